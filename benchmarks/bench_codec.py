@@ -1,0 +1,282 @@
+"""Codec benchmark: mint_async vs the official tinker 0.22 SDK vs the raw limit, in one run.
+
+Cases (protocol.md §4.3, §8.6):
+
+* encode a ``cross_entropy`` forward_backward request, 16 x 8192 and 64 x 2048 tokens;
+* decode a SampleResponse of 64 sequences x 4096 tokens with logprobs, to ready
+  numpy arrays (tokens and logprobs of every sequence).
+
+Rows per case: ``mint_async``; ``tinker_0.22`` (the SDK's own path: pydantic
+``model_dump(mode="json")`` + httpx's JSON body encoding, and for decoding
+``json.loads`` + the SDK's response conversion); the ``raw_limit`` (encode:
+``orjson.dumps`` of the bare numpy arrays; decode: the fastest JSON → numpy path
+we found, reported per candidate). One JSON line per row on stdout, a ratio
+table on stderr. Run: ``python benchmarks/bench_codec.py [--repeat N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from mint_async import _codec
+from mint_async import types as t
+
+try:
+    from _common import emit, machine, summarize, table, time_interleaved
+except ImportError:  # run as a module
+    from benchmarks._common import emit, machine, summarize, table, time_interleaved
+
+Arrays = list[npt.NDArray[Any]]
+
+
+def make_batch(batch: int, seq: int, seed: int = 0) -> tuple[Arrays, Arrays, Arrays]:
+    """Tokens, targets (int64) and weights (float32) of a cross_entropy batch."""
+    rng = np.random.default_rng(seed)
+    tokens = [rng.integers(0, 151_000, seq, dtype=np.int64) for _ in range(batch)]
+    targets = [np.concatenate([tk[1:], rng.integers(0, 151_000, 1)]) for tk in tokens]
+    weights = [(rng.random(seq) > 0.3).astype(np.float32) for _ in range(batch)]
+    return tokens, targets, weights
+
+
+def ours_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[[], bytes]:
+    data = [
+        t.Datum(
+            model_input=t.ModelInput.from_ints(tk),
+            loss_fn_inputs={"target_tokens": tg, "weights": w},
+        )
+        for tk, tg, w in zip(tokens, targets, weights, strict=True)
+    ]
+    req = t.ForwardBackwardRequest(
+        forward_backward_input=t.ForwardBackwardInput(data=data, loss_fn="cross_entropy"),
+        model_id="s:train:0",
+        seq_id=1,
+    )
+    return lambda: _codec.encode(req)
+
+
+def tinker_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[[], bytes] | None:
+    try:
+        import httpx
+        import tinker
+        from tinker._compat import model_dump  # pyright: ignore[reportMissingImports]
+        from tinker.lib._pydantic_conv import (  # pyright: ignore[reportMissingImports]
+            to_pydantic_request,  # pyright: ignore[reportUnknownVariableType]
+        )
+    except ImportError:
+        return None
+    tt: Any = tinker.types
+    data = [
+        tt.Datum(
+            model_input=tt.ModelInput.from_ints(tk.tolist()),
+            loss_fn_inputs={
+                "target_tokens": tt.TensorData.from_numpy(tg),
+                "weights": tt.TensorData.from_numpy(w),
+            },
+        )
+        for tk, tg, w in zip(tokens, targets, weights, strict=True)
+    ]
+    req = tt.ForwardBackwardRequest(
+        forward_backward_input=tt.ForwardBackwardInput(data=data, loss_fn="cross_entropy"),
+        model_id="s:train:0",
+        seq_id=1,
+    )
+
+    def run() -> bytes:
+        body = model_dump(to_pydantic_request(req), exclude_unset=False, exclude_none=True, mode="json")
+        return httpx.Request("POST", "http://x/api/v1/forward_backward", json=body).content
+
+    return run
+
+
+def raw_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[[], bytes]:
+    arrays = [*tokens, *targets, *weights]
+    opt = orjson.OPT_SERIALIZE_NUMPY
+    return lambda: orjson.dumps(arrays, option=opt)
+
+
+def sample_body(n_seq: int, n_tok: int, *, long_floats: bool, seed: int = 1) -> bytes:
+    """A SampleResponse body; float32 logprobs in shortest form, or as Python doubles."""
+    rng = np.random.default_rng(seed)
+    seqs: list[dict[str, Any]] = []
+    for _ in range(n_seq):
+        toks = rng.integers(0, 151_000, n_tok, dtype=np.int64)
+        lps = (-rng.exponential(1.0, n_tok)).astype(np.float32)
+        seqs.append(
+            {
+                "stop_reason": "length",
+                "tokens": toks,
+                "logprobs": lps.astype(np.float64).tolist() if long_floats else lps,
+            }
+        )
+    return orjson.dumps({"sequences": seqs, "type": "sample"}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def ours_decode(body: bytes) -> Callable[[], object]:
+    def run() -> object:
+        out = _codec.decode_future_outcome(t.SampleResponse, body)
+        assert isinstance(out, t.SampleResponse)
+        return [(s.tokens_np, s.logprobs_np) for s in out.sequences]
+
+    return run
+
+
+def tinker_decode(body: bytes) -> Callable[[], object] | None:
+    try:
+        import tinker
+        from tinker.lib._pydantic_conv import (  # pyright: ignore[reportMissingImports]
+            deserialize_json_response,  # pyright: ignore[reportUnknownVariableType]
+        )
+    except ImportError:
+        return None
+    sample_response: Any = tinker.types.SampleResponse
+
+    def run() -> object:
+        resp = deserialize_json_response(json.loads(body), sample_response)
+        return [
+            (np.asarray(s.tokens, dtype=np.int32), np.asarray(s.logprobs, dtype=np.float32))
+            for s in resp.sequences
+        ]
+
+    return run
+
+
+class _Seq(msgspec.Struct):
+    stop_reason: str
+    tokens: list[int]
+    logprobs: list[float] | None = None
+
+
+class _Resp(msgspec.Struct):
+    sequences: list[_Seq]
+
+
+class _SeqNp(msgspec.Struct):
+    stop_reason: str
+    tokens: npt.NDArray[np.int32]
+    logprobs: npt.NDArray[np.float32]
+
+
+class _RespNp(msgspec.Struct):
+    sequences: list[_SeqNp]
+
+
+_HOOK_DTYPES: dict[object, Any] = {
+    npt.NDArray[np.int32]: np.int32,
+    npt.NDArray[np.float32]: np.float32,
+}
+
+
+def _np_hook(tp: object, obj: object) -> object:
+    return np.asarray(obj, dtype=_HOOK_DTYPES[tp])
+
+
+def limit_decoders(body: bytes) -> dict[str, Callable[[], object]]:
+    """Candidate JSON → numpy paths with no library logic; the fastest is the limit."""
+    typed = msgspec.json.Decoder(_Resp)
+
+    def orjson_numpy() -> object:
+        doc = orjson.loads(body)
+        return [
+            (np.array(s["tokens"], dtype=np.int32), np.array(s["logprobs"], dtype=np.float32))
+            for s in doc["sequences"]
+        ]
+
+    def msgspec_typed_numpy() -> object:
+        doc = typed.decode(body)
+        return [
+            (np.array(s.tokens, dtype=np.int32), np.array(s.logprobs, dtype=np.float32))
+            for s in doc.sequences
+        ]
+
+    def msgspec_untyped_numpy() -> object:
+        doc = msgspec.json.decode(body)
+        return [
+            (np.array(s["tokens"], dtype=np.int32), np.array(s["logprobs"], dtype=np.float32))
+            for s in doc["sequences"]
+        ]
+
+    hooked = msgspec.json.Decoder(_RespNp, dec_hook=_np_hook)
+
+    def msgspec_hook_numpy() -> object:
+        doc = hooked.decode(body)
+        return [(s.tokens, s.logprobs) for s in doc.sequences]
+
+    return {
+        "msgspec(dec_hook→numpy)": msgspec_hook_numpy,
+        "orjson+np.array": orjson_numpy,
+        "msgspec(typed lists)+np.array": msgspec_typed_numpy,
+        "msgspec(untyped)+np.array": msgspec_untyped_numpy,
+    }
+
+
+def _ratio_row(case: str, rows: dict[str, dict[str, float]], limit: float, limit_name: str) -> list[object]:
+    ours = rows["mint_async"]["median_ms"]
+    theirs = rows.get("tinker_0.22", {}).get("median_ms")
+    return [
+        case,
+        f"{ours:.1f}",
+        "-" if theirs is None else f"{theirs:.1f}",
+        f"{limit:.1f} ({limit_name})",
+        "-" if theirs is None else f"{theirs / ours:.1f}x",
+        f"{ours / limit:.2f}x",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    repeat: int = args.repeat
+    emit({"bench": "codec", "machine": machine()})
+    ratio_rows: list[list[object]] = []
+
+    for batch, seq in ((16, 8192), (64, 2048)):
+        case = f"encode_fwdbwd_{batch}x{seq}"
+        arrays = make_batch(batch, seq)
+        candidates = {
+            "mint_async": ours_encode(*arrays),
+            "tinker_0.22": tinker_encode(*arrays),
+            "raw_limit": raw_encode(*arrays),
+        }
+        fns = {k: v for k, v in candidates.items() if v is not None}
+        for name in candidates.keys() - fns.keys():
+            emit({"case": case, "impl": name, "skipped": "tinker not installed"})
+        rows = {k: summarize(v) for k, v in time_interleaved(fns, repeat=repeat).items()}
+        for name, stats in rows.items():
+            emit({"case": case, "impl": name, "bytes": len(bytes(fns[name]())), **stats})  # type: ignore[arg-type]
+        ratio_rows.append(_ratio_row(case, rows, rows["raw_limit"]["median_ms"], "orjson(arrays)"))
+
+    for long_floats in (False, True):
+        case = "decode_sample_64x4096" + ("_double_text" if long_floats else "")
+        body = sample_body(64, 4096, long_floats=long_floats)
+        candidates = {"mint_async": ours_decode(body), "tinker_0.22": tinker_decode(body)}
+        fns = {k: v for k, v in candidates.items() if v is not None}
+        for name in candidates.keys() - fns.keys():
+            emit({"case": case, "impl": name, "skipped": "tinker not installed"})
+        limits = {f"limit:{k}": v for k, v in limit_decoders(body).items()}
+        samples = time_interleaved({**fns, **limits}, repeat=repeat)
+        rows = {k: summarize(v) for k, v in samples.items()}
+        for name, stats in rows.items():
+            emit({"case": case, "impl": name, "bytes": len(body), **stats})
+        best_name = min(limits, key=lambda k: rows[k]["median_ms"])
+        best = rows[best_name]["median_ms"]
+        emit({"case": case, "impl": "raw_limit", "fastest": best_name, "median_ms": best})
+        ratio_rows.append(_ratio_row(case, rows, best, best_name.removeprefix("limit:")))
+
+    table(
+        "codec (median ms; speedup = tinker/ours; vs limit = ours/limit)",
+        ["case", "mint_async", "tinker 0.22", "raw limit", "speedup", "vs limit"],
+        ratio_rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

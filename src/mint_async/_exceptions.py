@@ -1,0 +1,207 @@
+"""The exceptions mint_async raises.
+
+Every exception the library raises on purpose derives from :class:`MintError`.
+Names follow the openai / tinker SDKs so that ``except tinker.RateLimitError``
+style code ports by changing one import::
+
+    MintError
+    ├── InvalidInputError (also ValueError)      bad input, raised before anything is sent
+    ├── DecodeError (also ValueError)            bytes from the wire we cannot decode
+    ├── ClientClosedError (also RuntimeError)    a client used after it was closed
+    └── APIError                                 anything that went wrong talking to a server
+        ├── APIConnectionError                   the request may not have reached the server
+        │   └── APITimeoutError
+        ├── APIStatusError                       the server answered with a 4xx/5xx status
+        │   ├── BadRequestError                  400
+        │   ├── AuthenticationError              401
+        │   ├── BillingError                     402 (after the billing pause ran out)
+        │   ├── PermissionDeniedError            403
+        │   ├── NotFoundError                    404
+        │   ├── ConflictError                    409
+        │   ├── PromiseExpiredError              410 (a future the server no longer knows)
+        │   ├── UnprocessableEntityError         422
+        │   ├── RateLimitError                   429
+        │   └── InternalServerError              5xx
+        ├── RequestFailedError                   the server ran the request and it failed
+        ├── APIResponseValidationError           a 2xx answer whose body does not fit the type
+        └── FutureTimeoutError (also TimeoutError)
+            └── StuckRequestError                no progress within the watchdog time
+
+Lower-level errors (httpx's, msgspec's) are translated at exactly one boundary
+each (the transport, the codec) with ``raise X from exc``; messages never contain
+credentials.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BillingError",
+    "ClientClosedError",
+    "ConflictError",
+    "DecodeError",
+    "FutureTimeoutError",
+    "InternalServerError",
+    "InvalidInputError",
+    "MintError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PromiseExpiredError",
+    "RateLimitError",
+    "RequestErrorCategory",
+    "RequestFailedError",
+    "StuckRequestError",
+    "UnprocessableEntityError",
+]
+
+RequestErrorCategory = Literal["unknown", "server", "user"]
+"""Who the server blames for a failed request: ``user`` means the input was bad."""
+
+
+class MintError(Exception):
+    """Base class of every error mint_async raises on purpose."""
+
+
+class InvalidInputError(MintError, ValueError):
+    """An argument or a value of a wire type is invalid; nothing was sent.
+
+    Raised at construction time (``SamplingParams(max_tokens=-1)``) and by client
+    methods before a request leaves the process.
+    """
+
+
+class DecodeError(MintError, ValueError):
+    """Bytes received from a server (or given to a decoder) do not decode into the expected type."""
+
+
+class ClientClosedError(MintError, RuntimeError):
+    """A client or pipeline was used after its ``async with`` block ended."""
+
+
+class APIError(MintError):
+    """Something went wrong while talking to a MinT / Tinker server."""
+
+    message: str
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APIConnectionError(APIError):
+    """The request could not be completed at the transport level.
+
+    The server may or may not have received it; resubmissions reuse the same
+    ``seq_id`` so a deduplicating server executes the request once.
+    """
+
+    def __init__(self, message: str = "Connection error.") -> None:
+        super().__init__(message)
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out before a response arrived."""
+
+    def __init__(self, message: str = "Request timed out.") -> None:
+        super().__init__(message)
+
+
+class APIStatusError(APIError):
+    """The server answered with a 4xx or 5xx status code.
+
+    ``body`` is the decoded JSON body when it was JSON, else the text (truncated).
+    """
+
+    status_code: int
+    body: object
+    request_id: str | None
+
+    def __init__(
+        self, message: str, *, status_code: int, body: object = None, request_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+
+
+class BadRequestError(APIStatusError):
+    """400: the server rejected the request as malformed."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key or token was not accepted."""
+
+
+class BillingError(APIStatusError):
+    """402: the account cannot be billed; raised once the billing pause window has passed."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the credential is valid but may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such resource (or it is not yours)."""
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the resource's state."""
+
+
+class PromiseExpiredError(APIStatusError):
+    """410: the server no longer knows this future (expired or broken promise)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but semantically invalid."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; retried with backoff before it reaches you."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed; retried with backoff before it reaches you."""
+
+
+class RequestFailedError(APIError):
+    """The server accepted and ran the request, and it failed.
+
+    ``category`` says whose fault it was: ``"user"`` (bad input; never retried),
+    ``"server"`` or ``"unknown"``.
+    """
+
+    category: RequestErrorCategory
+    request_id: str | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: RequestErrorCategory = "unknown",
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.category = category
+        self.request_id = request_id
+
+
+class APIResponseValidationError(APIError):
+    """A successful response's body does not match the expected type."""
+
+
+class FutureTimeoutError(APIError, TimeoutError):
+    """A future's result did not arrive within the time the caller allowed."""
+
+
+class StuckRequestError(FutureTimeoutError):
+    """The progress watchdog saw no progress on a request for too long."""
