@@ -50,7 +50,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict and pyright strict over src/tests/benchmarks; verifytypes at 100%."""
-    session.install(".[server,tests,typing,plot]", TORCH)
+    # The benchmarks import the official SDK (they compare against it).
+    session.install(".[server,tests,typing,plot]", TORCH, *TINKER_022)
     session.run("mypy", "src", "tests", "benchmarks")
     session.run("pyright")
     # verifytypes inspects the installed (non-editable) package.

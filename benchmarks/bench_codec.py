@@ -17,6 +17,7 @@ table on stderr. Run: ``python benchmarks/bench_codec.py [--repeat N]``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -26,13 +27,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from _common import emit, machine, summarize, table, time_interleaved
 from mint_async import _codec
 from mint_async import types as t
-
-try:
-    from _common import emit, machine, summarize, table, time_interleaved
-except ImportError:  # run as a module
-    from benchmarks._common import emit, machine, summarize, table, time_interleaved
 
 Arrays = list[npt.NDArray[Any]]
 
@@ -65,14 +62,12 @@ def ours_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[[]
 def tinker_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[[], bytes] | None:
     try:
         import httpx
-        import tinker
-        from tinker._compat import model_dump  # pyright: ignore[reportMissingImports]
-        from tinker.lib._pydantic_conv import (  # pyright: ignore[reportMissingImports]
-            to_pydantic_request,  # pyright: ignore[reportUnknownVariableType]
-        )
+
+        tt: Any = importlib.import_module("tinker.types")
+        compat: Any = importlib.import_module("tinker._compat")
+        conv: Any = importlib.import_module("tinker.lib._pydantic_conv")
     except ImportError:
         return None
-    tt: Any = tinker.types
     data = [
         tt.Datum(
             model_input=tt.ModelInput.from_ints(tk.tolist()),
@@ -90,7 +85,9 @@ def tinker_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[
     )
 
     def run() -> bytes:
-        body = model_dump(to_pydantic_request(req), exclude_unset=False, exclude_none=True, mode="json")
+        body = compat.model_dump(
+            conv.to_pydantic_request(req), exclude_unset=False, exclude_none=True, mode="json"
+        )
         return httpx.Request("POST", "http://x/api/v1/forward_backward", json=body).content
 
     return run
@@ -130,16 +127,13 @@ def ours_decode(body: bytes) -> Callable[[], object]:
 
 def tinker_decode(body: bytes) -> Callable[[], object] | None:
     try:
-        import tinker
-        from tinker.lib._pydantic_conv import (  # pyright: ignore[reportMissingImports]
-            deserialize_json_response,  # pyright: ignore[reportUnknownVariableType]
-        )
+        tt: Any = importlib.import_module("tinker.types")
+        conv: Any = importlib.import_module("tinker.lib._pydantic_conv")
     except ImportError:
         return None
-    sample_response: Any = tinker.types.SampleResponse
 
     def run() -> object:
-        resp = deserialize_json_response(json.loads(body), sample_response)
+        resp = conv.deserialize_json_response(json.loads(body), tt.SampleResponse)
         return [
             (np.asarray(s.tokens, dtype=np.int32), np.asarray(s.logprobs, dtype=np.float32))
             for s in resp.sequences
@@ -217,7 +211,9 @@ def limit_decoders(body: bytes) -> dict[str, Callable[[], object]]:
     }
 
 
-def _ratio_row(case: str, rows: dict[str, dict[str, float]], limit: float, limit_name: str) -> list[object]:
+def _ratio_row(
+    case: str, rows: dict[str, dict[str, float]], limit: float, limit_name: str
+) -> list[object]:
     ours = rows["mint_async"]["median_ms"]
     theirs = rows.get("tinker_0.22", {}).get("median_ms")
     return [
@@ -231,7 +227,7 @@ def _ratio_row(case: str, rows: dict[str, dict[str, float]], limit: float, limit
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
     repeat: int = args.repeat
@@ -241,7 +237,7 @@ def main() -> None:
     for batch, seq in ((16, 8192), (64, 2048)):
         case = f"encode_fwdbwd_{batch}x{seq}"
         arrays = make_batch(batch, seq)
-        candidates = {
+        candidates: dict[str, Callable[[], object] | None] = {
             "mint_async": ours_encode(*arrays),
             "tinker_0.22": tinker_encode(*arrays),
             "raw_limit": raw_encode(*arrays),
@@ -251,13 +247,18 @@ def main() -> None:
             emit({"case": case, "impl": name, "skipped": "tinker not installed"})
         rows = {k: summarize(v) for k, v in time_interleaved(fns, repeat=repeat).items()}
         for name, stats in rows.items():
-            emit({"case": case, "impl": name, "bytes": len(bytes(fns[name]())), **stats})  # type: ignore[arg-type]
+            body_bytes = fns[name]()
+            assert isinstance(body_bytes, bytes)
+            emit({"case": case, "impl": name, "bytes": len(body_bytes), **stats})
         ratio_rows.append(_ratio_row(case, rows, rows["raw_limit"]["median_ms"], "orjson(arrays)"))
 
     for long_floats in (False, True):
         case = "decode_sample_64x4096" + ("_double_text" if long_floats else "")
         body = sample_body(64, 4096, long_floats=long_floats)
-        candidates = {"mint_async": ours_decode(body), "tinker_0.22": tinker_decode(body)}
+        candidates = {
+            "mint_async": ours_decode(body),
+            "tinker_0.22": tinker_decode(body),
+        }
         fns = {k: v for k, v in candidates.items() if v is not None}
         for name in candidates.keys() - fns.keys():
             emit({"case": case, "impl": name, "skipped": "tinker not installed"})

@@ -29,7 +29,9 @@ def run() -> int:
     start = time.perf_counter()
     body = _codec.encode(req)
     took = (time.perf_counter() - start) * 1e3
-    print(f"encoded a 16 x 8192-token forward_backward request: {len(body) / 1e6:.1f} MB in {took:.1f} ms")
+    print(
+        f"encoded a 16 x 8192-token forward_backward request: {len(body) / 1e6:.1f} MB in {took:.1f} ms"
+    )
     print(f"  {body[:120].decode()}...")
 
     sample = t.SampleResponse(
