@@ -1,0 +1,54 @@
+"""The tiny offline tokenizer: deterministic, loads offline, renders the Qwen3 chat format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mint_async import _tinytok
+
+
+def test_build_is_deterministic(tmp_path: Path) -> None:
+    """Two builds produce byte-identical files."""
+    a = _tinytok.build_tiny_tokenizer(tmp_path / "a")
+    b = _tinytok.build_tiny_tokenizer(tmp_path / "b")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_ensure_reuses_cache(tmp_path: Path) -> None:
+    """ensure_tiny_tokenizer builds once and returns the same directory afterwards."""
+    first = _tinytok.ensure_tiny_tokenizer(tmp_path)
+    mtime = (first / "tokenizer.json").stat().st_mtime_ns
+    assert _tinytok.ensure_tiny_tokenizer(tmp_path) == first
+    assert (first / "tokenizer.json").stat().st_mtime_ns == mtime
+
+
+def test_round_trip_and_digits(tmp_path: Path) -> None:
+    """Text decodes back unchanged and digits are single tokens."""
+    tok = _tinytok.load_tokenizer(_tinytok.ensure_tiny_tokenizer(tmp_path))
+    text = "Question: What is 12 * 11?\nAnswer: 132"
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    assert [tok.decode([i]) for i in tok.encode("132")] == ["1", "3", "2"]
+    assert tok.eos_token == "<|im_end|>"
+
+
+def test_chat_template_qwen3_format(tmp_path: Path) -> None:
+    """The chat template renders ChatML turns, think blocks and the generation prompt."""
+    tok = _tinytok.load_tokenizer(_tinytok.ensure_tiny_tokenizer(tmp_path))
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "<think>\ngreet\n</think>\n\nHello"},
+    ]
+    assert tok.apply_chat_template(msgs, tokenize=False) == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\ngreet\n</think>\n\nHello<|im_end|>\n"
+    )
+    prompt = tok.apply_chat_template(
+        msgs[:2], tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    # Reasoning of an assistant turn before the last user message is dropped.
+    history = [*msgs, {"role": "user", "content": "Again"}]
+    assert "greet" not in tok.apply_chat_template(history, tokenize=False)
