@@ -1,8 +1,24 @@
-"""mint_async: an async-first, fully typed client for MinT and the Tinker training API."""
+"""mint_async: an async-first, fully typed client for MinT and the Tinker training API.
+
+Example::
+
+    import mint_async
+    from mint_async import types
+
+    async with mint_async.ServiceClient() as svc:          # MINT_API_KEY / MINT_BASE_URL
+        tc = await svc.create_lora_training_client("Qwen/Qwen3-0.6B", rank=16)
+        fb = await tc.forward_backward(batch, "cross_entropy")
+        opt = await tc.optim_step(types.AdamParams(learning_rate=5e-5))
+        print((await fb).loss, await opt)
+"""
 
 from __future__ import annotations
 
 from . import types as types
+from ._config import ClientConfig as ClientConfig
+from ._config import Limits as Limits
+from ._config import RetryPolicy as RetryPolicy
+from ._config import Timeouts as Timeouts
 from ._exceptions import APIConnectionError as APIConnectionError
 from ._exceptions import APIError as APIError
 from ._exceptions import APIResponseValidationError as APIResponseValidationError
@@ -14,6 +30,7 @@ from ._exceptions import BillingError as BillingError
 from ._exceptions import ClientClosedError as ClientClosedError
 from ._exceptions import ConflictError as ConflictError
 from ._exceptions import DecodeError as DecodeError
+from ._exceptions import DownloadError as DownloadError
 from ._exceptions import FutureTimeoutError as FutureTimeoutError
 from ._exceptions import InternalServerError as InternalServerError
 from ._exceptions import InvalidInputError as InvalidInputError
@@ -22,14 +39,53 @@ from ._exceptions import NotFoundError as NotFoundError
 from ._exceptions import PermissionDeniedError as PermissionDeniedError
 from ._exceptions import PromiseExpiredError as PromiseExpiredError
 from ._exceptions import RateLimitError as RateLimitError
+from ._exceptions import RequestErrorCategory as RequestErrorCategory
 from ._exceptions import RequestFailedError as RequestFailedError
+from ._exceptions import SequenceBrokenError as SequenceBrokenError
 from ._exceptions import StuckRequestError as StuckRequestError
+from ._exceptions import TokenizerUnavailableError as TokenizerUnavailableError
 from ._exceptions import UnprocessableEntityError as UnprocessableEntityError
+from ._exceptions import WandbUnavailableError as WandbUnavailableError
+from ._futures import APIFuture as APIFuture
+from ._futures import QueueStateObserver as QueueStateObserver
+from ._futures import QueueStatus as QueueStatus
+from ._rest import ProgressCallback as ProgressCallback
+from ._rest import RestClient as RestClient
+from ._retry import set_testing as set_testing
+from ._sampling import SampleFuture as SampleFuture
+from ._sampling import SamplingClient as SamplingClient
+from ._service import ServiceClient as ServiceClient
+from ._training import ForwardBackwardFuture as ForwardBackwardFuture
+from ._training import MetricsSink as MetricsSink
+from ._training import TrainingClient as TrainingClient
 from ._version import __version__ as __version__
+
+OperationFuture = APIFuture
+"""The MinT docs' name for :class:`APIFuture`."""
 
 __all__ = [
     "__version__",
     "types",
+    # clients
+    "ServiceClient",
+    "TrainingClient",
+    "SamplingClient",
+    "RestClient",
+    # futures
+    "APIFuture",
+    "OperationFuture",
+    "ForwardBackwardFuture",
+    "SampleFuture",
+    "QueueStatus",
+    "QueueStateObserver",
+    "MetricsSink",
+    "ProgressCallback",
+    # settings
+    "ClientConfig",
+    "Limits",
+    "RetryPolicy",
+    "Timeouts",
+    "set_testing",
     # errors
     "APIConnectionError",
     "APIError",
@@ -42,6 +98,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "DecodeError",
+    "DownloadError",
     "FutureTimeoutError",
     "InternalServerError",
     "InvalidInputError",
@@ -50,7 +107,11 @@ __all__ = [
     "PermissionDeniedError",
     "PromiseExpiredError",
     "RateLimitError",
+    "RequestErrorCategory",
     "RequestFailedError",
+    "SequenceBrokenError",
     "StuckRequestError",
+    "TokenizerUnavailableError",
     "UnprocessableEntityError",
+    "WandbUnavailableError",
 ]

@@ -8,6 +8,11 @@ style code ports by changing one import::
     ├── InvalidInputError (also ValueError)      bad input, raised before anything is sent
     ├── DecodeError (also ValueError)            bytes from the wire we cannot decode
     ├── ClientClosedError (also RuntimeError)    a client used after it was closed
+    ├── SequenceBrokenError (also RuntimeError)  a training request could not be submitted: its
+    │                                            seq_id is a gap the server would wait on forever
+    ├── TokenizerUnavailableError (RuntimeError) a tokenizer could not be loaded
+    ├── DownloadError (also OSError)             a checkpoint download was incomplete
+    ├── WandbUnavailableError (also ImportError) wandb=... given without the wandb package
     └── APIError                                 anything that went wrong talking to a server
         ├── APIConnectionError                   the request may not have reached the server
         │   └── APITimeoutError
@@ -48,6 +53,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "DecodeError",
+    "DownloadError",
     "FutureTimeoutError",
     "InternalServerError",
     "InvalidInputError",
@@ -58,8 +64,11 @@ __all__ = [
     "RateLimitError",
     "RequestErrorCategory",
     "RequestFailedError",
+    "SequenceBrokenError",
     "StuckRequestError",
+    "TokenizerUnavailableError",
     "UnprocessableEntityError",
+    "WandbUnavailableError",
 ]
 
 RequestErrorCategory = Literal["unknown", "server", "user"]
@@ -84,6 +93,27 @@ class DecodeError(MintError, ValueError):
 
 class ClientClosedError(MintError, RuntimeError):
     """A client or pipeline was used after its ``async with`` block ended."""
+
+
+class SequenceBrokenError(MintError, RuntimeError):
+    """An earlier request of this training client could not be submitted.
+
+    The server executes a model's requests in seq_id order, so it would wait for
+    the missing one forever. Create a new training client (for example from your
+    last checkpoint with ``create_training_client_from_state``).
+    """
+
+
+class TokenizerUnavailableError(MintError, RuntimeError):
+    """A tokenizer could not be loaded (hub unreachable, offline, or transformers missing)."""
+
+
+class DownloadError(MintError, OSError):
+    """A checkpoint download was incomplete or did not match its announced size."""
+
+
+class WandbUnavailableError(MintError, ImportError):
+    """``wandb=`` was given but the wandb package is not installed."""
 
 
 class APIError(MintError):

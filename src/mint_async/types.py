@@ -1235,6 +1235,8 @@ class GetSamplerResponse(_Wire, kw_only=True):
     sampler_id: str
     base_model: str
     model_path: str | None = None
+    tokenizer_id: str | None = None
+    """mint_async extension (ignored by other clients): the tokenizer to load for this sampler."""
 
 
 class SampleRequest(_Wire, tag="sample", tag_field="type", kw_only=True):

@@ -1,0 +1,411 @@
+"""SamplingClient: sample from a base model or a saved checkpoint.
+
+Request ids are deterministic: ``<sampling_session_id>:<seq_id>``, known before
+the request is sent. A submission lost in transit is resubmitted with the
+**same** seq_id (a deduplicating server runs it once); only a future the server
+declares lost (410) is resubmitted with a new one, as the official SDK does.
+
+Sampling clients pickle (for process pools and Ray-style workers). An unpickled
+copy connects lazily with its own transport and draws seq_ids from its own
+namespace: ``seq_namespace=k`` gives ``k * 10**9 + n``; without one, a random
+namespace in ``[1, 10**9)`` as the official SDK does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from . import types as t
+from ._context import ClientContext, call, submit
+from ._exceptions import ClientClosedError, InvalidInputError, PromiseExpiredError
+from ._futures import APIFuture, PollingFuture, QueueStateMonitor, QueueStateObserver, QueueStatus
+
+if TYPE_CHECKING:
+    from ._config import ClientConfig
+
+__all__ = ["SampleFuture", "SamplingClient"]
+
+logger = logging.getLogger("mint_async")
+
+SEQ_NAMESPACE_SIZE: Final = 10**9
+MAX_RESUBMITS: Final = 5
+"""How many times a sample the server lost (410) is resubmitted before the error surfaces."""
+
+
+class SampleFuture(APIFuture[t.SampleResponse]):
+    """The future of one sample request; its ``request_id`` is known before it is sent."""
+
+    def __init__(
+        self,
+        client: SamplingClient,
+        request: t.SampleRequest,
+        inner: PollingFuture[t.SampleResponse],
+    ) -> None:
+        super().__init__()
+        self._client = client
+        self._request = request
+        self._inner = inner
+        self.resubmits = 0
+        """How often the request was resubmitted after the server lost it."""
+
+    @property
+    def seq_id(self) -> int:
+        """The seq_id of the current attempt."""
+        assert self._request.seq_id is not None
+        return self._request.seq_id
+
+    @property
+    def request_id(self) -> str:
+        """``<sampling_session_id>:<seq_id>`` of the current attempt."""
+        return self._client.request_id_for(self.seq_id)
+
+    @property
+    def polls(self) -> int:
+        """``retrieve_future`` calls made for the current attempt."""
+        return self._inner.polls
+
+    async def _resolve(self) -> t.SampleResponse:
+        while True:
+            try:
+                return await self._inner
+            except PromiseExpiredError:
+                if self.resubmits >= MAX_RESUBMITS:
+                    raise
+                self.resubmits += 1
+                old = self.request_id
+                self._request = msgspec.structs.replace(
+                    self._request, seq_id=self._client.next_seq_id()
+                )
+                logger.debug(
+                    "sample %s expired on the server; resubmitting as %s", old, self.request_id
+                )
+                self._inner = await self._client.post_request(self._request)
+
+
+class SamplingClient:
+    """Samples from one sampling session.
+
+    Example::
+
+        sc = await service.create_sampling_client(base_model="Qwen/Qwen3-0.6B")
+        resp = await sc.sample(types.ModelInput.from_ints(prompt), 4, types.SamplingParams(max_tokens=32))
+        for seq in resp.sequences:
+            print(seq.tokens)
+    """
+
+    def __init__(
+        self,
+        ctx: ClientContext,
+        sampling_session_id: str,
+        *,
+        base_model: str | None = None,
+        model_path: str | None = None,
+        tokenizer_id: str | None = None,
+        seq_namespace: int = 0,
+        pin_namespace: bool = False,
+    ) -> None:
+        if not 0 <= seq_namespace < SEQ_NAMESPACE_SIZE:
+            msg = f"seq_namespace must be in [0, {SEQ_NAMESPACE_SIZE}), got {seq_namespace}"
+            raise InvalidInputError(msg)
+        self._ctx = ctx
+        self._id = sampling_session_id
+        self._base_model = base_model
+        self._model_path = model_path
+        self._tokenizer_id = tokenizer_id
+        self._namespace = seq_namespace
+        self._counter = itertools.count()
+        self._monitor = QueueStateMonitor(f"sampler {sampling_session_id}")
+        self._closed = False
+        self._explicit_namespace = pin_namespace
+
+    def __repr__(self) -> str:
+        return f"SamplingClient(sampling_session_id={self._id!r}, seq_namespace={self._namespace})"
+
+    # -- identity and seq ids --------------------------------------------------------
+
+    @property
+    def sampling_session_id(self) -> str:
+        """The server's id of this sampling session (``<session_id>:sample:<n>``)."""
+        return self._id
+
+    @property
+    def model_path(self) -> str | None:
+        """The checkpoint sampled from, if not a base model."""
+        return self._model_path
+
+    @property
+    def seq_namespace(self) -> int:
+        """This copy's seq_id namespace (seq_ids are ``namespace * 10**9 + n``)."""
+        return self._namespace
+
+    def next_seq_id(self) -> int:
+        """Reserve the next seq_id of this client."""
+        n = next(self._counter)
+        if n >= SEQ_NAMESPACE_SIZE:
+            msg = "this sampling client used up its seq_id namespace; create a new one"
+            raise InvalidInputError(msg)
+        return self._namespace * SEQ_NAMESPACE_SIZE + n
+
+    def request_id_for(self, seq_id: int) -> str:
+        """The deterministic request id of ``seq_id`` in this session."""
+        return f"{self._id}:{seq_id}"
+
+    # -- queue state ------------------------------------------------------------------
+
+    def on_queue_state_change(self, observer: QueueStateObserver) -> None:
+        """Call ``observer(state, reason)`` whenever the server's queue state changes."""
+        self._monitor.add_observer(observer)
+
+    def queue_status(self) -> QueueStatus:
+        """The last queue state the server reported for this client's requests."""
+        return self._monitor.status()
+
+    # -- sampling ---------------------------------------------------------------------
+
+    def build_request(
+        self,
+        prompt: t.ModelInput,
+        num_samples: int = 1,
+        sampling_params: t.SamplingParams | None = None,
+        *,
+        include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+        seq_id: int | None = None,
+    ) -> t.SampleRequest:
+        """The validated request (with its seq_id reserved), without sending it."""
+        if not isinstance(prompt, t.ModelInput):
+            msg = f"prompt must be a types.ModelInput, got {type(prompt).__name__}"
+            raise InvalidInputError(msg)
+        return t.SampleRequest(
+            num_samples=num_samples,
+            prompt=prompt,
+            sampling_params=sampling_params if sampling_params is not None else t.SamplingParams(),
+            sampling_session_id=self._id,
+            seq_id=self.next_seq_id() if seq_id is None else seq_id,
+            prompt_logprobs=include_prompt_logprobs,
+            topk_prompt_logprobs=topk_prompt_logprobs,
+        )
+
+    async def post_request(self, request: t.SampleRequest) -> PollingFuture[t.SampleResponse]:
+        """POST one request and return the future of its result (no resubmission on 410)."""
+        if self._closed:
+            msg = "this sampling client is closed"
+            raise ClientClosedError(msg)
+        # 429 is backpressure, not failure: the transport waits and resubmits
+        # the same seq_id; give it a long budget (bounded by give_up_after).
+        return await submit(
+            self._ctx,
+            "api/v1/asample",
+            request,
+            t.SampleResponse,
+            request_type="Sample",
+            traffic="sample",
+            monitor=self._monitor,
+            headers={"X-Tinker-Sampling-Backpressure": "1"},
+            max_retries=1000,
+            binary_decoder=self._ctx.extra.get("sample_binary_decoder"),
+        )
+
+    async def submit(self, request: t.SampleRequest) -> SampleFuture:
+        """Send a request built by :meth:`build_request`; returns once the server accepted it."""
+        return SampleFuture(self, request, await self.post_request(request))
+
+    async def submit_sample(
+        self,
+        prompt: t.ModelInput,
+        num_samples: int = 1,
+        sampling_params: t.SamplingParams | None = None,
+        *,
+        include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+    ) -> SampleFuture:
+        """Submit a sample request and return its future (for callers who pipeline)."""
+        request = self.build_request(
+            prompt,
+            num_samples,
+            sampling_params,
+            include_prompt_logprobs=include_prompt_logprobs,
+            topk_prompt_logprobs=topk_prompt_logprobs,
+        )
+        return await self.submit(request)
+
+    async def sample(
+        self,
+        prompt: t.ModelInput,
+        num_samples: int = 1,
+        sampling_params: t.SamplingParams | None = None,
+        *,
+        include_prompt_logprobs: bool = False,
+        topk_prompt_logprobs: int = 0,
+    ) -> t.SampleResponse:
+        """Sample ``num_samples`` continuations of ``prompt`` and return them.
+
+        Example::
+
+            resp = await sc.sample(prompt, 2, types.SamplingParams(max_tokens=16, temperature=0.0))
+        """
+        fut = await self.submit_sample(
+            prompt,
+            num_samples,
+            sampling_params,
+            include_prompt_logprobs=include_prompt_logprobs,
+            topk_prompt_logprobs=topk_prompt_logprobs,
+        )
+        return await fut
+
+    async def compute_logprobs(self, prompt: t.ModelInput) -> list[float | None]:
+        """The log-probability of each prompt token under the model (the first is None)."""
+        resp = await self.sample(
+            prompt, 1, t.SamplingParams(max_tokens=1), include_prompt_logprobs=True
+        )
+        if resp.prompt_logprobs is None:
+            msg = "the server returned no prompt logprobs"
+            raise InvalidInputError(msg)
+        return resp.prompt_logprobs
+
+    # -- metadata ---------------------------------------------------------------------
+
+    async def _sampler_info(self) -> t.GetSamplerResponse:
+        info = await call(self._ctx, "GET", f"api/v1/samplers/{self._id}", t.GetSamplerResponse)
+        self._base_model = info.base_model
+        self._tokenizer_id = self._tokenizer_id or info.tokenizer_id
+        return info
+
+    async def get_base_model(self) -> str:
+        """The base model this session samples from."""
+        if self._base_model is None:
+            await self._sampler_info()
+        assert self._base_model is not None
+        return self._base_model
+
+    async def get_tokenizer(self) -> Any:
+        """The model's tokenizer (transformers), loaded once."""
+        if self._tokenizer_id is None:
+            await self._sampler_info()
+        tokenizer_id = self._tokenizer_id or await self.get_base_model()
+        return await self._ctx.tokenizers.get(tokenizer_id)
+
+    # -- lifecycle and pickling -----------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connections of an unpickled copy (a no-op for clients of a ServiceClient)."""
+        self._closed = True
+        if self._ctx.owns_transport:
+            await self._ctx.transport.aclose()
+
+    async def __aenter__(self) -> SamplingClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def with_seq_namespace(self, seq_namespace: int) -> SamplingClient:
+        """A copy drawing seq_ids from namespace ``seq_namespace`` (``k * 10**9 + n``).
+
+        The copy shares this client's connections, and keeps its namespace when
+        pickled — give each worker its own ``k`` (e.g. ``worker_index + 1``) so
+        their request ids never collide::
+
+            payload = pickle.dumps(sc.with_seq_namespace(worker_index + 1))
+        """
+        return SamplingClient(
+            self._ctx,
+            self._id,
+            base_model=self._base_model,
+            model_path=self._model_path,
+            tokenizer_id=self._tokenizer_id,
+            seq_namespace=seq_namespace,
+            pin_namespace=True,
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Only credentials and ids travel; the copy reconnects lazily. Without an
+        # explicit namespace the copy picks a random one, as the official SDK does.
+        return (
+            _unpickle_sampling_client,
+            (
+                self._ctx.config,
+                self._id,
+                self._base_model,
+                self._model_path,
+                self._tokenizer_id,
+                self._namespace if self._explicit_namespace else None,
+            ),
+        )
+
+
+def _unpickle_sampling_client(
+    config: ClientConfig,
+    sampling_session_id: str,
+    base_model: str | None,
+    model_path: str | None,
+    tokenizer_id: str | None,
+    seq_namespace: int | None = None,
+) -> SamplingClient:
+    from ._service import standalone_context  # noqa: PLC0415 - avoids an import cycle
+
+    namespace = (
+        seq_namespace
+        if seq_namespace is not None
+        else 1 + secrets.randbelow(SEQ_NAMESPACE_SIZE - 1)
+    )
+    return SamplingClient(
+        standalone_context(config),
+        sampling_session_id,
+        base_model=base_model,
+        model_path=model_path,
+        tokenizer_id=tokenizer_id,
+        seq_namespace=namespace,
+        pin_namespace=seq_namespace is not None,
+    )
+
+
+async def open_sampling_session(
+    ctx: ClientContext,
+    *,
+    model_path: str | None = None,
+    base_model: str | None = None,
+    tokenizer_id: str | None = None,
+) -> SamplingClient:
+    """Create a sampling session for a base model or a checkpoint path and return its client.
+
+    ``model_path`` is normally ``tinker://<run>/sampler_weights/<name>``; paths in
+    other schemes (e.g. ``mint://…``) are passed to the server unchanged.
+    """
+    if model_path is None and base_model is None:
+        base_model = ctx.config.base_model
+    if model_path is not None:
+        if not isinstance(model_path, str) or not model_path:
+            msg = "model_path must be a non-empty string"
+            raise InvalidInputError(msg)
+        if model_path.startswith("tinker://"):
+            t.ParsedCheckpointTinkerPath.from_tinker_path(model_path)  # raises on a malformed path
+    if ctx.session_id is None:
+        msg = "creating a sampling session needs a ServiceClient session"
+        raise ClientClosedError(msg)
+    request = t.CreateSamplingSessionRequest(
+        session_id=ctx.session_id,
+        sampling_session_seq_id=next(ctx.sampling_seq),
+        base_model=base_model,
+        model_path=model_path,
+    )
+    resp = await call(
+        ctx,
+        "POST",
+        "api/v1/create_sampling_session",
+        t.CreateSamplingSessionResponse,
+        request,
+        traffic="session",
+    )
+    return SamplingClient(
+        ctx,
+        resp.sampling_session_id,
+        base_model=base_model,
+        model_path=model_path,
+        tokenizer_id=tokenizer_id,
+    )

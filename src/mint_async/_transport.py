@@ -1,0 +1,459 @@
+"""HTTP transport: the only module that imports httpx.
+
+It owns one ``httpx.AsyncClient`` per traffic class (session, train, sample,
+retrieve), each behind an anyio ``CapacityLimiter`` so that, e.g., a thousand
+held ``retrieve_future`` long polls queue among themselves and never starve a
+submission. It adds the headers every request carries, bootstraps
+``client/config`` and the JWT exchange, retries per protocol §6, and translates
+httpx's errors into ours at exactly one place (:func:`_map_transport_errors`).
+
+Any ``httpx.AsyncBaseTransport`` can be plugged in (``MockTransport`` for fault
+scripts, ``ASGITransport`` for an in-process server, a faster transport from
+the package index); the default is httpx's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import platform
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+import httpx
+import msgspec
+import orjson
+
+from . import _codec
+from . import types as t
+from ._config import PROTOCOL_SDK_VERSION, ClientConfig, TrafficClass
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BillingError,
+    ClientClosedError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    PromiseExpiredError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+from ._retry import backoff_delay, should_retry_status
+from ._retry import sleep as backoff_sleep
+from ._version import __version__
+
+__all__ = ["Response", "Transport", "status_error"]
+
+logger = logging.getLogger("mint_async")
+
+USER_AGENT: Final = f"mint_async/{__version__} (Python {platform.python_version()}; tinker-protocol {PROTOCOL_SDK_VERSION})"
+_TRAFFIC: Final[tuple[TrafficClass, ...]] = ("session", "train", "sample", "retrieve")
+_STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: BillingError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    410: PromiseExpiredError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+_BODY_PREVIEW: Final = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An HTTP answer, with lower-cased header names and the whole body read."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def content_type(self) -> str:
+        """The Content-Type header (empty if absent)."""
+        return self.headers.get("content-type", "")
+
+
+def _body_of(response: Response) -> object:
+    preview = response.content[:_BODY_PREVIEW]
+    try:
+        parsed: object = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return preview.decode("utf-8", "replace")
+    return parsed
+
+
+def status_error(response: Response, *, request_id: str | None = None) -> APIStatusError:
+    """The APIStatusError subclass for an error response (message like the SDK's)."""
+    body = _body_of(response)
+    cls = _STATUS_ERRORS.get(response.status_code)
+    if cls is None:
+        cls = InternalServerError if response.status_code >= 500 else APIStatusError
+    text = response.content[:_BODY_PREVIEW].decode("utf-8", "replace")
+    message = f"Error code: {response.status_code} - {text}"
+    return cls(message, status_code=response.status_code, body=body, request_id=request_id)
+
+
+@contextlib.contextmanager
+def _map_transport_errors(what: str) -> Generator[None]:
+    """Translate httpx's transport exceptions into ours (never mentioning credentials)."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        msg = f"{what} timed out ({type(exc).__name__})"
+        raise APITimeoutError(msg) from exc
+    except httpx.TransportError as exc:
+        msg = f"{what} failed: {type(exc).__name__}: {exc}"
+        raise APIConnectionError(msg) from exc
+
+
+def _jwt_times(token: str) -> tuple[float | None, float | None]:
+    """``(exp, iat)`` claims of a JWT, without verifying it (protocol §2.3)."""
+    try:
+        payload = token.split(".")[1]
+        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        exp, iat = claims.get("exp"), claims.get("iat")
+        return (
+            float(exp) if isinstance(exp, int | float) else None,
+            float(iat) if isinstance(iat, int | float) else None,
+        )
+    except (IndexError, ValueError, AttributeError, orjson.JSONDecodeError):
+        return None, None
+
+
+class _NonClosingTransport(httpx.AsyncBaseTransport):
+    """Shares one user transport between the per-class clients; closed once by Transport."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class Transport:
+    """Sends requests to one server; create one per ServiceClient and close it with ``aclose``."""
+
+    def __init__(
+        self, config: ClientConfig, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.config = config
+        self._user_transport = transport
+        self._clients: dict[TrafficClass, httpx.AsyncClient] = {}
+        self._limiters = {tc: anyio.CapacityLimiter(config.limits.for_class(tc)) for tc in _TRAFFIC}
+        self._server_config: t.ClientConfigResponse | None = None
+        self._bootstrap_lock = anyio.Lock()
+        self._jwt: str | None = None
+        self._jwt_refresh_at = 0.0
+        self._jwt_expires_at = 0.0
+        self._jwt_lock = anyio.Lock()
+        self._closed = False
+        self._billing_started: float | None = None
+        base = config.base_url.rstrip("/") + "/"
+        self._base = base
+        self._headers = {
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            **config.default_headers,
+        }
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={self.config.base_url!r}, closed={self._closed})"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def _client(self, traffic: TrafficClass) -> httpx.AsyncClient:
+        if self._closed:
+            msg = "this client is closed"
+            raise ClientClosedError(msg)
+        client = self._clients.get(traffic)
+        if client is None:
+            cap = self.config.limits.for_class(traffic)
+            limits = httpx.Limits(
+                max_connections=cap + 16,
+                max_keepalive_connections=min(cap, self.config.limits.keepalive),
+            )
+            inner: httpx.AsyncBaseTransport
+            if self._user_transport is not None:
+                inner = _NonClosingTransport(self._user_transport)
+            else:
+                inner = httpx.AsyncHTTPTransport(limits=limits, http2=self.config.http2, retries=0)
+            # Timeouts are set per request (they differ by endpoint).
+            client = httpx.AsyncClient(
+                base_url=self._base,
+                transport=inner,
+                timeout=self.config.timeouts.request,
+                follow_redirects=False,
+            )
+            self._clients[traffic] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close every connection (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        clients, self._clients = list(self._clients.values()), {}
+        with anyio.CancelScope(shield=True):
+            for client in clients:
+                await client.aclose()
+            if self._user_transport is not None:
+                await self._user_transport.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` ran."""
+        return self._closed
+
+    # -- bootstrap and auth --------------------------------------------------------
+
+    async def server_config(self) -> t.ClientConfigResponse:
+        """``client/config`` (fetched once); a server without it (404) gets the defaults."""
+        if self._server_config is not None:
+            return self._server_config
+        async with self._bootstrap_lock:
+            if self._server_config is None:
+                body = _codec.encode(t.ClientConfigRequest(sdk_version=PROTOCOL_SDK_VERSION))
+                try:
+                    resp = await self.request(
+                        "POST", "api/v1/client/config", body=body, traffic="session", auth=False
+                    )
+                    self._server_config = _codec.decode(t.ClientConfigResponse, resp.content)
+                except NotFoundError:
+                    logger.debug("server has no client/config endpoint; using defaults")
+                    self._server_config = t.ClientConfigResponse()
+        return self._server_config
+
+    async def _credential(self, *, force_refresh: bool = False) -> str:
+        config = await self.server_config()
+        if not config.pjwt_auth_enabled or self.config.api_key.startswith("eyJ"):
+            return self.config.api_key
+        now = time.time()
+        if not force_refresh and self._jwt is not None and now < self._jwt_refresh_at:
+            return self._jwt
+        async with self._jwt_lock:
+            now = time.time()
+            if not force_refresh and self._jwt is not None and now < self._jwt_refresh_at:
+                return self._jwt
+            try:
+                resp = await self.request(
+                    "POST", "api/v1/auth/token", body=b"{}", traffic="session", auth=False
+                )
+                token = _codec.decode(t.AuthTokenResponse, resp.content).jwt
+            except (APIConnectionError, APIStatusError) as exc:
+                if self._jwt is not None and now < self._jwt_expires_at - 5:
+                    logger.warning(
+                        "JWT refresh failed (%s); using the current token", type(exc).__name__
+                    )
+                    return self._jwt
+                raise
+            exp, iat = _jwt_times(token)
+            now = time.time()
+            if exp is None:
+                # Unparseable expiry: treat as short-lived and refresh soon.
+                self._jwt_refresh_at, self._jwt_expires_at = now + 60, now + 120
+            else:
+                lifetime = exp - (iat if iat is not None else now)
+                self._jwt_refresh_at = exp - max(60.0, 0.1 * lifetime)
+                self._jwt_expires_at = exp
+            self._jwt = token
+            logger.debug("obtained a session token (expires in %.0f s)", self._jwt_expires_at - now)
+            return token
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        traffic: TrafficClass = "train",
+        timeout: float | None = None,
+        auth: bool = True,
+        credential: str | None = None,
+    ) -> Response:
+        """One HTTP exchange: any status comes back as a Response; transport failures raise."""
+        client = self._client(traffic)
+        hdrs = dict(self._headers)
+        if method != "GET":
+            hdrs["Content-Type"] = "application/json"
+        if headers:
+            hdrs.update(headers)
+        key = (
+            credential
+            if credential is not None
+            else (await self._credential() if auth else self.config.api_key)
+        )
+        hdrs["X-API-Key"] = key
+        limit = timeout if timeout is not None else self.config.timeouts.request
+        tmo = httpx.Timeout(limit, connect=self.config.timeouts.connect)
+        async with self._limiters[traffic]:
+            with _map_transport_errors(f"{method} /{path}"):
+                resp = await client.request(method, path, content=body, headers=hdrs, timeout=tmo)
+        return Response(
+            resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        traffic: TrafficClass = "train",
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        auth: bool = True,
+        expect_redirect: bool = False,
+    ) -> Response:
+        """Send with the protocol's HTTP-level retries; error statuses raise APIStatusError.
+
+        The body (and so any ``seq_id`` in it) and the idempotency key stay the
+        same on every retry, so a deduplicating server runs the request once.
+        """
+        policy = self.config.retry
+        retries_allowed = policy.max_retries if max_retries is None else max_retries
+        hdrs = dict(headers or {})
+        if method != "GET":
+            hdrs.setdefault("X-Idempotency-Key", f"mint-async-{uuid.uuid4()}")
+        started = time.monotonic()
+        retries = 0
+        replayed_auth = False
+        while True:
+            reason: str
+            delay_headers: Mapping[str, str] | None = None
+            try:
+                resp = await self.send_once(
+                    method,
+                    path,
+                    body=body,
+                    headers=hdrs,
+                    traffic=traffic,
+                    timeout=timeout,
+                    auth=auth,
+                )
+            except APIConnectionError as exc:
+                failure: BaseException = exc
+                reason = str(exc)
+            else:
+                status = resp.status_code
+                if status < 300 or (expect_redirect and 300 <= status < 400):
+                    self._billing_started = None
+                    return resp
+                if (
+                    status == 401
+                    and auth
+                    and not replayed_auth
+                    and self._jwt is not None
+                    and "invalid_token" in resp.headers.get("www-authenticate", "")
+                ):
+                    replayed_auth = True
+                    logger.debug("401 invalid_token on /%s: refreshing the token once", path)
+                    await self._credential(force_refresh=True)
+                    continue
+                if (
+                    status == 400
+                    and not resp.content
+                    and resp.headers.get("content-length", "0") == "0"
+                ):
+                    failure = APIConnectionError(f"{method} /{path}: empty 400 (proxy reset)")
+                    reason = "empty 400 treated as a connection reset"
+                elif status == 402:
+                    await self.billing_pause(resp)
+                    continue
+                else:
+                    retryable, reason = should_retry_status(status, resp.headers)
+                    failure = status_error(resp)
+                    if not retryable:
+                        raise failure
+                    delay_headers = resp.headers
+            elapsed = time.monotonic() - started
+            if retries >= retries_allowed or elapsed >= policy.give_up_after:
+                logger.debug(
+                    "giving up on %s /%s after %d retries: %s", method, path, retries, reason
+                )
+                raise failure
+            delay = backoff_delay(retries, policy, delay_headers)
+            retries += 1
+            logger.debug(
+                "retrying %s /%s in %.2f s (retry %d/%d): %s",
+                method,
+                path,
+                delay,
+                retries,
+                retries_allowed,
+                reason,
+            )
+            await backoff_sleep(delay)
+
+    async def billing_pause(self, resp: Response) -> None:
+        """Wait out a 402 in 5 s steps within the billing window (protocol §5.5, §6.2)."""
+        now = time.monotonic()
+        if self._billing_started is None:
+            self._billing_started = now
+        config = await self.server_config()
+        window = min(
+            self.config.retry.billing_pause, float(config.billing_exception_max_pause_duration_sec)
+        )
+        if now - self._billing_started >= window:
+            self._billing_started = None
+            raise status_error(resp)
+        logger.warning("billing problem (402); pausing requests for 5 s")
+        await backoff_sleep(5.0)
+
+    async def post_json(
+        self, path: str, payload: msgspec.Struct, *, traffic: TrafficClass = "train", **kwargs: Any
+    ) -> Response:
+        """POST an encoded Struct with retries."""
+        return await self.request(
+            "POST", path, body=_codec.encode(payload), traffic=traffic, **kwargs
+        )
+
+    @contextlib.asynccontextmanager
+    async def stream_get(
+        self, url: str, *, timeout: float | None = None
+    ) -> AsyncGenerator[tuple[AsyncIterator[bytes], int | None]]:
+        """Stream the body of a GET to an absolute URL (or a path on this server).
+
+        Yields the body's chunks and its Content-Length (None if not sent). The
+        API key is sent only to this server, never to a third-party URL.
+        """
+        client = self._client("train")
+        hdrs = dict(self._headers)
+        same_server = not url.startswith(("http://", "https://")) or url.startswith(self._base)
+        if same_server:
+            hdrs["X-API-Key"] = await self._credential()
+        tmo = httpx.Timeout(
+            timeout or self.config.timeouts.request, connect=self.config.timeouts.connect
+        )
+        with _map_transport_errors(f"GET {url.split('?', 1)[0]}"):
+            async with client.stream("GET", url, headers=hdrs, timeout=tmo) as resp:
+                if resp.status_code >= 300:
+                    content = await resp.aread()
+                    raise status_error(
+                        Response(
+                            resp.status_code,
+                            {k.lower(): v for k, v in resp.headers.items()},
+                            content,
+                        )
+                    )
+                length = resp.headers.get("content-length")
+                yield resp.aiter_bytes(), int(length) if length and length.isdigit() else None
