@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mint_async import _tinytok
@@ -52,3 +53,22 @@ def test_chat_template_qwen3_format(tmp_path: Path) -> None:
     # Reasoning of an assistant turn before the last user message is dropped.
     history = [*msgs, {"role": "user", "content": "Again"}]
     assert "greet" not in tok.apply_chat_template(history, tokenize=False)
+
+
+def test_final_assistant_turn_gets_an_empty_think_block(tmp_path: Path) -> None:
+    """As the real Qwen3 template, the final assistant turn always has a think block."""
+    tok = _tinytok.load_tokenizer(_tinytok.ensure_tiny_tokenizer(tmp_path))
+    msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    assert tok.apply_chat_template(msgs, tokenize=False).endswith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\nHello<|im_end|>\n"
+    )
+
+
+def test_custom_chat_template(tmp_path: Path) -> None:
+    """build_tiny_tokenizer(chat_template=...) saves that template instead of Qwen3's."""
+    template = "{%- for m in messages -%}{{ m['role'] }}={{ m['content'] }};{%- endfor -%}"
+    tok = _tinytok.load_tokenizer(_tinytok.build_tiny_tokenizer(tmp_path, chat_template=template))
+    assert tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False) == "user=x;"
+    default = _tinytok.build_tiny_tokenizer(tmp_path / "default")
+    config = json.loads((default / "tokenizer_config.json").read_text())
+    assert config["chat_template"] == _tinytok.QWEN3_CHAT_TEMPLATE

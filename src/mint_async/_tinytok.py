@@ -19,6 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
+# The Qwen3 chat format as the real Qwen3 template renders it (think blocks after
+# the last user message, an empty one on the final assistant turn, an empty one in
+# the generation prompt when thinking is disabled). Shared with mint_async.recipe,
+# whose `qwen3` renderer produces exactly this template's tokens.
+from .recipe._templates import QWEN3_CHAT_TEMPLATE
+
 __all__ = [
     "QWEN3_CHAT_TEMPLATE",
     "SPECIAL_TOKENS",
@@ -46,40 +52,6 @@ SPECIAL_TOKENS: Final = (
 THINK_TOKENS: Final = ("<think>", "</think>")
 """Added (non-special) tokens, as in Qwen3: they stay in decoded text."""
 
-# Our own Jinja rendering of the Qwen3 chat format: system/user/assistant turns
-# wrapped in <|im_start|>role\n ... <|im_end|>\n; an assistant turn after the last
-# user message shows its reasoning in a <think> block (earlier ones drop it); the
-# generation prompt opens an assistant turn, with an empty think block when
-# thinking is disabled.
-QWEN3_CHAT_TEMPLATE: Final = (
-    "{%- set ns = namespace(last_user=-1) -%}"
-    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set ns.last_user = loop.index0 -%}"
-    "{%- endif -%}{%- endfor -%}"
-    "{%- for m in messages -%}"
-    "{%- if m['role'] == 'assistant' -%}"
-    "{%- set content = m['content'] -%}"
-    "{%- set reasoning = m.get('reasoning_content') or '' -%}"
-    "{%- if '</think>' in content -%}"
-    "{%- set reasoning = content.split('</think>')[0].split('<think>')[-1].strip('\\n') -%}"
-    "{%- set content = content.split('</think>')[-1].lstrip('\\n') -%}"
-    "{%- endif -%}"
-    "{{- '<|im_start|>assistant\\n' -}}"
-    "{%- if loop.index0 > ns.last_user and reasoning -%}"
-    "{{- '<think>\\n' + reasoning + '\\n</think>\\n\\n' -}}"
-    "{%- endif -%}"
-    "{{- content + '<|im_end|>\\n' -}}"
-    "{%- else -%}"
-    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}"
-    "{{- '<|im_start|>assistant\\n' -}}"
-    "{%- if enable_thinking is defined and enable_thinking is false -%}"
-    "{{- '<think>\\n\\n</think>\\n\\n' -}}"
-    "{%- endif -%}"
-    "{%- endif -%}"
-)
-
 
 def corpus() -> list[str]:
     """The built-in training text: arithmetic Q&A, chat-shaped lines and plain English."""
@@ -98,7 +70,7 @@ def corpus() -> list[str]:
     return lines
 
 
-def _tokenizer_files(directory: Path) -> None:
+def _tokenizer_files(directory: Path, chat_template: str) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: PLC0415
 
     tok = Tokenizer(models.BPE(unk_token=None))
@@ -128,7 +100,7 @@ def _tokenizer_files(directory: Path) -> None:
         "add_bos_token": False,
         "add_eos_token": False,
         "clean_up_tokenization_spaces": False,
-        "chat_template": QWEN3_CHAT_TEMPLATE,
+        "chat_template": chat_template,
     }
     (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     (directory / "special_tokens_map.json").write_text(
@@ -136,11 +108,17 @@ def _tokenizer_files(directory: Path) -> None:
     )
 
 
-def build_tiny_tokenizer(directory: str | os.PathLike[str]) -> Path:
-    """Build the tokenizer files into ``directory`` (created if needed); returns the path."""
+def build_tiny_tokenizer(
+    directory: str | os.PathLike[str], chat_template: str | None = None
+) -> Path:
+    """Build the tokenizer files into ``directory`` (created if needed); returns the path.
+
+    ``chat_template`` replaces the Qwen3 chat template (tests use it to get a
+    tokenizer carrying another format's template, e.g. Llama 3's).
+    """
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    _tokenizer_files(path)
+    _tokenizer_files(path, QWEN3_CHAT_TEMPLATE if chat_template is None else chat_template)
     return path
 
 
