@@ -4,7 +4,12 @@ Cases (protocol.md §4.3, §8.6):
 
 * encode a ``cross_entropy`` forward_backward request, 16 x 8192 and 64 x 2048 tokens;
 * decode a SampleResponse of 64 sequences x 4096 tokens with logprobs, to ready
-  numpy arrays (tokens and logprobs of every sequence).
+  numpy arrays (tokens and logprobs of every sequence);
+* the binary wire (protocol.md §9): the same 16 x 8192 request (encode, and the
+  server's decode), a 16 x 8192 ForwardBackwardOutput (server encode, client
+  decode) and the 64 x 4096 SampleResponse (client decode), each as JSON, protobuf
+  and protobuf+zstd, with bytes on the wire; ``tinker_0.22_proto`` rows run the
+  SDK's own protobuf encoder/decoder where it has one.
 
 Rows per case: ``mint_async``; ``tinker_0.22`` (the SDK's own path: pydantic
 ``model_dump(mode="json")`` + httpx's JSON body encoding, and for decoding
@@ -20,6 +25,7 @@ import argparse
 import importlib
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -28,7 +34,7 @@ import numpy.typing as npt
 import orjson
 
 from _common import emit, machine, summarize, table, time_interleaved
-from mint_async import _codec
+from mint_async import _binary, _codec
 from mint_async import types as t
 
 Arrays = list[npt.NDArray[Any]]
@@ -211,6 +217,168 @@ def limit_decoders(body: bytes) -> dict[str, Callable[[], object]]:
     }
 
 
+# ---------------------------------------------------------------------------
+# The binary wire: JSON vs protobuf vs protobuf+zstd on the same payloads
+# ---------------------------------------------------------------------------
+
+_MAX = 1 << 30  # zstd_decompress bound, far above these payloads
+
+
+def wire_request(tokens: Arrays, targets: Arrays, weights: Arrays) -> t.ForwardBackwardRequest:
+    """The cross_entropy request of ``ours_encode``, as a value."""
+    data = [
+        t.Datum(
+            model_input=t.ModelInput.from_ints(tk),
+            loss_fn_inputs={"target_tokens": tg, "weights": w},
+        )
+        for tk, tg, w in zip(tokens, targets, weights, strict=True)
+    ]
+    return t.ForwardBackwardRequest(
+        forward_backward_input=t.ForwardBackwardInput(data=data, loss_fn="cross_entropy"),
+        model_id="s:train:0",
+        seq_id=1,
+    )
+
+
+def wire_output(batch: int, seq: int, seed: int = 2) -> t.ForwardBackwardOutput:
+    """A cross_entropy result: float32 logprobs per datum."""
+    rng = np.random.default_rng(seed)
+    outputs = [
+        {"logprobs": t.TensorData.from_numpy((-rng.exponential(1.0, seq)).astype(np.float32))}
+        for _ in range(batch)
+    ]
+    return t.ForwardBackwardOutput(
+        loss_fn_output_type="ArrayRecord", loss_fn_outputs=outputs, metrics={"loss:sum": 1.0}
+    )
+
+
+Codec = tuple[Callable[[object], bytes], Callable[[bytes], object]]
+
+
+def wire_codecs(result_type: type[Any]) -> dict[str, Codec]:
+    """Per wire: (encode value -> body, decode body -> value) as client/server call them."""
+
+    def json_decode(body: bytes) -> object:
+        if result_type is t.ForwardBackwardRequest:
+            return _codec.decode(t.ForwardBackwardRequest, body)
+        return _codec.decode_future_outcome(result_type, body)
+
+    def proto_encode(value: object) -> bytes:
+        if isinstance(value, t.ForwardBackwardRequest):
+            return _binary.encode_forward_backward_request(value)
+        if isinstance(value, t.ForwardBackwardOutput):
+            return _binary.encode_forward_backward_output(value)
+        assert isinstance(value, t.SampleResponse)
+        return _binary.encode_sample_response(value)
+
+    def proto_decode(body: bytes) -> object:
+        if result_type is t.ForwardBackwardRequest:
+            return _binary.decode_forward_backward_request(body)
+        return _binary.decode_result(result_type, body)
+
+    return {
+        "json": (_codec.encode, json_decode),
+        "proto": (proto_encode, proto_decode),
+        "proto+zstd": (
+            lambda v: _binary.zstd_compress(proto_encode(v)),
+            lambda body: proto_decode(_binary.zstd_decompress(body, max_size=_MAX)),
+        ),
+    }
+
+
+def tinker_proto_encode(
+    tokens: Arrays, targets: Arrays, weights: Arrays
+) -> Callable[[], bytes] | None:
+    """tinker 0.22's own protobuf request encoder (used when ``proto_write_fwdbwd`` is on)."""
+    try:
+        tt: Any = importlib.import_module("tinker.types")
+        request_conv: Any = importlib.import_module("tinker.proto.request_conv")
+    except ImportError:
+        return None
+    data = [
+        tt.Datum(
+            model_input=tt.ModelInput.from_ints(tk.tolist()),
+            loss_fn_inputs={
+                "target_tokens": tt.TensorData.from_numpy(tg),
+                "weights": tt.TensorData.from_numpy(w),
+            },
+        )
+        for tk, tg, w in zip(tokens, targets, weights, strict=True)
+    ]
+    req = tt.ForwardBackwardRequest(
+        forward_backward_input=tt.ForwardBackwardInput(data=data, loss_fn="cross_entropy"),
+        model_id="s:train:0",
+        seq_id=1,
+    )
+
+    def run() -> bytes:
+        body: bytes = request_conv.forward_backward_request_to_proto(req).SerializeToString()
+        return body
+
+    return run
+
+
+def tinker_proto_decode(body: bytes, result_type: type[Any]) -> Callable[[], object] | None:
+    """tinker 0.22's own protobuf result decoder, to ready numpy arrays."""
+    try:
+        response_conv: Any = importlib.import_module("tinker.proto.response_conv")
+    except ImportError:
+        return None
+    if result_type is t.SampleResponse:
+        return lambda: [
+            (s.tokens_np, s.logprobs_np)
+            for s in response_conv.deserialize_sample_response(body).sequences
+        ]
+    return lambda: response_conv.deserialize_forward_backward_output(body)
+
+
+def wire_section(repeat: int) -> list[list[object]]:
+    """Time every (payload, direction, wire); one JSON line per row, ratio rows returned."""
+    request = wire_request(*make_batch(16, 8192))
+    sample = _codec.decode(t.SampleResponse, sample_body(64, 4096, long_floats=False))
+    payloads: list[tuple[str, object, type[Any], bool]] = [
+        ("fwdbwd_request_16x8192", request, t.ForwardBackwardRequest, True),
+        ("fwdbwd_output_16x8192", wire_output(16, 8192), t.ForwardBackwardOutput, True),
+        ("sample_64x4096", sample, t.SampleResponse, False),
+    ]
+    ratio_rows: list[list[object]] = []
+    for name, value, result_type, with_encode in payloads:
+        codecs = wire_codecs(result_type)
+        bodies = {wire: enc(value) for wire, (enc, _) in codecs.items()}
+        decoders: dict[str, Callable[[], object] | None] = {
+            w: partial(dec, bodies[w]) for w, (_, dec) in codecs.items()
+        }
+        if result_type is not t.ForwardBackwardRequest:
+            decoders["tinker_0.22_proto"] = tinker_proto_decode(bodies["proto"], result_type)
+        directions: list[tuple[str, dict[str, Callable[[], object] | None]]] = [
+            ("decode", decoders)
+        ]
+        if with_encode:
+            encoders: dict[str, Callable[[], object] | None] = {
+                w: partial(enc, value) for w, (enc, _) in codecs.items()
+            }
+            if result_type is t.ForwardBackwardRequest:
+                encoders["tinker_0.22_proto"] = tinker_proto_encode(*make_batch(16, 8192))
+            directions.insert(0, ("encode", encoders))
+        for direction, candidates in directions:
+            case = f"wire_{direction}_{name}"
+            fns = {k: v for k, v in candidates.items() if v is not None}
+            rows = {k: summarize(v) for k, v in time_interleaved(fns, repeat=repeat).items()}
+            for impl, stats in rows.items():
+                size = len(bodies.get(impl, bodies["proto"]))
+                emit({"case": case, "impl": impl, "bytes": size, **stats})
+            json_ms = rows["json"]["median_ms"]
+            ratio_rows.append(
+                [
+                    case,
+                    *(f"{rows[w]['median_ms']:.2f}" for w in codecs),
+                    *(f"{len(bodies[w]):,}" for w in codecs),
+                    f"{json_ms / rows['proto']['median_ms']:.1f}x",
+                ]
+            )
+    return ratio_rows
+
+
 def _ratio_row(
     case: str, rows: dict[str, dict[str, float]], limit: float, limit_name: str
 ) -> list[object]:
@@ -276,6 +444,11 @@ def main() -> None:
         "codec (median ms; speedup = tinker/ours; vs limit = ours/limit)",
         ["case", "mint_async", "tinker 0.22", "raw limit", "speedup", "vs limit"],
         ratio_rows,
+    )
+    table(
+        "binary wire (median ms, bytes on the wire; speedup = json/proto)",
+        ["case", "json", "proto", "proto+zstd", "json B", "proto B", "zstd B", "speedup"],
+        wire_section(repeat),
     )
 
 
