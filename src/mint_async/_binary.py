@@ -269,9 +269,11 @@ def zstd_compress(data: Buffer) -> bytes:
 def zstd_decompress(data: Buffer, *, max_size: int) -> bytes:
     """Decompress one zstd frame of at most ``max_size`` bytes; DecodeError otherwise.
 
-    The frame header's content size is checked before anything is allocated;
-    without one, at most ``max_size`` bytes are produced. Trailing data after the
-    frame (a second frame included) is refused rather than silently ignored.
+    The frame header's content size is checked before anything is allocated (the
+    SDKs and :func:`zstd_compress` always write it). A frame without one is
+    decompressed into a ``max_size`` buffer (allocated up front, then shrunk) and
+    refused if it does not fit. Trailing data after the frame (a second frame
+    included) is refused rather than silently ignored.
     """
     if max_size < 1:
         err = f"max_size must be >= 1, got {max_size}"
