@@ -51,7 +51,7 @@ class Tokenizer(Protocol):
     knows them. ``decode`` must return a ``str`` for a flat list of ids.
     """
 
-    def encode(self, text: str, *, add_special_tokens: bool = ...) -> list[int]:
+    def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
         """Token ids of ``text``; renderers always pass ``add_special_tokens=False``."""
         ...
 
