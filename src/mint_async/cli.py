@@ -21,6 +21,33 @@ def _demo(args: argparse.Namespace) -> int:
     return run()
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .server._cli import serve  # noqa: PLC0415
+
+    return serve(args)
+
+
+def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    serve.add_argument("--backend", default="synthetic", help="backend name (synthetic, torch)")
+    serve.add_argument("--faults", default="", help="fault spec, e.g. submit_5xx=0.1,seed=1")
+    serve.add_argument("--latency", default="", help="latency spec, e.g. sample=0.02,default=0")
+    serve.add_argument("--data-dir", default=None, help="keep checkpoints here (default: temp)")
+    serve.add_argument("--api-key", action="append", help="accepted API key (repeatable)")
+    serve.add_argument("--capacity", type=int, default=None, help="max requests executing")
+    serve.add_argument("--max-queued-samples", type=int, default=None, help="429 beyond this")
+    serve.add_argument("--poll-hold", type=float, default=30.0, help="long-poll hold (s)")
+    serve.add_argument("--session-expiry", type=float, default=120.0, help="heartbeat timeout (s)")
+    serve.add_argument("--seed", type=int, default=0, help="seed of models and sampling")
+    serve.add_argument("--retrieve-futures", action="store_true", help="serve retrieve_futures")
+    serve.add_argument(
+        "--track-executions", action="store_true", help="count executions per request id"
+    )
+    serve.add_argument("--log-level", default="warning", help="uvicorn log level")
+    serve.set_defaults(func=_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mint-async``."""
     parser = argparse.ArgumentParser(
@@ -30,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="show the wire types and the zero-copy codec at work")
     demo.set_defaults(func=_demo)
+    serve = sub.add_parser(
+        "serve",
+        help="run the local reference server (MinT / tinker 0.22 protocol)",
+        description="Run the local MinT server (uvicorn). Prints MINT_BASE_URL=... and a ready line.",
+    )
+    _add_serve_arguments(serve)
     return parser
 
 

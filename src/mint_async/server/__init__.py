@@ -1,0 +1,50 @@
+"""The local reference server: the MinT / tinker 0.22 JSON protocol over real HTTP.
+
+An ASGI application (no web framework, anyio only) that implements what the
+official SDKs need from a MinT server — sessions and JWT auth, training and
+sampling with per-model seq_id ordering and exactly-once deduplication,
+long-polled futures, checkpoints on disk and the REST API — on top of a
+pluggable :mod:`backend <mint_async.server.backends>` (``synthetic`` by
+default), with seeded fault injection and simulated latency.
+
+Run it with ``mint-async serve``, or in tests with :mod:`mint_async.testing`::
+
+    from mint_async.server import FaultConfig, ServerConfig, create_app
+
+    app = create_app(ServerConfig(faults=FaultConfig.parse("submit_5xx=0.1")))
+    # uvicorn.run(app) -- or, in-process: async with app.running(): ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._app import MintServerApp as MintServerApp
+from ._config import DEFAULT_API_KEY as DEFAULT_API_KEY
+from ._config import ServerConfig as ServerConfig
+from ._faults import FaultConfig as FaultConfig
+from ._latency import Distribution as Distribution
+from ._latency import LatencyConfig as LatencyConfig
+from ._stats import ServerStatistics as ServerStatistics
+from .backends import Backend
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "Distribution",
+    "FaultConfig",
+    "LatencyConfig",
+    "MintServerApp",
+    "ServerConfig",
+    "ServerStatistics",
+    "create_app",
+]
+
+
+def create_app(
+    config: ServerConfig | None = None, *, backend: Backend[Any, Any] | None = None
+) -> MintServerApp:
+    """A server application for ``config`` (defaults: synthetic backend, no faults).
+
+    ``backend`` overrides ``config.backend`` with a ready instance.
+    """
+    return MintServerApp(config, backend=backend)

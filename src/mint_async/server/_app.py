@@ -1,0 +1,272 @@
+"""The raw ASGI application: read the request, authenticate, route, answer.
+
+No web framework: one dict lookup routes the fixed paths, a few prefixes route
+the REST resources whose ids contain ``:`` and ``/``. Failures map to JSON
+error answers here and only here: ``DecodeError`` → 400, ``HTTPError`` → its
+status, anything else → 500 (logged). ``DropConnection`` starts an answer and
+never finishes it, so the server closes the connection (the fault
+"connection dropped after the request was accepted").
+
+The app serves HTTP only while :meth:`MintServerApp.running` is active; an
+ASGI server's lifespan protocol drives that, and in-process users (tests,
+``mint_async.testing``) enter it themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from mint_async._exceptions import DecodeError
+
+from . import _mint, _rest, _retrieve, _sampling, _service, _training
+from ._auth import AuthError
+from ._config import ServerConfig
+from ._core import ServerCore
+from ._http import (
+    DropConnection,
+    HTTPError,
+    Request,
+    Response,
+    StreamResponse,
+    error_response,
+)
+from ._stats import ServerStatistics, snapshot
+from .backends import Backend
+
+__all__ = ["MintServerApp"]
+
+logger = logging.getLogger("mint_async.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Handler = Callable[[ServerCore, Request], Awaitable[Response]]
+
+# (method, path) -> (handler, submission fault class: None | "submit" | "sample")
+_ROUTES: Final[dict[tuple[str, str], tuple[Handler, str | None]]] = {
+    ("POST", "/api/v1/client/config"): (_service.client_config, None),
+    ("POST", "/api/v1/auth/token"): (_service.auth_token, None),
+    ("POST", "/api/v1/create_session"): (_service.create_session, None),
+    ("POST", "/api/v1/session_heartbeat"): (_service.heartbeat, None),
+    ("POST", "/api/v1/telemetry"): (_service.telemetry, None),
+    ("GET", "/api/v1/get_server_capabilities"): (_service.capabilities, None),
+    ("POST", "/api/v1/create_model"): (_training.create_model, "submit"),
+    ("POST", "/api/v1/get_info"): (_training.get_info, None),
+    ("POST", "/api/v1/unload_model"): (_training.unload_model, "submit"),
+    ("POST", "/api/v1/forward"): (_training.forward, "submit"),
+    ("POST", "/api/v1/forward_backward"): (_training.forward_backward, "submit"),
+    ("POST", "/api/v1/optim_step"): (_training.optim_step, "submit"),
+    ("POST", "/api/v1/save_weights"): (_training.save_weights, "submit"),
+    ("POST", "/api/v1/save_weights_for_sampler"): (_training.save_weights_for_sampler, "submit"),
+    ("POST", "/api/v1/load_weights"): (_training.load_weights, "submit"),
+    ("POST", "/api/v1/mint/forward_backward_reverse_kl"): (_mint.reverse_kl, "submit"),
+    ("POST", "/api/v1/mint/checkpoints/interpolate"): (_mint.interpolate_checkpoints, "submit"),
+    ("POST", "/api/v1/create_sampling_session"): (_sampling.create_sampling_session, None),
+    ("POST", "/api/v1/asample"): (_sampling.asample, "sample"),
+    ("POST", "/api/v1/retrieve_future"): (_retrieve.retrieve_future, None),
+    ("POST", "/api/v1/retrieve_futures"): (_retrieve.retrieve_futures, None),
+    ("POST", "/api/v1/cancel_future"): (_retrieve.cancel_future, None),
+    ("POST", "/api/v1/weights_info"): (_rest.weights_info, None),
+    ("GET", "/api/v1/training_runs"): (_rest.list_training_runs, None),
+    ("GET", "/api/v1/checkpoints"): (_rest.list_checkpoints, None),
+    ("GET", "/api/v1/sessions"): (_rest.list_sessions, None),
+}
+_PATHS: Final = {path for _, path in _ROUTES}
+
+_HEALTHZ: Final = "/api/v1/healthz"
+_DOWNLOADS: Final = "/api/v1/archive_downloads/"
+
+
+class MintServerApp:
+    """The local MinT / tinker server as an ASGI 3 application.
+
+    Example (in-process, any anyio backend)::
+
+        app = MintServerApp(ServerConfig())
+        async with app.running():
+            ...  # talk to it through an ASGI transport (see mint_async.testing)
+    """
+
+    def __init__(
+        self, config: ServerConfig | None = None, *, backend: Backend[Any, Any] | None = None
+    ) -> None:
+        self.core = ServerCore(config or ServerConfig(), backend)
+
+    @property
+    def config(self) -> ServerConfig:
+        """The server's configuration."""
+        return self.core.config
+
+    @asynccontextmanager
+    async def running(self) -> AsyncGenerator[MintServerApp]:
+        """Serve while inside the block (starts the backend and background work)."""
+        async with self.core.running():
+            yield self
+
+    def begin_shutdown(self) -> None:
+        """Release every held long poll now (call before stopping the HTTP server)."""
+        self.core.begin_shutdown()
+
+    def statistics(self) -> ServerStatistics:
+        """An immutable snapshot of the server's counters (safe from any thread)."""
+        return snapshot(self.core)
+
+    def executions(self, request_id: str) -> int:
+        """How many times the request ``request_id`` was executed (0, or 1 when exactly-once holds)."""
+        return self.core.state.executions(request_id)
+
+    def execution_counts(self) -> dict[str, int]:
+        """Executions per request id (needs ``ServerConfig.track_executions``)."""
+        return self.core.state.execution_counts()
+
+    # -- ASGI ------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        started = False
+        try:
+            async with self.running():
+                started = True
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown
+                self.begin_shutdown()
+        except Exception as exc:
+            logger.exception("server start-up or shutdown failed")
+            failed = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": failed, "message": str(exc)})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.core.state
+        state.http_in_flight += 1
+        state.peak_http_in_flight = max(state.peak_http_in_flight, state.http_in_flight)
+        try:
+            try:
+                request = await self._read(scope, receive)
+                response = await self._dispatch(request)
+            except HTTPError as err:
+                if err.status >= 400:
+                    state.rejected += 1
+                response = error_response(err)
+            except DropConnection:
+                # Start an answer and never finish it: the server closes the connection.
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", b"2")],
+                    }
+                )
+                return
+            except Exception:
+                logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+                response = error_response(HTTPError(500, "internal server error"))
+            await self._send(send, response)
+        finally:
+            state.http_in_flight -= 1
+
+    async def _read(self, scope: Scope, receive: Receive) -> Request:
+        headers = dict(scope["headers"])
+        limit = self.core.config.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPError(413, f"request body larger than {limit} bytes")
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise HTTPError(400, "client disconnected")
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                raise HTTPError(413, f"request body larger than {limit} bytes")
+        return Request(
+            method=scope["method"],
+            path=scope["path"],
+            query_string=scope.get("query_string", b""),
+            headers=headers,
+            body=body,
+            scheme=scope.get("scheme", "http"),
+        )
+
+    def _authenticate(self, request: Request) -> None:
+        auth = self.core.auth
+        if auth is None:
+            raise HTTPError(503, "the server is starting or stopping")
+        try:
+            request.owner = auth.owner(request.header(b"x-api-key"))
+        except AuthError as exc:
+            headers: list[tuple[bytes, bytes]] = []
+            if exc.invalid_token:
+                challenge = f'Bearer error="invalid_token", error_description="{exc.message}"'
+                headers.append((b"www-authenticate", challenge.encode()))
+            raise HTTPError(401, exc.message, headers) from None
+
+    async def _dispatch(self, request: Request) -> Response | StreamResponse:
+        core = self.core
+        path = request.path
+        if path == _HEALTHZ:
+            return await _service.healthz(core, request)
+        if path.startswith(_DOWNLOADS) and request.method == "GET":
+            return await _rest.download_archive(core, request, path.removeprefix(_DOWNLOADS))
+        self._authenticate(request)
+        route = _ROUTES.get((request.method, path))
+        try:
+            if route is not None:
+                handler, faults = route
+                if faults is not None:
+                    core.submission_faults(sample=faults == "sample")
+                return await handler(core, request)
+            return await self._dispatch_prefix(request)
+        except DecodeError as exc:
+            raise HTTPError(400, str(exc)) from None
+
+    async def _dispatch_prefix(self, request: Request) -> Response:
+        core, path, method = self.core, request.path, request.method
+        if path.startswith("/api/v1/training_runs/"):
+            return await _rest.checkpoint_route(
+                core, request, path.removeprefix("/api/v1/training_runs/")
+            )
+        if path.startswith("/api/v1/sessions/"):
+            rest = path.removeprefix("/api/v1/sessions/")
+            if rest.endswith("/finish") and method == "POST":
+                return await _service.finish_session(core, request, rest.removesuffix("/finish"))
+            return await _rest.session_route(core, request, rest)
+        if path.startswith("/api/v1/samplers/") and method == "GET":
+            return await _sampling.get_sampler(
+                core, request, path.removeprefix("/api/v1/samplers/")
+            )
+        if path in _PATHS:
+            raise HTTPError(405, f"{method} is not allowed on {path}")
+        raise HTTPError(404, f"no such endpoint: {method} {path}")
+
+    @staticmethod
+    async def _send(send: Send, response: Response | StreamResponse) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": response.raw_headers(),
+            }
+        )
+        if isinstance(response, Response):
+            await send({"type": "http.response.body", "body": response.body})
+            return
+        async for chunk in response.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})

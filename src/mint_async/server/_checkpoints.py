@@ -1,0 +1,84 @@
+"""Writing and reading checkpoints for requests: the store plus the backend, off the event loop."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mint_async._exceptions import InvalidInputError
+
+from ._state import Model
+from ._store import CheckpointMeta, Kind, check_name
+
+if TYPE_CHECKING:
+    from ._core import ServerCore
+
+__all__ = ["load_reference", "read_checkpoint", "write_checkpoint"]
+
+
+async def write_checkpoint(
+    core: ServerCore,
+    model: Model,
+    handle: Any,
+    kind: Kind,
+    name: str,
+    ttl_seconds: int | None,
+    *,
+    overwrite: bool,
+) -> CheckpointMeta:
+    """Save ``model`` as ``tinker://<model_id>/<kind>/<name>`` (atomically, in an I/O thread)."""
+    backend, store, executor = core.require_running()
+    check_name(name)
+    if ttl_seconds is not None and ttl_seconds < 1:
+        msg = f"ttl_seconds must be >= 1, got {ttl_seconds}"
+        raise InvalidInputError(msg)
+    lora = model.lora
+    meta = CheckpointMeta(
+        training_run_id=model.model_id,
+        kind=kind,
+        name=name,
+        owner=model.owner,
+        base_model=model.spec.name,
+        lora_rank=lora.rank,
+        train_unembed=lora.train_unembed,
+        train_mlp=lora.train_mlp,
+        train_attn=lora.train_attn,
+        expires_at=None if ttl_seconds is None else time.time() + ttl_seconds,
+    )
+
+    def blocking() -> CheckpointMeta:
+        staging = store.staging_dir()
+        try:
+            backend.save_state(handle, staging, kind="training" if kind == "weights" else "sampler")
+            return store.commit(staging, meta, overwrite=overwrite)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    return await executor.call(blocking, io=True)
+
+
+def read_checkpoint(core: ServerCore, owner: str, path: str) -> tuple[CheckpointMeta, Path]:
+    """The checkpoint ``path`` names, if ``owner`` may read it (theirs or public)."""
+    _, store, _ = core.require_running()
+    meta = store.resolve(path)
+    if meta is None or (meta.owner != owner and not meta.public):
+        msg = f"checkpoint {path!r} not found"
+        raise InvalidInputError(msg)
+    return meta, store.directory(meta)
+
+
+async def load_reference(core: ServerCore, owner: str, reference: str) -> Any:
+    """A sampler of a base model name or of a readable checkpoint path."""
+    backend, _, executor = core.require_running()
+    spec = core.specs.get(reference)
+    if spec is not None:
+        return await executor.call(lambda: backend.base_sampler(spec))
+    meta, directory = read_checkpoint(core, owner, reference)
+    ref_spec = core.specs.get(meta.base_model)
+    if ref_spec is None:
+        msg = f"{reference} is of {meta.base_model!r}, which this server does not serve"
+        raise InvalidInputError(msg)
+    return await executor.call(lambda: backend.load_sampler(ref_spec, directory), io=True)

@@ -1,0 +1,86 @@
+# ruff: noqa: T201 - a command-line front end prints to the terminal by design
+"""``mint-async serve``: the local server under uvicorn, in the foreground.
+
+Prints the base URL (``MINT_BASE_URL=...``, ready to ``export``) and then a
+ready line once requests are accepted; Ctrl-C (or SIGTERM) stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from ._config import DEFAULT_API_KEY, ServerConfig
+from ._faults import FaultConfig
+from ._latency import LatencyConfig
+
+__all__ = ["READY_LINE", "config_from_args", "main", "serve"]
+
+READY_LINE: Final = "mint-async server ready"
+"""The start of the line printed once the server accepts requests."""
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """A ServerConfig from the ``serve`` arguments (ValueError on a bad spec)."""
+    return ServerConfig(
+        backend=args.backend,
+        api_keys=tuple(args.api_key) if args.api_key else (DEFAULT_API_KEY,),
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        seed=args.seed,
+        faults=FaultConfig.parse(args.faults) if args.faults else FaultConfig(),
+        latency=LatencyConfig.parse(args.latency, seed=args.seed)
+        if args.latency
+        else LatencyConfig(),
+        capacity=args.capacity,
+        max_queued_samples=args.max_queued_samples,
+        poll_hold=args.poll_hold,
+        session_expiry=args.session_expiry,
+        enable_retrieve_futures=args.retrieve_futures,
+        track_executions=args.track_executions,
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server until interrupted; returns the exit status."""
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"mint-async serve: {exc}", file=sys.stderr)
+        return 2
+    from ._app import MintServerApp  # noqa: PLC0415 - keep `--help` fast
+    from ._uvicorn import MintUvicornServer, bind_socket, uvicorn_config  # noqa: PLC0415
+
+    app = MintServerApp(config)
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        print(f"mint-async serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    keys = (
+        "the default key " + DEFAULT_API_KEY
+        if not args.api_key
+        else f"{len(args.api_key)} configured key(s)"
+    )
+    data = config.data_dir or "a temporary directory (removed on exit)"
+    print(f"mint-async server: backend={config.backend}, data in {data}, accepting {keys}")
+    print(f"MINT_BASE_URL=http://{host}:{port}", flush=True)
+
+    def ready() -> None:
+        print(f"{READY_LINE} (Ctrl-C to stop)", flush=True)
+
+    server = MintUvicornServer(uvicorn_config(app, log_level=args.log_level), app, on_ready=ready)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mint_async.server [serve options]``."""
+    from mint_async.cli import build_parser  # noqa: PLC0415 - one definition of the options
+
+    args = build_parser().parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    return serve(args)

@@ -1,0 +1,100 @@
+"""The local server's settings, in one frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from ._faults import FaultConfig
+from ._latency import LatencyConfig
+
+__all__ = ["DEFAULT_API_KEY", "ServerConfig"]
+
+DEFAULT_API_KEY: Final = "sk-mint-async-local"
+"""The API key the local server accepts when none is configured (``sk-`` so ``import mint`` takes it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """Every knob of the local reference server; the defaults suit interactive use.
+
+    Example::
+
+        config = ServerConfig(
+            faults=FaultConfig.parse("submit_5xx=0.1,seed=1"),
+            latency=LatencyConfig.parse("sample=0.01"),
+            capacity=8,
+        )
+    """
+
+    backend: str = "synthetic"
+    """Registered backend name (``synthetic``; others via ``register_backend``)."""
+    api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
+    """Accepted API keys; each one is its own user (owner of its runs and checkpoints)."""
+    data_dir: Path | None = None
+    """Where checkpoints live; ``None`` uses a temporary directory removed at shutdown."""
+    seed: int = 0
+    """Seeds the backend's base models and unseeded sampling."""
+    model_names: tuple[str, ...] | None = None
+    """Base models to serve (``None``: the backend's defaults)."""
+
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    capacity: int | None = None
+    """Max requests executing at once (``None``: unlimited); the rest queue (``paused_capacity``)."""
+    max_queued_samples: int | None = None
+    """``asample`` answers 429 while this many samples wait for capacity (``None``: never)."""
+
+    poll_hold: float = 30.0
+    """How long ``retrieve_future`` holds an unfinished future before answering try_again."""
+    metadata_threshold: int = 1 << 20
+    """Results larger than this many bytes are announced with ``complete_metadata`` first."""
+    enable_retrieve_futures: bool = False
+    """Serve tinker 0.38's batched ``retrieve_futures`` (and advertise it in client/config)."""
+    result_retention: float = 60.0
+    """Seconds a fully delivered result is kept for re-polls after a lost answer."""
+    unretrieved_retention: float = 3600.0
+    """Seconds an undelivered result is kept."""
+    seq_gap_timeout: float | None = 300.0
+    """Seconds a model waits for a missing seq_id before skipping it (``None``: forever)."""
+
+    session_expiry: float = 120.0
+    """A session without heartbeats for this long is finished and its work cancelled."""
+    sweep_interval: float = 1.0
+    """How often expiry (sessions, checkpoint TTLs, old results) is checked."""
+
+    pjwt_auth_enabled: bool = True
+    """Advertise the JWT exchange in client/config (needed for ``sk-`` keys with ``import mint``)."""
+    jwt_ttl: float = 3600.0
+    """Lifetime of issued JWTs in seconds."""
+    jwt_secret: bytes | None = None
+    """HS256 secret; ``None``: random, or persisted in ``data_dir`` when one is given."""
+
+    default_max_tokens: int = 64
+    """``max_tokens`` when a sample request omits it (protocol Q11)."""
+    max_body_bytes: int = 512 << 20
+    """Larger request bodies are refused with 413."""
+    track_executions: bool = True
+    """Count executions per request id (for exactly-once tests; memory grows with requests)."""
+
+    def __post_init__(self) -> None:
+        if not self.api_keys:
+            msg = "api_keys must not be empty"
+            raise ValueError(msg)
+        for name in ("poll_hold", "result_retention", "unretrieved_retention", "session_expiry"):
+            if getattr(self, name) < 0:
+                msg = f"{name} must be >= 0"
+                raise ValueError(msg)
+        if self.sweep_interval <= 0 or self.jwt_ttl <= 0:
+            msg = "sweep_interval and jwt_ttl must be > 0"
+            raise ValueError(msg)
+        if self.capacity is not None and self.capacity < 1:
+            msg = "capacity must be >= 1 (or None for unlimited)"
+            raise ValueError(msg)
+        if self.max_queued_samples is not None and self.max_queued_samples < 0:
+            msg = "max_queued_samples must be >= 0"
+            raise ValueError(msg)
+        if self.default_max_tokens < 0 or self.metadata_threshold < 0:
+            msg = "default_max_tokens and metadata_threshold must be >= 0"
+            raise ValueError(msg)

@@ -1,0 +1,160 @@
+"""Running accepted requests: capacity, simulated latency, injected failures, backend calls.
+
+Every execution goes through :meth:`Executor.run`, which
+
+1. waits for a capacity slot (the record reports ``paused_capacity`` meanwhile),
+2. sleeps the configured latency for the operation (holding the slot, as real
+   compute would),
+3. fails the request instead of executing it when the ``error_result`` fault
+   fires,
+4. counts the execution (per request id, for exactly-once tests),
+5. awaits the work — whose blocking parts run inline or in worker threads:
+   compute follows the backend's :class:`ExecutionPolicy`, checkpoint I/O
+   always runs in a thread — and
+6. stores the encoded answer (or ``{"error", "category"}``) in the record.
+
+Work is an async callable so that multi-step requests (load a reference
+checkpoint in an I/O thread, then compute) are one unit; it uses
+:meth:`Executor.call` / :meth:`Executor.compute_encoded` for blocking parts.
+
+``InvalidInputError`` from the work fails the request with category ``user``;
+any other exception with ``server`` (and is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from mint_async import _codec
+from mint_async._exceptions import InvalidInputError
+
+from ._faults import FaultInjector
+from ._futures import FutureRecord, FutureRegistry, Phase
+from ._latency import LatencyModel
+from ._state import ServerState, Session
+from .backends import Backend
+
+__all__ = ["Executor", "Work"]
+
+T = TypeVar("T")
+
+Work = Callable[[], Awaitable[object]]
+"""A request's work: returns a wire Struct or pre-encoded JSON bytes."""
+
+logger = logging.getLogger("mint_async.server")
+
+_IO_THREADS: Final = 4
+
+
+def _encode_in_thread(work: Callable[[], object]) -> bytes:
+    return _codec.encode_threadsafe(work())
+
+
+class Executor:
+    """Executes work for future records (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend[Any, Any],
+        futures: FutureRegistry,
+        state: ServerState,
+        faults: FaultInjector,
+        latency: LatencyModel,
+        capacity: int | None,
+    ) -> None:
+        self._backend = backend
+        self._futures = futures
+        self._state = state
+        self._faults = faults
+        self._latency = latency
+        self._capacity = anyio.CapacityLimiter(capacity if capacity is not None else math.inf)
+        policy = backend.execution
+        self._threaded = policy.threaded
+        self._compute = anyio.CapacityLimiter(policy.max_concurrency)
+        self._io = anyio.CapacityLimiter(_IO_THREADS)
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self.queued_samples = 0
+        """Samples waiting for a capacity slot (for 429 backpressure)."""
+
+    def attach(self, task_group: anyio.abc.TaskGroup | None) -> None:
+        """The task group background work runs in (``None`` when the server stops)."""
+        self._task_group = task_group
+
+    def spawn(self, session: Session | None, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` in the background, cancellable with its session."""
+        if self._task_group is None:
+            msg = "the server is not running"
+            raise RuntimeError(msg)
+        self._task_group.start_soon(self._scoped, session, fn)
+
+    @staticmethod
+    async def _scoped(session: Session | None, fn: Callable[[], Awaitable[None]]) -> None:
+        if session is None:
+            await fn()
+            return
+        with anyio.CancelScope() as scope:
+            session.scopes.add(scope)
+            try:
+                await fn()
+            finally:
+                session.scopes.discard(scope)
+
+    async def call(self, fn: Callable[[], T], *, io: bool = False) -> T:
+        """Run blocking ``fn`` where it belongs: inline, in a compute thread, or in an I/O thread."""
+        if io:
+            return await anyio.to_thread.run_sync(fn, limiter=self._io)
+        if self._threaded:
+            return await anyio.to_thread.run_sync(fn, limiter=self._compute)
+        return fn()
+
+    async def compute_encoded(self, fn: Callable[[], object]) -> bytes:
+        """Run backend compute ``fn`` and JSON-encode its result (in the same thread)."""
+        if self._threaded:
+            return await anyio.to_thread.run_sync(_encode_in_thread, fn, limiter=self._compute)
+        return _codec.encode(fn())
+
+    async def run(self, rec: FutureRecord, op: str, work: Work) -> None:
+        """Execute ``work`` for ``rec`` (see the module docstring) and store its answer."""
+        if rec.finished:
+            return  # cancelled (by its session or the client) before it got a turn
+        sample = op == "sample"
+        rec.phase = Phase.QUEUED
+        if sample:
+            self.queued_samples += 1
+        try:
+            await self._capacity.acquire()
+        finally:
+            if sample:
+                self.queued_samples -= 1
+        try:
+            if rec.finished:
+                return
+            rec.phase = Phase.RUNNING
+            delay = self._latency.delay(op)
+            if delay > 0:
+                await anyio.sleep(delay)
+            if self._faults.fires("error_result"):
+                category = self._faults.config.error_category
+                self._futures.fail(rec, f"injected fault: {op} failed", category)
+                return
+            self._state.count_execution(rec.request_id, op)
+            try:
+                value = await work()
+                payload = value if isinstance(value, bytes) else _codec.encode(value)
+            except InvalidInputError as exc:
+                self._futures.fail(rec, str(exc), "user")
+            except Exception as exc:
+                logger.exception("request %s failed", rec.request_id)
+                self._futures.fail(rec, f"{type(exc).__name__}: {exc}", "server")
+            else:
+                self._futures.complete(rec, payload)
+        finally:
+            self._capacity.release()

@@ -1,0 +1,118 @@
+"""``retrieve_future`` (the long poll), 0.38's ``retrieve_futures`` and ``cancel_future``.
+
+A poll of an unfinished future is held until it finishes (released at once,
+not at the hold boundary) or ``poll_hold`` passes, then answers ``try_again``
+with the queue state. A finished result larger than ``metadata_threshold`` is
+announced once with ``complete_metadata`` when the client allows it, then
+sent; never two metadata answers for one future. Unknown ids answer 404, ids
+we purged (or that belong to a live model or sampler) 410.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+import msgspec
+
+from mint_async import _codec
+from mint_async.types import CompleteMetadataResponse, FutureRetrieveRequest, TryAgainResponse
+
+from ._batched import FuturesRetrieveRequest
+from ._futures import FutureRecord, Phase
+from ._http import HTTPError, Request, Response, json_response
+
+if TYPE_CHECKING:
+    from ._core import ServerCore
+
+__all__ = ["cancel_future", "retrieve_future", "retrieve_futures"]
+
+
+def _try_again(core: ServerCore, rec: FutureRecord) -> bytes:
+    reason = None
+    if rec.phase is Phase.WAITING:
+        model = core.state.models.get(rec.request_id.rsplit(":", 1)[0])
+        missing = model.gate.waiting_for if model is not None else None
+        if missing is not None:
+            reason = f"waiting for seq_id {missing} of {model.model_id if model else ''}"
+    state = rec.queue_state
+    return _codec.encode(
+        TryAgainResponse(request_id=rec.request_id, queue_state=state, queue_state_reason=reason)
+    )
+
+
+def _gone(core: ServerCore, request_id: str) -> HTTPError:
+    scope = request_id.rsplit(":", 1)[0]
+    state = core.state
+    if core.futures.was_purged(request_id) or scope in state.models or scope in state.samplers:
+        return HTTPError(
+            410, f"promise {request_id!r} expired (its result was already delivered or is too old)"
+        )
+    return HTTPError(404, f"unknown request_id {request_id!r}")
+
+
+async def retrieve_future(core: ServerCore, req: Request) -> Response:
+    """``retrieve_future``: result, failure, complete_metadata, or try_again after the hold."""
+    body = _codec.decode(FutureRetrieveRequest, req.body)
+    faults = core.faults
+    if faults.fires("slow_poll"):
+        await anyio.sleep(faults.config.slow_poll_seconds)
+    if faults.fires("retrieve_410"):
+        raise HTTPError(410, "injected fault: promise expired")
+    rec = core.futures.get(body.request_id)
+    if rec is None or rec.owner != req.owner:
+        raise _gone(core, body.request_id)
+    if faults.fires("retrieve_408"):
+        raise HTTPError(408, "injected fault: try again", body=_try_again(core, rec))
+    if faults.fires("try_again"):
+        return json_response(_try_again(core, rec))
+    if not rec.finished:
+        await core.futures.wait(rec, core.config.poll_hold)
+        if not rec.finished:
+            return json_response(_try_again(core, rec))
+    payload = rec.payload
+    if (
+        rec.phase is Phase.DONE
+        and body.allow_metadata_only
+        and not rec.metadata_sent
+        and len(payload) > core.config.metadata_threshold
+    ):
+        rec.metadata_sent = True
+        return json_response(CompleteMetadataResponse(response_payload_size=len(payload)))
+    core.futures.delivered(rec)
+    return json_response(payload)
+
+
+async def retrieve_futures(core: ServerCore, req: Request) -> Response:
+    """``retrieve_futures`` [0.38, behind ``enable_retrieve_futures``]: completion events."""
+    if not core.config.enable_retrieve_futures:
+        raise HTTPError(404, "retrieve_futures is not enabled on this server")
+    body = _codec.decode(FuturesRetrieveRequest, req.body)
+    sampler_id = body.target.sampling_session_id
+    core.sampler(req.owner, sampler_id)
+    for rid in body.retrieved_request_ids:
+        rec = core.futures.get(rid)
+        if rec is not None and rec.owner == req.owner and rec.finished:
+            core.futures.delivered(rec)
+    hold = (
+        core.config.poll_hold if body.timeout is None else min(core.config.poll_hold, body.timeout)
+    )
+    answer = await core.batched.poll(
+        (sampler_id, body.target.cloned_sampler_id), body.prev_cursor, hold
+    )
+    return json_response(answer)
+
+
+class _CancelRequest(msgspec.Struct):
+    request_id: str
+
+
+async def cancel_future(core: ServerCore, req: Request) -> Response:
+    """``cancel_future`` [0.38]: stop an unfinished request (its polls answer a failure)."""
+    body = _codec.decode(_CancelRequest, req.body)
+    rec = core.futures.get(body.request_id)
+    if rec is None or rec.owner != req.owner:
+        raise _gone(core, body.request_id)
+    if not rec.finished:
+        core.futures.fail(rec, "cancelled by the client", "user")
+    return json_response({"request_id": rec.request_id, "cancelled": rec.finished})

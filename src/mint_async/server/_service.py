@@ -1,0 +1,129 @@
+"""Handlers of the service endpoints: client config, JWT exchange, sessions, telemetry, health."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from mint_async import _codec
+from mint_async.types import (
+    AuthTokenResponse,
+    ClientConfigResponse,
+    CreateSessionRequest,
+    CreateSessionResponse,
+    GetServerCapabilitiesResponse,
+    HealthResponse,
+    SessionHeartbeatRequest,
+    SessionHeartbeatResponse,
+    SupportedModel,
+    TelemetryResponse,
+)
+
+from ._http import HTTPError, Request, Response, json_response
+from ._state import ServerState, Session
+
+if TYPE_CHECKING:
+    from ._core import ServerCore
+
+__all__ = [
+    "auth_token",
+    "capabilities",
+    "client_config",
+    "create_session",
+    "finish_session",
+    "healthz",
+    "heartbeat",
+    "telemetry",
+]
+
+# Spelled out: the Structs' defaults would be omitted on encode, and tinker
+# validates {"status": "accepted"} strictly.
+_HEALTH = _codec.encode({"status": HealthResponse().status})
+_ACCEPTED = _codec.encode({"status": TelemetryResponse().status})
+
+
+async def client_config(core: ServerCore, req: Request) -> Response:
+    """``client/config``: JWT exchange on (so ``sk-`` keys work with ``import mint``), JSON wire."""
+    config = core.config
+    return json_response(
+        ClientConfigResponse(
+            pjwt_auth_enabled=config.pjwt_auth_enabled,
+            sample_use_retrieve_futures=config.enable_retrieve_futures,
+        )
+    )
+
+
+async def auth_token(core: ServerCore, req: Request) -> Response:
+    """``auth/token``: a JWT for the credential in ``X-API-Key`` (a key, or a JWT to refresh)."""
+    assert core.auth is not None
+    return json_response(AuthTokenResponse(jwt=core.auth.issue(req.owner)))
+
+
+async def create_session(core: ServerCore, req: Request) -> Response:
+    """``create_session``: a new session, alive while heartbeats arrive."""
+    body = _codec.decode(CreateSessionRequest, req.body)
+    session_id = ServerState.new_session_id()
+    core.state.sessions[session_id] = Session(
+        session_id=session_id,
+        owner=req.owner,
+        tags=list(body.tags),
+        user_metadata=dict(body.user_metadata),
+        sdk_version=body.sdk_version,
+        project_id=body.project_id,
+    )
+    return json_response(CreateSessionResponse(session_id=session_id))
+
+
+async def heartbeat(core: ServerCore, req: Request) -> Response:
+    """``session_heartbeat``: keeps a session alive; 410 once it finished."""
+    body = _codec.decode(SessionHeartbeatRequest, req.body)
+    session = core.session(req.owner, body.session_id)
+    session.last_heartbeat = time.monotonic()
+    return json_response(SessionHeartbeatResponse())
+
+
+async def telemetry(core: ServerCore, req: Request) -> Response:
+    """``telemetry``: accepted and dropped (any JSON object, protocol Q14)."""
+    try:
+        msgspec.json.decode(req.body, type=dict[str, object])
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise HTTPError(400, f"telemetry must be a JSON object: {exc}") from None
+    return json_response(_ACCEPTED)
+
+
+async def capabilities(core: ServerCore, req: Request) -> Response:
+    """``get_server_capabilities``: the served base models."""
+    models = [
+        SupportedModel(
+            model_name=spec.name,
+            max_context_length=spec.max_context_length,
+            trainable=spec.trainable,
+            sampleable=spec.sampleable,
+        )
+        for spec in core.specs.values()
+    ]
+    return json_response(GetServerCapabilitiesResponse(supported_models=models))
+
+
+async def healthz(core: ServerCore, req: Request) -> Response:
+    """``healthz`` (no credential needed)."""
+    return json_response(_HEALTH)
+
+
+class _FinishRequest(msgspec.Struct, kw_only=True):
+    reason: dict[str, object] | None = None
+    detail: str | None = None
+
+
+async def finish_session(core: ServerCore, req: Request, session_id: str) -> Response:
+    """``POST sessions/{id}/finish`` [0.38]: end a session now (first finish wins)."""
+    session = core.state.sessions.get(session_id)
+    if session is None or session.owner != req.owner:
+        raise HTTPError(404, f"session {session_id!r} not found")
+    if session.finished is None:
+        body = _codec.decode(_FinishRequest, req.body) if req.body else _FinishRequest()
+        kind = (body.reason or {}).get("type", "success")
+        core.finish_session(session, f"finished by the client ({kind})")
+    return json_response({})

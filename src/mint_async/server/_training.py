@@ -1,0 +1,276 @@
+"""Handlers of the training-model endpoints (protocol §4.2-§4.4, §4.10).
+
+Only structural problems (a body that does not decode) answer 400 at
+submission; everything that depends on state (checkpoint names, paths, loss
+inputs) is checked when the request runs, and fails it with category
+``user`` — so a submission is never half-accepted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+
+from mint_async import _codec
+from mint_async._exceptions import InvalidInputError
+from mint_async.types import (
+    CreateModelRequest,
+    CreateModelResponse,
+    ForwardBackwardInput,
+    ForwardBackwardRequest,
+    ForwardRequest,
+    GetInfoRequest,
+    GetInfoResponse,
+    LoadWeightsRequest,
+    LoadWeightsResponse,
+    ModelData,
+    OptimStepRequest,
+    OptimStepResponse,
+    SaveWeightsForSamplerRequest,
+    SaveWeightsForSamplerResponseInternal,
+    SaveWeightsRequest,
+    SaveWeightsResponse,
+    UnloadModelRequest,
+    UnloadModelResponse,
+)
+
+from ._checkpoints import read_checkpoint, write_checkpoint
+from ._http import HTTPError, Request, Response, json_response
+from ._ordering import SeqGate
+from ._sequenced import decode_sequenced, enqueue, model_worker
+from ._state import Job, Model, Sampler
+from ._store import RunMeta
+
+if TYPE_CHECKING:
+    from ._core import ServerCore
+
+__all__ = [
+    "create_model",
+    "forward",
+    "forward_backward",
+    "get_info",
+    "load_weights",
+    "optim_step",
+    "save_weights",
+    "save_weights_for_sampler",
+    "unload_model",
+]
+
+
+def _handle(model: Model) -> Any:
+    if model.handle is None:
+        msg = f"model {model.model_id} is not loaded"
+        raise InvalidInputError(msg)
+    return model.handle
+
+
+async def create_model(core: ServerCore, req: Request) -> Response:
+    """``create_model``: a new training run ``<session_id>:train:<model_seq_id>``."""
+    backend, store, executor = core.require_running()
+    body = _codec.decode(CreateModelRequest, req.body)
+    session = core.session(req.owner, body.session_id)
+    spec = core.spec(body.base_model)
+    model_id = f"{session.session_id}:train:{body.model_seq_id}"
+    rid = f"{model_id}:0"
+    existing = core.futures.get(rid)
+    if existing is not None or model_id in core.state.models:
+        core.state.duplicates += 1
+        return core.promise(rid, model_id=model_id)
+    lora = body.lora_config
+    model = Model(
+        model_id,
+        session.session_id,
+        req.owner,
+        spec,
+        lora,
+        SeqGate(first_seq=0, gap_timeout=core.config.seq_gap_timeout),
+    )
+    core.state.models[model_id] = model
+    session.model_ids.append(model_id)
+    run = RunMeta(
+        training_run_id=model_id,
+        owner=req.owner,
+        base_model=spec.name,
+        lora_rank=lora.rank,
+        train_unembed=lora.train_unembed,
+        train_mlp=lora.train_mlp,
+        train_attn=lora.train_attn,
+        user_metadata=body.user_metadata,
+        session_id=session.session_id,
+    )
+    await anyio.to_thread.run_sync(store.save_run, run)
+    rec = core.futures.create(rid, "create_model", req.owner, session.session_id)
+
+    async def work() -> CreateModelResponse:
+        model.handle = await executor.call(lambda: backend.create_model(model_id, spec, lora))
+        return CreateModelResponse(model_id=model_id)
+
+    model.gate.put(0, Job(rec, "create_model", work))
+    executor.spawn(session, lambda: model_worker(core, model))
+    return core.promise(rec, model_id=model_id)
+
+
+async def get_info(core: ServerCore, req: Request) -> Response:
+    """``get_info``: base model, LoRA rank and tokenizer of a training run."""
+    body = _codec.decode(GetInfoRequest, req.body)
+    model = core.state.models.get(body.model_id)
+    if model is None or model.owner != req.owner:
+        raise HTTPError(404, f"model {body.model_id!r} not found")
+    spec = model.spec
+    return json_response(
+        GetInfoResponse(
+            model_id=model.model_id,
+            model_data=ModelData(
+                arch=spec.arch, model_name=spec.name, tokenizer_id=spec.tokenizer_id
+            ),
+            is_lora=True,
+            lora_rank=model.lora.rank,
+            model_name=spec.name,
+        )
+    )
+
+
+async def unload_model(core: ServerCore, req: Request) -> Response:
+    """``unload_model``: runs after the model's already-submitted requests, then frees it."""
+    backend, _, executor = core.require_running()
+    body = _codec.decode(UnloadModelRequest, req.body)
+    model = core.model(req.owner, body.model_id)
+
+    async def work() -> UnloadModelResponse:
+        handle, model.handle = model.handle, None
+        model.unloaded = True  # the worker stops after this job
+        if handle is not None:
+            await executor.call(lambda: backend.unload_model(handle))
+        return UnloadModelResponse(model_id=model.model_id)
+
+    return enqueue(
+        core,
+        req,
+        op="unload_model",
+        model=model,
+        seq_id=None,
+        work=work,
+        request_id=f"{model.model_id}:unload",
+    )
+
+
+def _fb_work(core: ServerCore, model: Model, fb: ForwardBackwardInput, *, backward: bool) -> Any:
+    backend, _, executor = core.require_running()
+    config = fb.loss_fn_config or {}
+
+    async def work() -> bytes:
+        return await executor.compute_encoded(
+            lambda: backend.forward_backward(
+                _handle(model), fb.data, fb.loss_fn, config, backward=backward
+            )
+        )
+
+    return work
+
+
+async def forward(core: ServerCore, req: Request) -> Response:
+    """``forward`` (tinker 0.22): loss and logprobs, no gradients."""
+    body = decode_sequenced(core, req, ForwardRequest)
+    model = core.model(req.owner, body.model_id)
+    work = _fb_work(core, model, body.forward_input, backward=False)
+    return enqueue(core, req, op="forward", model=model, seq_id=body.seq_id, work=work)
+
+
+async def forward_backward(core: ServerCore, req: Request) -> Response:
+    """``forward_backward``: loss, logprobs and accumulated gradients."""
+    body = decode_sequenced(core, req, ForwardBackwardRequest)
+    model = core.model(req.owner, body.model_id)
+    work = _fb_work(core, model, body.forward_backward_input, backward=True)
+    return enqueue(core, req, op="forward_backward", model=model, seq_id=body.seq_id, work=work)
+
+
+async def optim_step(core: ServerCore, req: Request) -> Response:
+    """``optim_step``: AdamW on the accumulated gradients."""
+    backend, _, executor = core.require_running()
+    body = decode_sequenced(core, req, OptimStepRequest)
+    model = core.model(req.owner, body.model_id)
+
+    async def work() -> OptimStepResponse:
+        metrics = await executor.call(lambda: backend.optim_step(_handle(model), body.adam_params))
+        return OptimStepResponse(metrics=metrics)
+
+    return enqueue(core, req, op="optim_step", model=model, seq_id=body.seq_id, work=work)
+
+
+async def save_weights(core: ServerCore, req: Request) -> Response:
+    """``save_weights``: a training checkpoint (weights + optimizer) ``tinker://<run>/weights/<name>``."""
+    body = decode_sequenced(core, req, SaveWeightsRequest)
+    model = core.model(req.owner, body.model_id)
+
+    async def work() -> SaveWeightsResponse:
+        meta = await write_checkpoint(
+            core,
+            model,
+            _handle(model),
+            "weights",
+            body.path,
+            body.ttl_seconds,
+            overwrite=body.overwrite,
+        )
+        return SaveWeightsResponse(path=meta.tinker_path)
+
+    return enqueue(core, req, op="save_weights", model=model, seq_id=body.seq_id, work=work)
+
+
+async def save_weights_for_sampler(core: ServerCore, req: Request) -> Response:
+    """``save_weights_for_sampler``: named (a sampler checkpoint) or ephemeral (a new sampling session)."""
+    backend, _, executor = core.require_running()
+    body = decode_sequenced(core, req, SaveWeightsForSamplerRequest)
+    model = core.model(req.owner, body.model_id)
+    if body.path is None and body.sampling_session_seq_id is None:
+        raise HTTPError(400, "save_weights_for_sampler needs path or sampling_session_seq_id")
+
+    async def work() -> SaveWeightsForSamplerResponseInternal:
+        handle = _handle(model)
+        path = sampling_session_id = None
+        if body.path is not None:
+            meta = await write_checkpoint(
+                core, model, handle, "sampler_weights", body.path, body.ttl_seconds, overwrite=True
+            )
+            path = meta.tinker_path
+        if body.sampling_session_seq_id is not None:
+            sampler_id = f"{model.session_id}:sample:{body.sampling_session_seq_id}"
+            if sampler_id in core.state.samplers:
+                msg = f"sampling session {sampler_id} already exists"
+                raise InvalidInputError(msg)
+            frozen = await executor.call(lambda: backend.snapshot_sampler(handle))
+            core.state.samplers[sampler_id] = Sampler(
+                sampler_id, model.session_id, model.owner, model.spec.name, frozen, path
+            )
+            session = core.state.sessions.get(model.session_id)
+            if session is not None:
+                session.sampler_ids.append(sampler_id)
+            sampling_session_id = sampler_id
+        return SaveWeightsForSamplerResponseInternal(
+            path=path, sampling_session_id=sampling_session_id
+        )
+
+    return enqueue(
+        core, req, op="save_weights_for_sampler", model=model, seq_id=body.seq_id, work=work
+    )
+
+
+async def load_weights(core: ServerCore, req: Request) -> Response:
+    """``load_weights``: weights (and optimizer state if asked) from a checkpoint."""
+    backend, _, executor = core.require_running()
+    body = decode_sequenced(core, req, LoadWeightsRequest)
+    model = core.model(req.owner, body.model_id)
+
+    async def work() -> LoadWeightsResponse:
+        handle = _handle(model)
+        meta, directory = read_checkpoint(core, req.owner, body.path)
+        if meta.base_model != model.spec.name:
+            msg = f"{body.path} was trained from {meta.base_model}, this model is {model.spec.name}"
+            raise InvalidInputError(msg)
+        await executor.call(
+            lambda: backend.load_state(handle, directory, optimizer=body.optimizer), io=True
+        )
+        return LoadWeightsResponse(path=body.path, model_id=model.model_id)
+
+    return enqueue(core, req, op="load_weights", model=model, seq_id=body.seq_id, work=work)

@@ -1,0 +1,168 @@
+"""The loss functions of protocol.md §8.3, on per-token logprobs, in numpy.
+
+Each loss is a sum over tokens of a function of the model's logprob ``lp`` of
+the target token; :func:`loss_and_grad` returns that sum and ``d loss / d lp``
+per token, which a backend chains into its own parameters.
+
+Inputs (``loss_fn_inputs``):
+
+* ``cross_entropy``: ``target_tokens`` ``[T]`` or ``[T, K]``, ``weights`` of the
+  same shape (all ones when absent). ``loss = -sum(w * lp)``.
+* ``importance_sampling``, ``ppo``, ``cispo``, ``dro``: ``target_tokens`` ``[T]``,
+  ``logprobs`` (the sampler's, ``q``) and ``advantages`` (``A``) ``[T]``, optional
+  ``weights``. With ``r = exp(lp - q)``:
+
+  - importance_sampling: ``-sum(w * r * A)``
+  - ppo: ``-sum(w * min(r * A, clip(r, lo, hi) * A))``; config
+    ``clip_low_threshold`` (0.8), ``clip_high_threshold`` (1.2)
+  - cispo: ``-sum(w * stopgrad(clip(r, lo, hi)) * A * lp)``; same config
+  - dro: ``-sum(w * (A * lp - beta / 2 * (lp - q)^2))``; config ``beta`` (0.01)
+
+Unknown input keys and config keys are rejected (the cookbook strips its
+client-only ``mask`` key for that reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from mint_async._exceptions import InvalidInputError
+from mint_async.types import TensorData
+
+__all__ = ["LossInputs", "datum_inputs", "loss_and_grad"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+_RL: Final = frozenset({"importance_sampling", "ppo", "cispo", "dro"})
+_ALLOWED_INPUTS: Final = {
+    "cross_entropy": frozenset({"target_tokens", "weights"}),
+    **{name: frozenset({"target_tokens", "logprobs", "advantages", "weights"}) for name in _RL},
+}
+_CONFIG: Final[dict[str, dict[str, float]]] = {
+    "cross_entropy": {},
+    "importance_sampling": {},
+    "ppo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
+    "cispo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
+    "dro": {"beta": 0.01},
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossInputs:
+    """One datum's loss inputs as float64/int64 arrays."""
+
+    targets: I64
+    weights: F64
+    sampler_logprobs: F64 | None = None
+    advantages: F64 | None = None
+
+
+def _array(td: TensorData, key: str, index: int, shape: tuple[int, ...]) -> F64:
+    arr = np.asarray(td.to_numpy(), dtype=np.float64)
+    if arr.shape != shape:
+        msg = f"datum {index}: loss_fn_inputs[{key!r}] has shape {list(arr.shape)}, expected {list(shape)}"
+        raise InvalidInputError(msg)
+    return arr
+
+
+def datum_inputs(
+    loss_fn: str, inputs: Mapping[str, TensorData], length: int, index: int
+) -> LossInputs:
+    """Check one datum's inputs for ``loss_fn`` against its model-input ``length``."""
+    allowed = _ALLOWED_INPUTS.get(loss_fn)
+    if allowed is None:
+        msg = f"unknown loss function {loss_fn!r}"
+        raise InvalidInputError(msg)
+    unknown = sorted(set(inputs) - allowed)
+    if unknown:
+        msg = f"datum {index}: loss_fn_inputs {unknown} are not inputs of {loss_fn} (allowed: {sorted(allowed)})"
+        raise InvalidInputError(msg)
+    target_td = inputs.get("target_tokens")
+    if target_td is None:
+        msg = f"datum {index}: {loss_fn} needs loss_fn_inputs['target_tokens']"
+        raise InvalidInputError(msg)
+    targets = np.asarray(target_td.to_numpy(), dtype=np.int64)
+    if targets.ndim not in (1, 2) or targets.shape[0] != length:
+        msg = f"datum {index}: target_tokens must be [T] or [T, K] with T = {length} input tokens, got {list(targets.shape)}"
+        raise InvalidInputError(msg)
+    weights_td = inputs.get("weights")
+    weights = (
+        np.ones(targets.shape)
+        if weights_td is None
+        else _array(weights_td, "weights", index, targets.shape)
+    )
+    if loss_fn == "cross_entropy":
+        return LossInputs(targets=targets, weights=weights)
+    if targets.ndim != 1:
+        msg = f"datum {index}: {loss_fn} needs 1-D target_tokens"
+        raise InvalidInputError(msg)
+    arrays: dict[str, F64] = {}
+    for key in ("logprobs", "advantages"):
+        td = inputs.get(key)
+        if td is None:
+            msg = f"datum {index}: {loss_fn} needs loss_fn_inputs[{key!r}]"
+            raise InvalidInputError(msg)
+        arrays[key] = _array(td, key, index, targets.shape)
+    return LossInputs(
+        targets=targets,
+        weights=weights,
+        sampler_logprobs=arrays["logprobs"],
+        advantages=arrays["advantages"],
+    )
+
+
+def _config(loss_fn: str, given: Mapping[str, float]) -> dict[str, float]:
+    defaults = _CONFIG[loss_fn]
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        msg = f"loss_fn_config keys {unknown} are not used by {loss_fn} (known: {sorted(defaults)})"
+        raise InvalidInputError(msg)
+    merged = {**defaults, **{k: float(v) for k, v in given.items()}}
+    if "clip_low_threshold" in merged and not (
+        0 <= merged["clip_low_threshold"] <= merged["clip_high_threshold"]
+    ):
+        msg = "need 0 <= clip_low_threshold <= clip_high_threshold"
+        raise InvalidInputError(msg)
+    return merged
+
+
+def loss_and_grad(
+    loss_fn: str, lp: F64, inputs: LossInputs, config: Mapping[str, float]
+) -> tuple[float, F64]:
+    """The summed loss and ``d loss / d lp`` (same shape as ``lp``)."""
+    cfg = _config(loss_fn, config)
+    w = inputs.weights
+    if loss_fn == "cross_entropy":
+        return float(-(w * lp).sum()), -w
+    q, adv = inputs.sampler_logprobs, inputs.advantages
+    assert q is not None and adv is not None
+    ratio = np.exp(lp - q)
+    match loss_fn:
+        case "importance_sampling":
+            objective = ratio * adv
+            grad = ratio * adv  # d(r A)/d lp = r A
+        case "ppo":
+            lo, hi = cfg["clip_low_threshold"], cfg["clip_high_threshold"]
+            unclipped = ratio * adv
+            clipped = np.clip(ratio, lo, hi) * adv
+            objective = np.minimum(unclipped, clipped)
+            grad = np.where(unclipped <= clipped, ratio * adv, 0.0)
+        case "cispo":
+            lo, hi = cfg["clip_low_threshold"], cfg["clip_high_threshold"]
+            coeff = np.clip(ratio, lo, hi) * adv
+            objective = coeff * lp
+            grad = coeff
+        case "dro":
+            beta = cfg["beta"]
+            objective = adv * lp - 0.5 * beta * (lp - q) ** 2
+            grad = adv - beta * (lp - q)
+        case _:
+            msg = f"unknown loss function {loss_fn!r}"
+            raise InvalidInputError(msg)
+    return float(-(w * objective).sum()), -(w * grad)
