@@ -131,10 +131,10 @@ class Qwen3DisableThinkingRenderer(Qwen3Renderer):
     """Qwen3 with thinking switched off, as ``apply_chat_template(..., enable_thinking=False)``.
 
     The generation prompt ends with an empty ``<think>\\n\\n</think>\\n\\n`` block,
-    so the model answers directly. In training examples that empty block of the
-    final assistant turn is part of the (untrained) prompt, matching what the
-    model sees at sampling time; a turn that does carry reasoning renders as
-    with ``qwen3``.
+    so the model answers directly. In training examples an empty think block is
+    part of the (untrained) header, matching what the model sees at sampling
+    time; a turn that does carry reasoning renders, and is trained, as with
+    ``qwen3``.
     """
 
     name: ClassVar[str] = "qwen3_disable_thinking"
