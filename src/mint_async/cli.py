@@ -44,6 +44,12 @@ def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--track-executions", action="store_true", help="count executions per request id"
     )
+    serve.add_argument(
+        "--sdk-transport",
+        choices=("pyqwest", "httpx"),
+        default="pyqwest",
+        help="HTTP transport tinker SDKs are told to use (httpx: archive URLs work in 0.22)",
+    )
     serve.add_argument("--log-level", default="warning", help="uvicorn log level")
     serve.set_defaults(func=_serve)
 

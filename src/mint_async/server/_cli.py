@@ -40,6 +40,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         session_expiry=args.session_expiry,
         enable_retrieve_futures=args.retrieve_futures,
         track_executions=args.track_executions,
+        sdk_pyqwest_transport=args.sdk_transport == "pyqwest",
     )
 
 

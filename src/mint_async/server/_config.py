@@ -66,6 +66,10 @@ class ServerConfig:
 
     pjwt_auth_enabled: bool = True
     """Advertise the JWT exchange in client/config (needed for ``sk-`` keys with ``import mint``)."""
+    sdk_pyqwest_transport: bool = True
+    """``use_pyqwest_transport`` in client/config. tinker 0.22's pyqwest transport follows
+    redirects itself, which breaks its ``RestClient.get_checkpoint_archive_url`` (it expects
+    the 302); ``False`` switches SDK clients to httpx's transport."""
     jwt_ttl: float = 3600.0
     """Lifetime of issued JWTs in seconds."""
     jwt_secret: bytes | None = None

@@ -45,12 +45,16 @@ _ACCEPTED = _codec.encode({"status": TelemetryResponse().status})
 
 
 async def client_config(core: ServerCore, req: Request) -> Response:
-    """``client/config``: JWT exchange on (so ``sk-`` keys work with ``import mint``), JSON wire."""
+    """``client/config``: JWT exchange on (so ``sk-`` keys work with ``import mint``), JSON wire.
+
+    Flags at their SDK default are omitted (``{"pjwt_auth_enabled": true}`` by default).
+    """
     config = core.config
     return json_response(
         ClientConfigResponse(
             pjwt_auth_enabled=config.pjwt_auth_enabled,
             sample_use_retrieve_futures=config.enable_retrieve_futures,
+            use_pyqwest_transport=config.sdk_pyqwest_transport,
         )
     )
 
