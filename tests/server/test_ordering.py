@@ -12,11 +12,8 @@ pytestmark = pytest.mark.anyio
 
 async def drain_ready(gate: SeqGate[str], count: int) -> list[str]:
     """Take ``count`` items that are already releasable."""
-    out = []
     with anyio.fail_after(5):
-        for _ in range(count):
-            out.append(await gate.get())
-    return out
+        return [await gate.get() for _ in range(count)]
 
 
 async def test_out_of_order_arrivals_leave_in_order() -> None:

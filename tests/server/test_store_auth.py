@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mint_async import InvalidInputError
-from mint_async.server._auth import AuthError, Authenticator, owner_of_key
+from mint_async.server._auth import Authenticator, AuthError, owner_of_key
 from mint_async.server._store import (
     CheckpointExistsError,
     CheckpointMeta,
