@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -117,7 +117,7 @@ async def healthz(core: ServerCore, req: Request) -> Response:
 
 
 class _FinishRequest(msgspec.Struct, kw_only=True):
-    reason: dict[str, object] | None = None
+    reason: dict[str, Any] | None = None
     detail: str | None = None
 
 
