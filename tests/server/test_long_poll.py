@@ -1,0 +1,125 @@
+"""retrieve_future: release on completion, try_again after the hold, complete_metadata once, 404/410, queue states."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from mint_async.server import LatencyConfig, ServerConfig
+
+from ._support import fb_body, running, sample_body, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_held_poll_is_released_when_the_result_is_ready() -> None:
+    """A poll held on a 60 s hold returns as soon as the (0.2 s) work completes, not at the hold boundary."""
+    config = ServerConfig(poll_hold=60.0, latency=LatencyConfig.parse("sample=0.2"))
+    async with running(config) as (server, api):
+        sampler = await api.sampler(await api.session())
+        rid = await api.submit("asample", sample_body(sampler, 0))
+        start = time.monotonic()
+        r = await api.poll(rid)
+        elapsed = time.monotonic() - start
+        assert r.json()["type"] == "sample"
+        assert server.statistics().peak_held_polls == 1
+        assert elapsed < 30  # liveness bound: far below the 60 s hold
+
+
+async def test_try_again_after_the_hold() -> None:
+    """An unfinished future answers try_again (queue_state active) once the hold passes."""
+    config = ServerConfig(poll_hold=0.05, latency=LatencyConfig.parse("sample=5"))
+    async with running(config) as (_, api):
+        sampler = await api.sampler(await api.session())
+        rid = await api.submit("asample", sample_body(sampler, 0))
+        answer = (await api.poll(rid)).json()
+        assert answer == {"type": "try_again", "request_id": rid, "queue_state": "active"}
+
+
+async def test_capacity_queues_and_reports_paused_capacity() -> None:
+    """Beyond capacity, requests wait with queue_state paused_capacity; 429 once too many samples wait."""
+    config = ServerConfig(
+        capacity=1, max_queued_samples=2, poll_hold=0.01, latency=LatencyConfig.parse("sample=0.3")
+    )
+    async with running(config) as (server, api):
+        sampler = await api.sampler(await api.session())
+        rids = [await api.submit("asample", sample_body(sampler, seq)) for seq in range(3)]
+        await wait_until(lambda: server.statistics().outstanding == 3)
+        await anyio.sleep(0.02)
+        states = [(await api.poll(r)).json().get("queue_state") for r in rids]
+        # Which one got the slot is up to the scheduler (trio shuffles); exactly one did.
+        assert sorted(states) == ["active", "paused_capacity", "paused_capacity"]
+        refused = await api.post("asample", sample_body(sampler, 3))
+        assert refused.status_code == 429 and refused.json()["detail"]
+        for rid in rids:
+            assert (await api.result(rid))["type"] == "sample"
+        assert (await api.post("asample", sample_body(sampler, 3))).status_code == 200
+
+
+async def test_complete_metadata_is_sent_once() -> None:
+    """A large result is announced with complete_metadata once, then sent; never two metadata answers."""
+    async with running(ServerConfig(metadata_threshold=10)) as (_, api):
+        sampler = await api.sampler(await api.session())
+        rid = await api.submit("asample", sample_body(sampler, 0))
+        first = (await api.poll(rid, allow_metadata_only=True)).json()
+        assert first["status"] == "complete_metadata" and first["response_payload_size"] > 10
+        second = await api.poll(rid, allow_metadata_only=True)  # e.g. the metadata answer was lost
+        assert (
+            second.json()["type"] == "sample"
+            and len(second.content) == first["response_payload_size"]
+        )
+    async with running(ServerConfig(metadata_threshold=10)) as (_, api):
+        sampler = await api.sampler(await api.session())
+        rid = await api.submit("asample", sample_body(sampler, 0))
+        assert (await api.poll(rid, allow_metadata_only=False)).json()["type"] == "sample"
+
+
+async def test_unknown_and_expired_futures() -> None:
+    """Unknown ids answer 404; purged ids of a live sampler or model answer 410."""
+    async with running(ServerConfig(result_retention=0.0, sweep_interval=0.01)) as (server, api):
+        assert (await api.poll("nothing:1")).status_code == 404
+        sid = await api.session()
+        sampler = await api.sampler(sid)
+        mid = await api.model(sid)
+        rids = [
+            await api.submit("asample", sample_body(sampler, 0)),
+            await api.submit("forward_backward", fb_body(mid, 1)),
+        ]
+        for rid in rids:
+            await api.result(rid)
+        await wait_until(lambda: server.statistics().futures == 0)
+        for rid in rids:
+            gone = await api.poll(rid)
+            assert gone.status_code == 410 and gone.json()["detail"]
+        assert (await api.poll(f"{sampler}:99")).status_code == 410
+
+
+async def test_failures_carry_a_category() -> None:
+    """A request that fails answers {"error", "category"} with status 200."""
+    async with running() as (_, api):
+        mid = await api.model(await api.session())
+        failed = await api.run(
+            "load_weights",
+            {
+                "model_id": mid,
+                "path": "tinker://x/weights/none",
+                "seq_id": 1,
+                "optimizer": False,
+                "type": "load_weights",
+            },
+        )
+        assert set(failed) == {"error", "category"} and failed["category"] == "user"
+
+
+async def test_other_users_cannot_poll_a_future() -> None:
+    """A request id of another user answers as unknown."""
+    async with running(ServerConfig(api_keys=("sk-a", "sk-b"))) as (server, api):
+        sampler = await api.sampler(await api.session())
+        rid = await api.submit("asample", sample_body(sampler, 0))
+        async with server.client(headers={"X-API-Key": "sk-b"}) as other:
+            r = await other.post(
+                "/api/v1/retrieve_future", json={"request_id": rid, "allow_metadata_only": False}
+            )
+        assert r.status_code in (404, 410)
