@@ -32,7 +32,7 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -177,6 +177,16 @@ class InProcessServer(LocalServer):
 class LoopbackServer(LocalServer):
     """A server listening on a loopback port, served by uvicorn in a background thread."""
 
+    _stop: Callable[[], None]
+
+    def stop(self) -> None:
+        """Stop serving now (held polls answer try_again first); blocking, idempotent.
+
+        :func:`serve_loopback` stops the server at the end of its block anyway;
+        this is for tests of what clients do when the server goes away.
+        """
+        self._stop()
+
 
 @asynccontextmanager
 async def serve_in_process(
@@ -218,7 +228,9 @@ def serve_loopback(
     server = ThreadedServer(app, host, port)
     server.start()
     try:
-        yield LoopbackServer(app=app, base_url=server.base_url, api_key=app.config.api_keys[0])
+        yield LoopbackServer(
+            app=app, base_url=server.base_url, api_key=app.config.api_keys[0], _stop=server.stop
+        )
     finally:
         server.stop()
 

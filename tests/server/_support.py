@@ -41,7 +41,12 @@ class Api:
 
     async def session(self) -> str:
         """A new session id."""
-        body = {"tags": [], "user_metadata": {}, "sdk_version": "0.22.0", "type": "create_session"}
+        body: Json = {
+            "tags": [],
+            "user_metadata": {},
+            "sdk_version": "0.22.0",
+            "type": "create_session",
+        }
         return str((await self.ok("create_session", body))["session_id"])
 
     async def poll(self, request_id: str, *, allow_metadata_only: bool = False) -> httpx.Response:

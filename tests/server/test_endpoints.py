@@ -443,16 +443,14 @@ async def test_retrieve_futures_behind_its_flag() -> None:
         rids = [await api.submit("asample", sample_body(sampler, seq)) for seq in range(3)]
         seen: list[str] = []
         cursor = 0
+        target = {
+            "type": "sampling_session",
+            "sampling_session_id": sampler,
+            "cloned_sampler_id": 0,
+        }
+        body: dict[str, object] = {"target": target}
         while len(seen) < 3:
-            body = {
-                "target": {
-                    "type": "sampling_session",
-                    "sampling_session_id": sampler,
-                    "cloned_sampler_id": 0,
-                },
-                "prev_cursor": cursor,
-                "retrieved_request_ids": seen,
-            }
+            body = {"target": target, "prev_cursor": cursor, "retrieved_request_ids": seen}
             answer = await api.ok("retrieve_futures", body)
             seen += [c["request_id"] for c in answer["completions"] if c["state"] == "finished"]
             cursor = answer["cursor"]

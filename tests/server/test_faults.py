@@ -157,9 +157,9 @@ async def test_retrying_client_under_every_fault_gets_exactly_once() -> None:
         if "error" in created:  # the injected failure hit create_model itself; try another model
             create["model_seq_id"] = 1
             created = await _answer(api, await _submit(api, "create_model", create))
-        mid = created["model_id"]
+        mid = str(created["model_id"])
         sampler = await api.sampler(sid)
-        rids = []
+        rids: list[str] = []
         for seq in range(1, 13):
             body = fb_body(mid, seq) if seq % 2 else optim_body(mid, seq)
             rids.append(await _submit(api, "forward_backward" if seq % 2 else "optim_step", body))

@@ -16,6 +16,7 @@ from mint_async.server._store import (
     CheckpointExistsError,
     CheckpointMeta,
     CheckpointStore,
+    Kind,
     RunMeta,
     check_name,
     parse_path,
@@ -24,11 +25,19 @@ from mint_async.server._store import (
 RUN = "sess-1:train:0"
 
 
-def meta(name: str = "ckpt", kind: str = "weights", **kwargs: object) -> CheckpointMeta:
+def meta(
+    name: str = "ckpt", kind: Kind = "weights", expires_at: float | None = None
+) -> CheckpointMeta:
     """Checkpoint metadata of RUN."""
     return CheckpointMeta(
-        training_run_id=RUN, kind=kind, name=name, owner="u", base_model="m", lora_rank=4, **kwargs
-    )  # type: ignore[arg-type]
+        training_run_id=RUN,
+        kind=kind,
+        name=name,
+        owner="u",
+        base_model="m",
+        lora_rank=4,
+        expires_at=expires_at,
+    )
 
 
 def write(

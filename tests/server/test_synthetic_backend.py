@@ -101,10 +101,11 @@ def test_training_reduces_loss_on_repeated_data(backend: SyntheticBackend) -> No
     """forward_backward + optim_step repeated lowers the loss of the same data."""
     model = new_model(backend)
     first = loss(backend, model, [datum()])
+    steps: list[float] = []
     for _ in range(10):
         backend.forward_backward(model, [datum()], "cross_entropy", {}, backward=True)
-        metrics = backend.optim_step(model, t.AdamParams(learning_rate=0.05))
-    assert metrics["step:max"] == 10
+        steps.append(backend.optim_step(model, t.AdamParams(learning_rate=0.05))["step:max"])
+    assert steps == list(range(1, 11))
     assert loss(backend, model, [datum()]) < 0.8 * first
 
 
@@ -112,7 +113,7 @@ def _numeric_grad(
     backend: SyntheticBackend, model: SyntheticModel, fn: Any, eps: float = 1e-5
 ) -> np.ndarray[Any, Any]:
     """Central differences of fn() w.r.t. a few entries of model.b (after a step so B != 0)."""
-    grads = []
+    grads: list[float] = []
     for idx in [(0, 5), (1, 42), (2, 300), (3, 19)]:
         old = model.b[idx]
         model.b[idx] = old + eps
@@ -221,6 +222,7 @@ def test_sampled_logprobs_match_forward(backend: SyntheticBackend) -> None:
     seq = backend.sample(sampler, spec(max_tokens=6)).sequences[0]
     tokens = [TOKENS[3], *seq.tokens]
     out = backend.forward_backward(model, [datum(tokens)], "cross_entropy", {}, backward=False)
+    assert seq.logprobs_np is not None
     np.testing.assert_allclose(out.loss_fn_outputs[0]["logprobs"].data, seq.logprobs_np, rtol=1e-5)
 
 

@@ -108,7 +108,11 @@ class MintServerApp:
             yield self
 
     def begin_shutdown(self) -> None:
-        """Release every held long poll now (call before stopping the HTTP server)."""
+        """Release every held long poll now (call before stopping the HTTP server).
+
+        Call it on the server's event loop (``MintUvicornServer`` and the ASGI
+        lifespan do); from another thread, stop the server instead.
+        """
         self.core.begin_shutdown()
 
     def statistics(self) -> ServerStatistics:

@@ -120,8 +120,9 @@ class ThreadedServer:
             raise RuntimeError(msg) from self._error
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop serving (held polls are released first) and join the thread."""
+        """Stop serving (held polls are released first) and join the thread; idempotent."""
+        # uvicorn's loop notices should_exit and runs shutdown() in its own thread.
         self._server.should_exit = True
-        if self._thread.is_alive():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self._sock.close()
