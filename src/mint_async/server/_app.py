@@ -94,17 +94,17 @@ class MintServerApp:
     def __init__(
         self, config: ServerConfig | None = None, *, backend: Backend[Any, Any] | None = None
     ) -> None:
-        self.core = ServerCore(config or ServerConfig(), backend)
+        self._core = ServerCore(config or ServerConfig(), backend)
 
     @property
     def config(self) -> ServerConfig:
         """The server's configuration."""
-        return self.core.config
+        return self._core.config
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[MintServerApp]:
         """Serve while inside the block (starts the backend and background work)."""
-        async with self.core.running():
+        async with self._core.running():
             yield self
 
     def begin_shutdown(self) -> None:
@@ -113,19 +113,19 @@ class MintServerApp:
         Call it on the server's event loop (``MintUvicornServer`` and the ASGI
         lifespan do); from another thread, stop the server instead.
         """
-        self.core.begin_shutdown()
+        self._core.begin_shutdown()
 
     def statistics(self) -> ServerStatistics:
         """An immutable snapshot of the server's counters (safe from any thread)."""
-        return snapshot(self.core)
+        return snapshot(self._core)
 
     def executions(self, request_id: str) -> int:
         """How many times the request ``request_id`` was executed (0, or 1 when exactly-once holds)."""
-        return self.core.state.executions(request_id)
+        return self._core.state.executions(request_id)
 
     def execution_counts(self) -> dict[str, int]:
         """Executions per request id (needs ``ServerConfig.track_executions``)."""
-        return self.core.state.execution_counts()
+        return self._core.state.execution_counts()
 
     # -- ASGI ------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ class MintServerApp:
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = self.core.state
+        state = self._core.state
         state.http_in_flight += 1
         state.peak_http_in_flight = max(state.peak_http_in_flight, state.http_in_flight)
         try:
@@ -185,7 +185,7 @@ class MintServerApp:
 
     async def _read(self, scope: Scope, receive: Receive) -> Request:
         headers = dict(scope["headers"])
-        limit = self.core.config.max_body_bytes
+        limit = self._core.config.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPError(413, f"request body larger than {limit} bytes")
@@ -209,7 +209,7 @@ class MintServerApp:
         )
 
     def _authenticate(self, request: Request) -> None:
-        auth = self.core.auth
+        auth = self._core.auth
         if auth is None:
             raise HTTPError(503, "the server is starting or stopping")
         try:
@@ -222,7 +222,7 @@ class MintServerApp:
             raise HTTPError(401, exc.message, headers) from None
 
     async def _dispatch(self, request: Request) -> Response | StreamResponse:
-        core = self.core
+        core = self._core
         path = request.path
         if path == _HEALTHZ:
             return await _service.healthz(core, request)
@@ -241,7 +241,7 @@ class MintServerApp:
             raise HTTPError(400, str(exc)) from None
 
     async def _dispatch_prefix(self, request: Request) -> Response:
-        core, path, method = self.core, request.path, request.method
+        core, path, method = self._core, request.path, request.method
         if path.startswith("/api/v1/training_runs/"):
             return await _rest.checkpoint_route(
                 core, request, path.removeprefix("/api/v1/training_runs/")

@@ -84,6 +84,7 @@ class SyntheticBackend(Backend[SyntheticModel, SyntheticSampler]):
     """The numpy bigram backend (see the module docstring)."""
 
     name = "synthetic"
+    execution: ExecutionPolicy
 
     def __init__(
         self,
