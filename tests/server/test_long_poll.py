@@ -123,3 +123,13 @@ async def test_other_users_cannot_poll_a_future() -> None:
                 "/api/v1/retrieve_future", json={"request_id": rid, "allow_metadata_only": False}
             )
         assert r.status_code in (404, 410)
+
+
+async def test_zero_latency_samples_are_ready_with_their_promise() -> None:
+    """Without latency or a capacity limit, a sample has run by the time its promise arrives (no held poll)."""
+    async with running() as (server, api):
+        sampler = await api.sampler(await api.session())
+        rid = await api.submit("asample", sample_body(sampler, 0))
+        assert server.executions(rid) == 1
+        assert (await api.poll(rid)).json()["type"] == "sample"
+        assert server.statistics().peak_held_polls == 0

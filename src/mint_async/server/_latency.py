@@ -142,6 +142,10 @@ class LatencyModel:
         self._rng = random.Random(config.seed)  # noqa: S311 - not cryptographic
         self._zero = config.default.is_zero and all(d.is_zero for d in config.per_op.values())
 
+    def is_zero(self, op: str) -> bool:
+        """Whether ``op`` never waits."""
+        return self._zero or self._config.per_op.get(op, self._config.default).is_zero
+
     def delay(self, op: str) -> float:
         """Seconds to spend on ``op`` (0 without any configured latency)."""
         if self._zero:

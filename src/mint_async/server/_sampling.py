@@ -201,5 +201,7 @@ async def asample(core: ServerCore, req: Request) -> Response:
         spec = _spec(core, body, rid, context)
         return await executor.compute_encoded(lambda: backend.sample(handle, spec))
 
-    executor.spawn(session, lambda: executor.run(rec, "sample", work))
+    now = executor.submit(session, rec, "sample", work)
+    if now is not None:
+        await now
     return core.promise(rec, sample_sequence_ids=[f"{rid}:{i}" for i in range(body.num_samples)])
