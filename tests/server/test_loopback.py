@@ -184,6 +184,7 @@ def test_serve_subprocess_and_cli() -> None:
         assert r.json()["pjwt_auth_enabled"] is True
     assert server.process.returncode is not None and time.monotonic() - start < 60
     assert cli_main(["serve", "--faults", "bogus=1"]) == 2
+    assert cli_main(["serve", "--backend", "nope"]) == 2
     help_text = subprocess.run(
         [sys.executable, "-m", "mint_async.cli", "serve", "--help"],
         capture_output=True,

@@ -51,6 +51,14 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mint-async serve: {exc}", file=sys.stderr)
         return 2
+    from .backends import available_backends  # noqa: PLC0415
+
+    if config.backend not in available_backends():
+        print(
+            f"mint-async serve: unknown backend {config.backend!r}; available: {available_backends()}",
+            file=sys.stderr,
+        )
+        return 2
     from ._app import MintServerApp  # noqa: PLC0415 - keep `--help` fast
     from ._uvicorn import MintUvicornServer, bind_socket, uvicorn_config  # noqa: PLC0415
 

@@ -60,7 +60,12 @@ class ServerConfig:
     """Seconds a model waits for a missing seq_id before skipping it (``None``: forever)."""
 
     session_expiry: float = 120.0
-    """A session without heartbeats for this long is finished and its work cancelled."""
+    """A session without heartbeats for this long is finished and its work cancelled.
+
+    Protocol Q4 (our choice): tinker heartbeats every 10 s and warns after 120 s
+    without success, so 120 s; expiry fails the session's unanswered requests,
+    cancels its running work, unloads its models and drops its samplers (its
+    training runs and checkpoints stay)."""
     sweep_interval: float = 1.0
     """How often expiry (sessions, checkpoint TTLs, old results) is checked."""
 

@@ -6,6 +6,13 @@ with the queue state. A finished result larger than ``metadata_threshold`` is
 announced once with ``complete_metadata`` when the client allows it, then
 sent; never two metadata answers for one future. Unknown ids answer 404, ids
 we purged (or that belong to a live model or sampler) 410.
+
+Protocol Q3 (our choice): the hold defaults to 30 s (below the SDK's 45 s read
+timeout) and expires into a 200 ``try_again``; 408 is only sent by the
+``retrieve_408`` fault. Q13: ``queue_state`` is ``paused_capacity`` while a
+request waits for a capacity slot, ``active`` otherwise (a request waiting for
+an earlier seq_id says so in ``queue_state_reason``); this server never rate
+limits, so it never reports ``paused_rate_limit``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import Checkpoint, TrainingRun
@@ -318,5 +318,5 @@ class CheckpointStore:
         with tarfile.open(name, "w:gz") as tar:
             for path in sorted(source.iterdir()):
                 if path.name != _META:
-                    tar.add(path, arcname=f"{unquote(quote(meta.name, safe=''))}/{path.name}")
+                    tar.add(path, arcname=f"{meta.name}/{path.name}")
         return Path(name)

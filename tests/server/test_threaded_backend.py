@@ -1,0 +1,79 @@
+"""A backend whose compute runs in worker threads (the torch backend's policy): the loop never blocks on it."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from mint_async._tinytok import ensure_tiny_tokenizer
+from mint_async.server.backends import ExecutionPolicy, SampleSpec
+from mint_async.server.backends._bigram import SyntheticSampler
+from mint_async.server.backends.synthetic import SyntheticBackend
+from mint_async.testing import serve_in_process
+from mint_async.types import SampleResponse
+
+from ._support import Api, fb_body, optim_body, sample_body, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+class GatedBackend(SyntheticBackend):
+    """The synthetic backend, threaded, whose sampling waits for the test to open a gate."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            tokenizer_dir=ensure_tiny_tokenizer(),
+            execution=ExecutionPolicy(threaded=True, max_concurrency=2),
+        )
+        self.gate = threading.Event()
+        self.sample_threads: set[int] = set()
+
+    def sample(self, sampler: SyntheticSampler, spec: SampleSpec) -> SampleResponse:
+        """Record the thread, wait for the gate, then sample."""
+        self.sample_threads.add(threading.get_ident())
+        assert self.gate.wait(60), "the test never opened the gate"
+        return super().sample(sampler, spec)
+
+
+async def test_threaded_compute_keeps_the_loop_free() -> None:
+    """While a sample blocks in a worker thread, other requests are served; then it completes."""
+    backend = GatedBackend()
+    async with serve_in_process(backend=backend) as server, server.client() as http:
+        api = Api(http)
+        sampler = await api.sampler(await api.session())
+        rid = await api.submit("asample", sample_body(sampler, 0))
+        await wait_until(lambda: bool(backend.sample_threads))
+        assert threading.get_ident() not in backend.sample_threads
+        health = await http.get("/api/v1/healthz")  # served while the sample blocks
+        assert health.status_code == 200
+        await anyio.to_thread.run_sync(backend.gate.set)
+        assert (await api.result(rid))["type"] == "sample"
+
+
+async def test_threaded_backend_full_flow() -> None:
+    """Training, checkpoints and sampling work end to end with thread-run compute and encoding."""
+    backend = GatedBackend()
+    backend.gate.set()
+    async with serve_in_process(backend=backend) as server, server.client() as http:
+        api = Api(http)
+        sid = await api.session()
+        mid = await api.model(sid)
+        first = await api.run("forward_backward", fb_body(mid, 1))
+        await api.run("optim_step", optim_body(mid, 2))
+        path = (
+            await api.run(
+                "save_weights_for_sampler",
+                {"model_id": mid, "path": "s", "seq_id": 3, "type": "save_weights_for_sampler"},
+            )
+        )["path"]
+        later = await api.run("forward", fb_body(mid, 4, key="forward_input"))
+        assert later["metrics"]["loss:sum"] < first["metrics"]["loss:sum"]
+        sampler = await api.sampler(sid, model_path=path)
+        assert (
+            len((await api.run("asample", sample_body(sampler, 0, num_samples=2)))["sequences"])
+            == 2
+        )
+        assert all(n == 1 for n in server.execution_counts().values())
