@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,3 +24,13 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """The anyio backend (and its options) each async test runs on."""
     backend: tuple[str, dict[str, Any]] = request.param
     return backend
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_sleeps() -> Iterator[None]:
+    """Retry/backoff sleeps take no time in tests (the retry logic itself still runs)."""
+    import mint_async
+
+    mint_async.set_testing(True)
+    yield
+    mint_async.set_testing(False)

@@ -265,9 +265,13 @@ class GatherFuture(APIFuture[T], Generic[S, T]):
         if len(self._parts) == 1:
             results[0] = await self._parts[0]
         else:
-            async with anyio.create_task_group() as tg:
-                for i, part in enumerate(self._parts):
-                    tg.start_soon(fetch, i, part)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for i, part in enumerate(self._parts):
+                        tg.start_soon(fetch, i, part)
+            except BaseExceptionGroup as group:
+                # A failing part cancels the others; the caller gets that error itself.
+                raise _first_error(group) from None
         return self._combine(results)
 
 
@@ -363,7 +367,7 @@ class PollingFuture(APIFuture[T]):
             except APIConnectionError as exc:
                 self.polls += 1
                 delay = min(2.0**backoff, 30.0)
-                backoff += 1
+                backoff = min(backoff + 1, 8)
                 logger.debug(
                     "poll of %s failed (%s); retrying in %.1f s", self.request_id, exc, delay
                 )
@@ -405,7 +409,7 @@ class PollingFuture(APIFuture[T]):
                     )
             elif status == 429:
                 delay = min(2.0**backoff, 30.0)
-                backoff += 1
+                backoff = min(backoff + 1, 8)
                 logger.debug("poll of %s rate limited; retrying in %.1f s", self.request_id, delay)
                 await backoff_sleep(self._bounded(delay, last_answer))
             elif status == 400:
@@ -436,6 +440,16 @@ class PollingFuture(APIFuture[T]):
         except DecodeError as exc:
             msg = f"request {self.request_id}: invalid result: {exc}"
             raise APIResponseValidationError(msg) from exc
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first non-cancellation exception in a (nested) exception group."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)  # pyright: ignore[reportUnknownArgumentType]
+        if not isinstance(exc, anyio.get_cancelled_exc_class()):
+            return exc
+    return group.exceptions[0]
 
 
 def _queue_state_of(content: bytes) -> tuple[str | None, str | None]:

@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 
 import anyio
+import anyio.lowlevel
 
 from ._exceptions import SequenceBrokenError
 
@@ -83,3 +84,5 @@ class SequenceGate:
             raise
         finally:
             mine.set()
+        # The submission is done; a cancellation that arrived meanwhile lands now.
+        await anyio.lowlevel.checkpoint_if_cancelled()

@@ -884,7 +884,7 @@ class SampledSequence(_Wire, dict=True, eq=False, kw_only=True):
         same_logprobs = (self.logprobs_np is None) == (other.logprobs_np is None) and (
             self.logprobs_np is None
             or other.logprobs_np is None
-            or np.array_equal(self.logprobs_np, other.logprobs_np)
+            or np.array_equal(self.logprobs_np, other.logprobs_np, equal_nan=True)
         )
         return (
             self.stop_reason == other.stop_reason
