@@ -321,7 +321,19 @@ def run(server: LoopbackServer) -> None:
         "mint_extras",
     ):
         step(name, getattr(flows, name))
-    stats = server.statistics()
+    # tinker heartbeats and flushes telemetry every 10 s in the background: wait for both.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stats = server.statistics()
+        if stats.heartbeats and stats.telemetry_events:
+            break
+        time.sleep(0.2)
+    check(stats.heartbeats > 0, "the SDK's heartbeats reached the server")
+    check(stats.telemetry_events > 0, "the SDK's telemetry reached the server")
+    print(
+        f"ok   background heartbeat and telemetry ({stats.heartbeats} heartbeats, {stats.telemetry_events} events)",
+        flush=True,
+    )
     duplicated = {rid: n for rid, n in server.execution_counts().items() if n != 1}
     check(not duplicated, f"requests executed more than once: {duplicated}")
     print(f"server: {dict(stats.executed)}; {stats.rejected} error answers", flush=True)

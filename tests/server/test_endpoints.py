@@ -55,6 +55,7 @@ async def test_bootstrap_endpoints() -> None:
         assert BASE_MODEL in [m.model_name for m in caps.supported_models]
         health = await server.client(headers={"X-API-Key": ""}).get("/api/v1/healthz")
         assert health.json() == {"status": "ok"}
+        assert server.statistics().telemetry_events == 1
 
 
 async def test_credentials_are_checked() -> None:
@@ -333,7 +334,7 @@ async def test_other_users_see_only_public_checkpoints() -> None:
 
 async def test_session_endpoints() -> None:
     """GET sessions, GET sessions/{id}, PUT project, heartbeat, and 0.38's finish."""
-    async with running() as (_, api):
+    async with running() as (server, api):
         sid = await api.session()
         mid = await api.model(sid)
         sampler = await api.sampler(sid)
@@ -348,6 +349,7 @@ async def test_session_endpoints() -> None:
         assert (
             await api.ok("session_heartbeat", {"session_id": sid, "type": "session_heartbeat"})
         ) == {"type": "session_heartbeat"}
+        assert server.statistics().heartbeats == 1
         assert (
             await api.http.post(
                 f"/api/v1/sessions/{sid}/finish",

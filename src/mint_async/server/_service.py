@@ -85,15 +85,18 @@ async def heartbeat(core: ServerCore, req: Request) -> Response:
     body = _codec.decode(SessionHeartbeatRequest, req.body)
     session = core.session(req.owner, body.session_id)
     session.last_heartbeat = time.monotonic()
+    core.state.heartbeats += 1
     return json_response(SessionHeartbeatResponse())
 
 
 async def telemetry(core: ServerCore, req: Request) -> Response:
     """``telemetry``: accepted and dropped (any JSON object, protocol Q14)."""
     try:
-        msgspec.json.decode(req.body, type=dict[str, object])
+        batch = msgspec.json.decode(req.body, type=dict[str, object])
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise HTTPError(400, f"telemetry must be a JSON object: {exc}") from None
+    events = batch.get("events")
+    core.state.telemetry_events += len(events) if isinstance(events, list) else 0
     return json_response(_ACCEPTED)
 
 

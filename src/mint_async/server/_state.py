@@ -139,6 +139,8 @@ class ServerState:
         self._executed_by_kind: dict[str, int] = {}
         self.duplicates = 0
         self.rejected = 0
+        self.heartbeats = 0
+        self.telemetry_events = 0
         self.http_in_flight = 0
         self.peak_http_in_flight = 0
 

@@ -33,6 +33,10 @@ class ServerStatistics:
     http_in_flight: int
     """HTTP requests being served right now."""
     peak_http_in_flight: int
+    heartbeats: int
+    """Session heartbeats received."""
+    telemetry_events: int
+    """Telemetry events received (accepted and dropped)."""
     faults: Mapping[str, int]
     """How often each injected fault fired."""
     sessions: int
@@ -57,6 +61,8 @@ def snapshot(core: ServerCore) -> ServerStatistics:
         peak_held_polls=stats.peak_held_polls,
         http_in_flight=state.http_in_flight,
         peak_http_in_flight=state.peak_http_in_flight,
+        heartbeats=state.heartbeats,
+        telemetry_events=state.telemetry_events,
         faults=core.faults.counts(),
         sessions=sum(1 for s in list(state.sessions.values()) if s.finished is None),
         models=sum(1 for m in list(state.models.values()) if not m.unloaded),
