@@ -323,11 +323,10 @@ def run(server: LoopbackServer) -> None:
         step(name, getattr(flows, name))
     # tinker heartbeats and flushes telemetry every 10 s in the background: wait for both.
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        stats = server.statistics()
-        if stats.heartbeats and stats.telemetry_events:
-            break
+    stats = server.statistics()
+    while not (stats.heartbeats and stats.telemetry_events) and time.monotonic() < deadline:
         time.sleep(0.2)
+        stats = server.statistics()
     check(stats.heartbeats > 0, "the SDK's heartbeats reached the server")
     check(stats.telemetry_events > 0, "the SDK's telemetry reached the server")
     print(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -92,11 +92,12 @@ async def heartbeat(core: ServerCore, req: Request) -> Response:
 async def telemetry(core: ServerCore, req: Request) -> Response:
     """``telemetry``: accepted and dropped (any JSON object, protocol Q14)."""
     try:
-        batch = msgspec.json.decode(req.body, type=dict[str, object])
+        batch = msgspec.json.decode(req.body, type=dict[str, Any])
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise HTTPError(400, f"telemetry must be a JSON object: {exc}") from None
-    events = batch.get("events")
-    core.state.telemetry_events += len(events) if isinstance(events, list) else 0
+    events: object = batch.get("events")
+    if isinstance(events, list):
+        core.state.telemetry_events += len(cast("list[object]", events))
     return json_response(_ACCEPTED)
 
 
