@@ -39,6 +39,7 @@ from typing import Any
 
 import anyio
 import httpx
+import msgspec
 
 from .server import DEFAULT_API_KEY, MintServerApp, ServerConfig, ServerStatistics, create_app
 from .server.backends import Backend
@@ -130,6 +131,20 @@ class SubprocessServer:
     """A key the server accepts."""
     process: subprocess.Popen[str]
 
+    def statistics(self) -> ServerStatistics:
+        """The server's counters (``GET /api/v1/local/statistics``; blocking)."""
+        return self._stats_call("GET", "/api/v1/local/statistics")
+
+    def reset_peaks(self) -> ServerStatistics:
+        """Start the ``peak_*`` counters afresh; returns the statistics after the reset."""
+        return self._stats_call("POST", "/api/v1/local/statistics/reset_peaks")
+
+    def _stats_call(self, method: str, path: str) -> ServerStatistics:
+        headers = {"X-API-Key": self.api_key}
+        r = httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=30)
+        r.raise_for_status()
+        return msgspec.json.decode(r.content, type=ServerStatistics)
+
 
 @dataclass(frozen=True, kw_only=True)
 class LocalServer:
@@ -147,6 +162,10 @@ class LocalServer:
     def statistics(self) -> ServerStatistics:
         """A snapshot of the server's counters."""
         return self.app.statistics()
+
+    def reset_peaks(self) -> None:
+        """Start the ``peak_*`` counters afresh from the current values."""
+        self.app.reset_peaks()
 
     def executions(self, request_id: str) -> int:
         """How many times ``request_id`` was executed (1 when exactly-once held)."""

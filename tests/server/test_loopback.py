@@ -182,6 +182,9 @@ def test_serve_subprocess_and_cli() -> None:
             headers={"X-API-Key": server.api_key},
         )
         assert r.json()["pjwt_auth_enabled"] is True
+        stats = server.statistics()
+        assert stats.rejected == 0 and stats.http_in_flight == 1  # the statistics request itself
+        assert server.reset_peaks().peak_http_in_flight == 1
     assert server.process.returncode is not None and time.monotonic() - start < 60
     assert cli_main(["serve", "--faults", "bogus=1"]) == 2
     assert cli_main(["serve", "--backend", "nope"]) == 2

@@ -33,7 +33,7 @@ from ._http import (
     StreamResponse,
     error_response,
 )
-from ._stats import ServerStatistics, snapshot
+from ._stats import ServerStatistics, reset_peaks, snapshot
 from .backends import Backend
 
 __all__ = ["MintServerApp"]
@@ -74,6 +74,8 @@ _ROUTES: Final[dict[tuple[str, str], tuple[Handler, str | None]]] = {
     ("GET", "/api/v1/training_runs"): (_rest.list_training_runs, None),
     ("GET", "/api/v1/checkpoints"): (_rest.list_checkpoints, None),
     ("GET", "/api/v1/sessions"): (_rest.list_sessions, None),
+    ("GET", "/api/v1/local/statistics"): (_service.statistics, None),
+    ("POST", "/api/v1/local/statistics/reset_peaks"): (_service.reset_statistics_peaks, None),
 }
 _PATHS: Final = {path for _, path in _ROUTES}
 
@@ -118,6 +120,10 @@ class MintServerApp:
     def statistics(self) -> ServerStatistics:
         """An immutable snapshot of the server's counters (safe from any thread)."""
         return snapshot(self._core)
+
+    def reset_peaks(self) -> None:
+        """Start the ``peak_*`` statistics afresh from the current values."""
+        reset_peaks(self._core)
 
     def executions(self, request_id: str) -> int:
         """How many times the request ``request_id`` was executed (0, or 1 when exactly-once holds)."""

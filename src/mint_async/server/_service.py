@@ -23,12 +23,15 @@ from mint_async.types import (
 
 from ._http import HTTPError, Request, Response, json_response
 from ._state import ServerState, Session
+from ._stats import reset_peaks, snapshot
 
 if TYPE_CHECKING:
     from ._core import ServerCore
 
 __all__ = [
     "auth_token",
+    "reset_statistics_peaks",
+    "statistics",
     "capabilities",
     "client_config",
     "create_session",
@@ -135,3 +138,14 @@ async def finish_session(core: ServerCore, req: Request, session_id: str) -> Res
         kind = (body.reason or {}).get("type", "success")
         core.finish_session(session, f"finished by the client ({kind})")
     return json_response({})
+
+
+async def statistics(core: ServerCore, req: Request) -> Response:
+    """``GET local/statistics`` [local extension]: :class:`ServerStatistics` as JSON."""
+    return json_response(snapshot(core))
+
+
+async def reset_statistics_peaks(core: ServerCore, req: Request) -> Response:
+    """``POST local/statistics/reset_peaks`` [local extension]."""
+    reset_peaks(core)
+    return json_response(snapshot(core))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._core import ServerCore
 
-__all__ = ["ServerStatistics", "snapshot"]
+__all__ = ["ServerStatistics", "reset_peaks", "snapshot"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,3 +69,11 @@ def snapshot(core: ServerCore) -> ServerStatistics:
         samplers=len(state.samplers),
         futures=len(futures),
     )
+
+
+def reset_peaks(core: ServerCore) -> None:
+    """Set every ``peak_*`` counter to its current value (to measure a new phase)."""
+    stats, state = core.futures.stats, core.state
+    stats.peak_outstanding = stats.outstanding
+    stats.peak_held_polls = stats.held_polls
+    state.peak_http_in_flight = state.http_in_flight
