@@ -26,7 +26,7 @@ FB_RESULT: dict[str, Any] = {
 }
 
 
-def _datum(n: int = 2) -> t.Datum:
+def make_datum(n: int = 2) -> t.Datum:
     return t.Datum(
         model_input=t.ModelInput.from_ints(list(range(n))),
         loss_fn_inputs={"target_tokens": list(range(1, n + 1)), "weights": [1.0] * n},
@@ -149,7 +149,7 @@ async def test_pipelined_training_ops_take_consecutive_seq_ids() -> None:
     mock = TrainingMock()
     async with mock.service() as svc:
         tc = await svc.create_lora_training_client()
-        fb = await tc.forward_backward([_datum()], "cross_entropy")
+        fb = await tc.forward_backward([make_datum()], "cross_entropy")
         opt = await tc.optim_step(t.AdamParams(learning_rate=0.01))
         save = await tc.save_state("ckpt-1")
         assert len(mock.calls("retrieve_future")) == 1  # only create_model's poll so far
@@ -169,7 +169,7 @@ async def test_chunks_share_a_turn_first_chunk_last() -> None:
     mock.script("client/config", {"fwdbwd_max_chunk_len": 2})
     async with mock.service() as svc:
         tc = await svc.create_lora_training_client()
-        fut = await tc.forward_backward([_datum() for _ in range(5)])
+        fut = await tc.forward_backward([make_datum() for _ in range(5)])
         opt = await tc.optim_step()
         out = await fut
         await opt
@@ -189,7 +189,7 @@ async def test_sequential_chunks_when_parallel_disabled() -> None:
     mock.script("client/config", {"fwdbwd_max_chunk_len": 1, "parallel_fwdbwd_chunks": False})
     async with mock.service() as svc:
         tc = await svc.create_lora_training_client()
-        await (await tc.forward([_datum(), _datum(), _datum()]))
+        await (await tc.forward([make_datum(), make_datum(), make_datum()]))
     assert [s["seq_id"] for s in mock.submissions("forward")] == [1, 2, 3]
 
 
@@ -202,7 +202,7 @@ async def test_failed_submission_breaks_training_client() -> None:
         with pytest.raises(mint_async.InternalServerError):
             await tc.optim_step()
         with pytest.raises(mint_async.SequenceBrokenError, match=r"seq_ids 1\.\.1"):
-            await tc.forward_backward([_datum()])
+            await tc.forward_backward([make_datum()])
     assert [b["seq_id"] for b in mock.submissions("optim_step")] == [
         1,
         1,
@@ -217,9 +217,9 @@ async def test_invalid_batches_rejected_before_sending() -> None:
         with pytest.raises(mint_async.InvalidInputError):
             await tc.forward_backward([])
         with pytest.raises(mint_async.InvalidInputError):
-            await tc.forward_backward([_datum()], "mse")  # type: ignore[arg-type]
+            await tc.forward_backward([make_datum()], "mse")  # type: ignore[arg-type]
         with pytest.raises(mint_async.InvalidInputError):
-            await tc.forward_backward(_datum())  # type: ignore[arg-type]
+            await tc.forward_backward(make_datum())  # type: ignore[arg-type]
         with pytest.raises(mint_async.InvalidInputError):
             await tc.save_state("a/b")
         with pytest.raises(mint_async.InvalidInputError):
@@ -409,7 +409,7 @@ async def test_custom_loss_weights_are_negative_gradients() -> None:
 
     async with mock.service() as svc:
         tc = await svc.create_lora_training_client()
-        out = await (await tc.forward_backward_custom([_datum()], loss_fn))
+        out = await (await tc.forward_backward_custom([make_datum()], loss_fn))
     fwd = mock.submissions("forward")[0]["forward_input"]
     assert fwd["data"][0]["loss_fn_inputs"]["weights"]["data"] == [0.0, 0.0]
     bwd = mock.submissions("forward_backward")[0]["forward_backward_input"]
@@ -538,7 +538,7 @@ def test_numpy_in_datum_survives_the_wire() -> None:
         model_input=t.ModelInput.from_ints(np.array([0, 1])),
         loss_fn_inputs={"target_tokens": np.array([1, 2]), "weights": np.ones(2)},
     )
-    assert orjson.loads(_codec.encode(a)) == orjson.loads(_codec.encode(_datum()))
+    assert orjson.loads(_codec.encode(a)) == orjson.loads(_codec.encode(make_datum()))
 
 
 async def test_wandb_streams_training_metrics(
@@ -564,7 +564,7 @@ async def test_wandb_streams_training_metrics(
             wandb=t.WandbConfig(project="mint-test", name="run-1")
         )
         for _ in range(2):
-            fb = await tc.forward_backward([_datum(), _datum()])
+            fb = await tc.forward_backward([make_datum(), make_datum()])
             opt = await tc.optim_step(t.AdamParams(learning_rate=0.5))
             await fb
             await opt

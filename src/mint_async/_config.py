@@ -36,6 +36,7 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "TrafficClass",
+    "WireMode",
 ]
 
 DEFAULT_BASE_URL: Final = "https://mint.macaron.xin"
@@ -47,6 +48,16 @@ PROTOCOL_SDK_VERSION: Final = "0.22.0"
 
 TrafficClass = Literal["session", "train", "sample", "retrieve"]
 """Requests are grouped so that, e.g., a thousand held long polls never starve submissions."""
+
+WireMode = Literal["auto", "json", "binary"]
+"""How forward_backward bodies and large results travel (protocol §9).
+
+* ``auto`` — offer protobuf results (as tinker 0.22 does); send protobuf bodies when
+  the server's ``client/config`` asks (``proto_write_fwdbwd``, zstd with
+  ``proto_compress_fwdbwd``); switch to protobuf if a server refuses JSON (415).
+* ``json`` — JSON only, both ways.
+* ``binary`` — protobuf bodies and results always (servers on the tinker 0.25+ wire).
+"""
 
 _KEY_PREFIXES: Final = ("sk-", "tml-", "eyJ")
 
@@ -126,6 +137,8 @@ class ClientConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: Limits = field(default_factory=Limits)
     http2: bool = False
+    wire: WireMode = "auto"
+    """Binary (protobuf) or JSON wire for forward_backward and results; env ``MINT_WIRE``."""
     heartbeat_interval: float = 10.0
     stuck_timeout: float | None = 600.0
     """A future with no answer from the server for this long raises StuckRequestError."""
@@ -140,6 +153,9 @@ class ClientConfig:
             raise InvalidInputError(msg)
         if not self.base_url.startswith(("http://", "https://")):
             msg = f"base_url must be an http(s) URL, got {self.base_url!r}"
+            raise InvalidInputError(msg)
+        if self.wire not in ("auto", "json", "binary"):
+            msg = f"wire must be 'auto', 'json' or 'binary', got {self.wire!r}"
             raise InvalidInputError(msg)
         if not 1 <= self.lora_rank <= 64:
             msg = f"lora_rank must be in 1..64, got {self.lora_rank}"
@@ -172,6 +188,7 @@ class ClientConfig:
             if tags_text
             else ()
         )
+        wire = _env("MINT_WIRE")
         kwargs: dict[str, object] = {
             "api_key": key,
             "base_url": url.rstrip("/"),
@@ -180,6 +197,8 @@ class ClientConfig:
             "project_id": project_id or _env("MINT_PROJECT_ID", "TINKER_PROJECT_ID"),
             "tags": tags,
         }
+        if wire is not None:
+            kwargs["wire"] = wire
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(overrides) - names
         if unknown:

@@ -21,6 +21,7 @@ from ._config import ClientConfig, TrafficClass
 from ._exceptions import APIResponseValidationError, DecodeError
 from ._futures import PollingFuture, PollSettings, QueueStateMonitor
 from ._transport import Response, Transport
+from ._wire import Wire
 
 if TYPE_CHECKING:
     from ._tokenizer import TokenizerCache
@@ -39,6 +40,7 @@ class ClientContext:
     session_id: str | None
     poll: PollSettings
     tokenizers: TokenizerCache
+    wire: Wire
     owns_transport: bool = False
     """Whether clients created from this context must close the transport (unpickled copies)."""
     model_seq: Iterator[int] = field(default_factory=itertools.count)

@@ -198,6 +198,7 @@ class SamplingClient:
             raise ClientClosedError(msg)
         # 429 is backpressure, not failure: the transport waits and resubmits
         # the same seq_id; give it a long budget (bounded by give_up_after).
+        plan = self._ctx.wire.plan(await self._ctx.transport.server_config())
         return await submit(
             self._ctx,
             "api/v1/asample",
@@ -208,7 +209,7 @@ class SamplingClient:
             monitor=self._monitor,
             headers={"X-Tinker-Sampling-Backpressure": "1"},
             max_retries=1000,
-            binary_decoder=self._ctx.extra.get("sample_binary_decoder"),
+            binary_decoder=self._ctx.wire.result_decoder(t.SampleResponse, plan),
         )
 
     async def submit(self, request: t.SampleRequest) -> SampleFuture:

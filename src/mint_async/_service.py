@@ -21,6 +21,7 @@ from ._sampling import SamplingClient, open_sampling_session
 from ._tokenizer import TokenizerCache
 from ._training import MetricsSink, TrainingClient
 from ._transport import Transport
+from ._wire import Wire
 
 if TYPE_CHECKING:
     import httpx
@@ -48,6 +49,7 @@ def standalone_context(
         session_id=None,
         poll=_poll_settings(config),
         tokenizers=TokenizerCache(),
+        wire=Wire(config.wire),
         owns_transport=True,
     )
 
@@ -141,6 +143,7 @@ class ServiceClient:
             session_id=None,
             poll=_poll_settings(self._config),
             tokenizers=TokenizerCache(),
+            wire=Wire(self._config.wire),
         )
         tg = anyio.create_task_group()
         await tg.__aenter__()

@@ -13,6 +13,7 @@ submits both back to back so they land in the same server cycle.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -20,11 +21,10 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import anyio
 import msgspec
 
-from . import _codec
 from . import types as t
-from ._chunking import combine_outputs, split_batch
+from ._chunking import combine_outputs, estimate_bytes, split_batch
 from ._context import ClientContext, call, submit
-from ._exceptions import APIResponseValidationError, InvalidInputError
+from ._exceptions import APIResponseValidationError, APIStatusError, InvalidInputError
 from ._futures import (
     APIFuture,
     GatherFuture,
@@ -36,6 +36,7 @@ from ._futures import (
 )
 from ._ordering import SequenceGate
 from ._sampling import SamplingClient, open_sampling_session
+from ._wire import UNSUPPORTED_MEDIA_TYPE, WirePlan, encode_fwdbwd
 
 if TYPE_CHECKING:
     from ._custom_loss import CustomLossFn
@@ -85,6 +86,12 @@ def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name or "/" in name:
         msg = f"a checkpoint name must be a non-empty string without '/', got {name!r}"
         raise InvalidInputError(msg)
+
+
+def _has_image_pointer(data: Sequence[t.Datum]) -> bool:
+    return any(
+        isinstance(chunk, t.ImageAssetPointerChunk) for d in data for chunk in d.model_input.chunks
+    )
 
 
 class TrainingClient:
@@ -179,73 +186,105 @@ class TrainingClient:
         # Validates the loss function and its config before any seq_id is taken.
         t.ForwardBackwardInput(data=[], loss_fn=loss_fn, loss_fn_config=loss_fn_config)
         server = await self._ctx.transport.server_config()
+        plan = self._ctx.wire.plan(server)
+        if plan.send_binary and not plan.fallback_to_json and _has_image_pointer(data):
+            msg = "image_asset_pointer chunks cannot travel on the binary wire; send images inline (ImageChunk)"
+            raise InvalidInputError(msg)
         chunks = split_batch(
             data, max_len=server.fwdbwd_max_chunk_len, max_bytes=server.fwdbwd_max_chunk_bytes_count
         )
-        path, request_type = (
-            ("api/v1/forward_backward", "ForwardBackward")
-            if backward
-            else ("api/v1/forward", "Forward")
-        )
+        if backward:
+            path, request_type = "api/v1/forward_backward", "ForwardBackward"
+        elif plan.forward_via_fwdbwd:
+            path, request_type = "api/v1/forward_backward", "Forward"
+        else:
+            # tinker 0.22 sends `forward` as JSON to /forward whatever the fwdbwd flags say.
+            path, request_type = "api/v1/forward", "Forward"
+            plan = dataclasses.replace(plan, send_binary=False, compress=False)
         futures: list[PollingFuture[t.ForwardBackwardOutput]] = [None] * len(chunks)  # type: ignore[list-item]
 
-        async def send(i: int, seq_id: int, body: bytes) -> None:
-            futures[i] = await submit(
-                self._ctx,
-                path,
-                None,
-                t.ForwardBackwardOutput,
-                request_type=request_type,
-                monitor=self._monitor,
-                body=body,
-                binary_decoder=self._ctx.extra.get("fwdbwd_binary_decoder"),
-            )
+        async def send(
+            i: int,
+            request: t.ForwardBackwardRequest | t.ForwardRequest,
+            body: bytes,
+            headers: dict[str, str],
+        ) -> None:
+            try:
+                futures[i] = await self._submit_body(path, request_type, body, headers, plan)
+            except APIStatusError as exc:
+                # A server that only takes protobuf bodies: switch once, resend
+                # (same seq_id, so a deduplicating server still runs it once).
+                if (
+                    exc.status_code != UNSUPPORTED_MEDIA_TYPE
+                    or headers
+                    or not self._ctx.wire.refused_json()
+                ):
+                    raise
+                binary = self._ctx.wire.plan(server)
+                body, headers = await anyio.to_thread.run_sync(encode_fwdbwd, request, binary)
+                futures[i] = await self._submit_body(path, request_type, body, headers, binary)
 
         async with self._gate.turn(len(chunks)) as seq_ids:
-            bodies = await self._encode_chunks(
-                chunks, seq_ids, loss_fn, loss_fn_config, backward=backward
+            requests = [
+                self._chunk_request(chunk, seq_id, loss_fn, loss_fn_config, backward=backward)
+                for chunk, seq_id in zip(chunks, seq_ids, strict=True)
+            ]
+            encoded = await self._encode(
+                requests, plan, big=sum(estimate_bytes(d) for d in data) > _THREAD_ENCODE_BYTES
             )
             if len(chunks) > 1 and server.parallel_fwdbwd_chunks:
                 # All chunks share one turn; the first goes last, so the server
                 # (which waits for seq_ids in order) sees the whole batch at once.
                 async with anyio.create_task_group() as tg:
                     for i in range(1, len(chunks)):
-                        tg.start_soon(send, i, seq_ids[i], bodies[i])
-                await send(0, seq_ids[0], bodies[0])
+                        tg.start_soon(send, i, requests[i], *encoded[i])
+                await send(0, requests[0], *encoded[0])
             else:
-                for i, (seq_id, body) in enumerate(zip(seq_ids, bodies, strict=True)):
-                    await send(i, seq_id, body)
+                for i, (request, (body, headers)) in enumerate(zip(requests, encoded, strict=True)):
+                    await send(i, request, body, headers)
         op = "forward_backward" if backward else "forward"
         return ForwardBackwardFuture(futures, sink=lambda out: self._report(op, out.metrics))
 
-    async def _encode_chunks(
+    async def _submit_body(
+        self, path: str, request_type: str, body: bytes, headers: dict[str, str], plan: WirePlan
+    ) -> PollingFuture[t.ForwardBackwardOutput]:
+        return await submit(
+            self._ctx,
+            path,
+            None,
+            t.ForwardBackwardOutput,
+            request_type=request_type,
+            monitor=self._monitor,
+            body=body,
+            headers=headers or None,
+            binary_decoder=self._ctx.wire.result_decoder(t.ForwardBackwardOutput, plan),
+        )
+
+    def _chunk_request(
         self,
-        chunks: list[list[t.Datum]],
-        seq_ids: list[int],
+        chunk: list[t.Datum],
+        seq_id: int,
         loss_fn: t.LossFnType,
         loss_fn_config: dict[str, float] | None,
         *,
         backward: bool,
-    ) -> list[bytes]:
-        requests: list[msgspec.Struct] = []
-        for chunk, seq_id in zip(chunks, seq_ids, strict=True):
-            fbi = t.ForwardBackwardInput(data=chunk, loss_fn=loss_fn, loss_fn_config=loss_fn_config)
-            requests.append(
-                t.ForwardBackwardRequest(
-                    forward_backward_input=fbi, model_id=self._model_id, seq_id=seq_id
-                )
-                if backward
-                else t.ForwardRequest(forward_input=fbi, model_id=self._model_id, seq_id=seq_id)
+    ) -> t.ForwardBackwardRequest | t.ForwardRequest:
+        fbi = t.ForwardBackwardInput(data=chunk, loss_fn=loss_fn, loss_fn_config=loss_fn_config)
+        if backward:
+            return t.ForwardBackwardRequest(
+                forward_backward_input=fbi, model_id=self._model_id, seq_id=seq_id
             )
-        encoder: Callable[[Any], bytes] = (
-            self._ctx.extra.get("fwdbwd_encoder") or _codec.encode_threadsafe
-        )
-        big = sum(10 * d.model_input.length for c in chunks for d in c) > _THREAD_ENCODE_BYTES
-        if not big:
-            return [encoder(r) for r in requests]
-        # Large bodies are encoded in a worker thread so the event loop keeps
-        # serving other requests (an RL step's samples, long polls) meanwhile.
-        return await anyio.to_thread.run_sync(lambda: [encoder(r) for r in requests])
+        return t.ForwardRequest(forward_input=fbi, model_id=self._model_id, seq_id=seq_id)
+
+    @staticmethod
+    async def _encode(
+        requests: list[t.ForwardBackwardRequest | t.ForwardRequest], plan: WirePlan, *, big: bool
+    ) -> list[tuple[bytes, dict[str, str]]]:
+        if not big and not plan.compress:
+            return [encode_fwdbwd(r, plan) for r in requests]
+        # Large (or compressed) bodies are encoded in a worker thread so the event
+        # loop keeps serving other requests (an RL step's samples, long polls).
+        return await anyio.to_thread.run_sync(lambda: [encode_fwdbwd(r, plan) for r in requests])
 
     # -- training operations ---------------------------------------------------------
 
