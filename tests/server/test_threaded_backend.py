@@ -9,11 +9,12 @@ import anyio.to_thread
 import pytest
 
 from mint_async._tinytok import ensure_tiny_tokenizer
+from mint_async.server import ServerConfig
 from mint_async.server.backends import ExecutionPolicy, SampleSpec
-from mint_async.server.backends._bigram import SyntheticSampler
+from mint_async.server.backends._bigram import SyntheticModel, SyntheticSampler
 from mint_async.server.backends.synthetic import SyntheticBackend
 from mint_async.testing import serve_in_process
-from mint_async.types import SampleResponse
+from mint_async.types import AdamParams, SampleResponse
 
 from ._support import Api, fb_body, optim_body, sample_body, wait_until
 
@@ -31,11 +32,24 @@ class GatedBackend(SyntheticBackend):
         self.gate = threading.Event()
         self.sample_threads: set[int] = set()
 
+        self.events: list[str] = []
+
     def sample(self, sampler: SyntheticSampler, spec: SampleSpec) -> SampleResponse:
         """Record the thread, wait for the gate, then sample."""
         self.sample_threads.add(threading.get_ident())
         assert self.gate.wait(60), "the test never opened the gate"
         return super().sample(sampler, spec)
+
+    def optim_step(self, model: SyntheticModel, params: AdamParams) -> dict[str, float]:
+        """Wait for the gate, then step (recording start and end)."""
+        self.events.append("optim started")
+        assert self.gate.wait(60), "the test never opened the gate"
+        self.events.append("optim finished")
+        return super().optim_step(model, params)
+
+    def unload_model(self, model: SyntheticModel) -> None:
+        """Record the unload."""
+        self.events.append("unloaded")
 
 
 async def test_threaded_compute_keeps_the_loop_free() -> None:
@@ -77,3 +91,32 @@ async def test_threaded_backend_full_flow() -> None:
             == 2
         )
         assert all(n == 1 for n in server.execution_counts().values())
+
+
+async def test_expiry_unloads_a_model_only_after_its_running_call() -> None:
+    """A session expiring mid-compute fails the request at once but unloads the model after the call returns."""
+    backend = GatedBackend()
+    config = ServerConfig(session_expiry=0.1, sweep_interval=0.02)
+    async with serve_in_process(config, backend=backend) as server, server.client() as http:
+        api = Api(http)
+        mid = await api.model(await api.session())
+        rid = await api.submit("optim_step", optim_body(mid, 1))
+        await wait_until(lambda: backend.events == ["optim started"])
+        failed = await api.result(rid)  # answered by the expiry, while the step still runs
+        assert "no heartbeat" in failed["error"]
+        assert backend.events == ["optim started"]
+        await anyio.to_thread.run_sync(backend.gate.set)
+        await wait_until(lambda: backend.events[-1:] == ["unloaded"])
+        assert backend.events == ["optim started", "optim finished", "unloaded"]
+
+
+async def test_a_server_app_runs_once() -> None:
+    """Entering running() a second time is refused (resources are not reusable)."""
+    from mint_async.server import create_app
+
+    app = create_app(backend=GatedBackend())
+    async with app.running():
+        pass
+    with pytest.raises(RuntimeError, match="runs once"):
+        async with app.running():
+            pass

@@ -70,12 +70,17 @@ class ServerCore:
         self.idempotent: dict[str, str] = {}
         """X-Idempotency-Key -> request id of session-less submissions (interpolate)."""
         self.batched.enabled = config.enable_retrieve_futures
+        self._started = False
 
     # -- lifetime --------------------------------------------------------------
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[None]:
-        """Run the server's background machinery for the duration of the block."""
+        """Run the server's background machinery for the duration of the block (once)."""
+        if self._started:
+            msg = "a server runs once; create a new app to serve again"
+            raise RuntimeError(msg)
+        self._started = True
         config = self.config
         backend = self._given_backend
         if backend is None:
@@ -118,6 +123,7 @@ class ServerCore:
                     tg.cancel_scope.cancel()
         finally:
             self.running_since = None
+            self.store = self.executor = self.auth = None
             await anyio.to_thread.run_sync(backend.close)
             if temp_dir is not None:
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(temp_dir, ignore_errors=True))
@@ -166,16 +172,13 @@ class ServerCore:
         self.futures.forget_session(session.session_id)
         for scope in list(session.scopes):
             scope.cancel()
-        backend = self.backend
         for model_id in session.model_ids:
             model = self.state.models.get(model_id)
             if model is not None and not model.unloaded:
+                # The model's worker unloads it once its current call has returned.
                 model.unloaded = True
                 if model.scope is not None:
                     model.scope.cancel()
-                if backend is not None and model.handle is not None:
-                    backend.unload_model(model.handle)
-                    model.handle = None
         for sampler_id in session.sampler_ids:
             self.state.samplers.pop(sampler_id, None)
         logger.info("session %s finished: %s", session.session_id, reason)

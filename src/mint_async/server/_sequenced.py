@@ -121,12 +121,22 @@ def enqueue(
 
 
 async def model_worker(core: ServerCore, model: Model) -> None:
-    """Run a model's requests one at a time, in gate order, until it is unloaded."""
-    _, _, executor = core.require_running()
-    with anyio.CancelScope() as scope:
-        model.scope = scope
-        while not model.unloaded:
-            job = await model.gate.get()
-            await executor.run(job.record, job.op, job.work)
+    """Run a model's requests one at a time, in gate order, until it is unloaded.
+
+    Cancelled when its session ends; a call running in a worker thread finishes
+    first (threads are not interrupted), so the backend never unloads a model
+    while computing with it.
+    """
+    backend, _, executor = core.require_running()
+    try:
+        with anyio.CancelScope() as scope:
+            model.scope = scope
+            while not model.unloaded:
+                job = await model.gate.get()
+                await executor.run(job.record, job.op, job.work)
+    finally:
         for job in model.gate.drain():
             core.futures.fail(job.record, f"model {model.model_id} was unloaded", "user")
+        handle, model.handle = model.handle, None
+        if model.unloaded and handle is not None:
+            backend.unload_model(handle)
