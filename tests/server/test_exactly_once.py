@@ -158,14 +158,14 @@ async def test_unsequenced_reverse_kl_deduplicates_on_idempotency_key() -> None:
 
 async def test_heartbeat_expiry_finishes_the_session() -> None:
     """Without heartbeats a session ends: pending work fails, its models and samplers go away."""
-    config = ServerConfig(session_expiry=0.3, sweep_interval=0.02)
+    config = ServerConfig(session_expiry=1.0, sweep_interval=0.02)
     async with running(config) as (server, api):
         sid = await api.session()
         mid = await api.model(sid)
         sampler = await api.sampler(sid)
         blocked = await api.submit("forward_backward", fb_body(mid, 2))  # waits for seq 1, forever
         for _ in range(3):  # heartbeats keep it alive past the expiry time
-            await anyio.sleep(0.15)
+            await anyio.sleep(0.3)
             await api.ok("session_heartbeat", {"session_id": sid, "type": "session_heartbeat"})
         assert server.statistics().sessions == 1
         failed = await api.result(blocked)
@@ -182,7 +182,7 @@ async def test_heartbeat_expiry_finishes_the_session() -> None:
 async def test_expiry_cancels_running_samples() -> None:
     """Samples still executing when their session expires are cancelled and answer a failure."""
     config = ServerConfig(
-        session_expiry=0.1, sweep_interval=0.02, latency=LatencyConfig.parse("sample=30")
+        session_expiry=0.5, sweep_interval=0.02, latency=LatencyConfig.parse("sample=30")
     )
     async with running(config) as (_, api):
         sampler = await api.sampler(await api.session())

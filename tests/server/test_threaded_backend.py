@@ -96,7 +96,7 @@ async def test_threaded_backend_full_flow() -> None:
 async def test_expiry_unloads_a_model_only_after_its_running_call() -> None:
     """A session expiring mid-compute fails the request at once but unloads the model after the call returns."""
     backend = GatedBackend()
-    config = ServerConfig(session_expiry=0.1, sweep_interval=0.02)
+    config = ServerConfig(session_expiry=0.5, sweep_interval=0.02)
     async with serve_in_process(config, backend=backend) as server, server.client() as http:
         api = Api(http)
         mid = await api.model(await api.session())
