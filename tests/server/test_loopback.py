@@ -55,12 +55,21 @@ async def raw_post(port: int, path: str, body: object, key: str) -> tuple[int, b
 
 
 async def test_thousand_held_polls() -> None:
-    """1,000 concurrently held long polls are all held, then all released with results."""
+    """1,000 concurrently held long polls are all held, then all released with results.
+
+    The server runs in its own process (as in production: client and server do
+    not share a GIL); its counters come over HTTP.
+    """
     n = 1000
-    with serve_loopback(ServerConfig(poll_hold=120)) as server:
-        async with api_for(server).http as http:
+    with serve_subprocess(["--poll-hold", "120"]) as server:
+        port = httpx.URL(server.base_url).port
+        assert port is not None
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers={"X-API-Key": server.api_key}, timeout=60
+        ) as http:
             api = Api(http)
             mid = await api.model(await api.session())
+            # Slots 2..n+1 all wait for slot 1, so each of their polls is held.
             rids = [
                 await api.submit("forward_backward", fb_body(mid, seq)) for seq in range(2, n + 2)
             ]
@@ -71,18 +80,18 @@ async def test_thousand_held_polls() -> None:
                     async def poll(rid: str) -> None:
                         body = {"request_id": rid, "allow_metadata_only": False}
                         results.append(
-                            await raw_post(
-                                port_of(server), "/api/v1/retrieve_future", body, server.api_key
-                            )
+                            await raw_post(port, "/api/v1/retrieve_future", body, server.api_key)
                         )
 
                     for rid in rids:
                         tg.start_soon(poll, rid)
-                    await wait_until(lambda: server.statistics().held_polls == n, timeout=110)
+                    while (await anyio.to_thread.run_sync(server.statistics)).held_polls < n:
+                        await anyio.sleep(0.05)
                     await api.submit("forward_backward", fb_body(mid, 1))  # the missing first slot
             assert len(results) == n
             assert all(status == 200 and b"loss:sum" in body for status, body in results)
-            assert server.statistics().peak_held_polls == n
+            stats = await anyio.to_thread.run_sync(server.statistics)
+            assert stats.peak_held_polls == n and stats.held_polls == 0
 
 
 async def test_real_http_flow_and_dropped_connection() -> None:

@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 from mint_async import _codec
@@ -134,6 +135,8 @@ async def model_worker(core: ServerCore, model: Model) -> None:
             while not model.unloaded:
                 job = await model.gate.get()
                 await executor.run(job.record, job.op, job.work)
+                # Inline work never suspends: let other requests in between jobs.
+                await anyio.lowlevel.checkpoint()
     finally:
         for job in model.gate.drain():
             core.futures.fail(job.record, f"model {model.model_id} was unloaded", "user")

@@ -31,6 +31,9 @@ class _DropFilter(logging.Filter):
         return _DROP_MESSAGE not in record.getMessage()
 
 
+_DROP_FILTER = _DropFilter()
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket (``port=0`` picks a free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -43,11 +46,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def uvicorn_config(
-    app: MintServerApp, *, log_level: str = "warning", **kwargs: Any
+    app: MintServerApp, *, log_level: str = "warning", configure_logging: bool = True, **kwargs: Any
 ) -> uvicorn.Config:
-    """uvicorn settings for the app: lifespan on, no access log, a large backlog."""
-    if app.config.faults.drop_after_accept > 0:
-        logging.getLogger("uvicorn.error").addFilter(_DropFilter())
+    """uvicorn settings for the app: lifespan on, no access log, a large backlog.
+
+    ``configure_logging=False`` leaves the process's logging configuration alone
+    (embedded servers); otherwise uvicorn sets up its usual console logging.
+    """
+    error_log = logging.getLogger("uvicorn.error")
+    if app.config.faults.drop_after_accept > 0 and _DROP_FILTER not in error_log.filters:
+        error_log.addFilter(_DROP_FILTER)
+    if not configure_logging:
+        kwargs["log_config"] = None
     return uvicorn.Config(
         app,
         lifespan="on",
@@ -91,7 +101,8 @@ class ThreadedServer:
         bound = self._sock.getsockname()
         self.host, self.port = host, int(bound[1])
         self._ready = threading.Event()
-        self._server = MintUvicornServer(uvicorn_config(app), app, on_ready=self._ready.set)
+        config = uvicorn_config(app, configure_logging=False)
+        self._server = MintUvicornServer(config, app, on_ready=self._ready.set)
         self._thread = threading.Thread(
             target=self._run, name=f"mint-async-server-{self.port}", daemon=True
         )

@@ -34,7 +34,7 @@ __all__ = [
     "SyntheticSampler",
     "base_table",
     "check_vocab",
-    "grad_table",
+    "accumulate_grad",
     "log_softmax",
     "reverse_kl",
     "seed_of",
@@ -108,14 +108,15 @@ class SyntheticModel:
     base: F64
     a: F64
     b: F64
-    grad_a: F64 = field(init=False)
-    grad_b: F64 = field(init=False)
+    grad_logits: F64 = field(init=False)
+    """d loss / d logit table, accumulated since the last optimizer step."""
     m_a: F64 = field(init=False)
     v_a: F64 = field(init=False)
     m_b: F64 = field(init=False)
     v_b: F64 = field(init=False)
     step: int = 0
     _logp: F64 | None = None
+    _probs: F64 | None = None
 
     def __post_init__(self) -> None:
         self.zero_grad()
@@ -128,8 +129,18 @@ class SyntheticModel:
 
     def zero_grad(self) -> None:
         """Forget accumulated gradients."""
-        self.grad_a = np.zeros_like(self.a)
-        self.grad_b = np.zeros_like(self.b)
+        self.grad_logits = np.zeros_like(self.base)
+
+    def lora_grads(self) -> tuple[F64, F64]:
+        """The accumulated gradients of ``A`` and ``B``.
+
+        The loss depends on the LoRA factors only through ``logits = base + A @ B``,
+        and ``A``, ``B`` do not change between optimizer steps, so the gradients
+        of many calls are summed in logit space and projected once, here
+        (``dA = G @ B.T``, ``dB = A.T @ G``): no matrix products per call.
+        """
+        grad = self.grad_logits
+        return grad @ self.b.T, self.a.T @ grad
 
     def reset_optimizer(self) -> None:
         """Fresh AdamW state."""
@@ -148,24 +159,26 @@ class SyntheticModel:
             self._logp = log_softmax(self.logits())
         return self._logp
 
+    def probs(self) -> F64:
+        """Probabilities of the current table, cached like :meth:`logp`."""
+        if self._probs is None:
+            self._probs = np.exp(self.logp())
+        return self._probs
+
     def weights_changed(self) -> None:
         """Drop caches derived from the weights."""
-        self._logp = None
-
-    def accumulate(self, grad_logits: F64) -> None:
-        """Add d loss / d logit-table to the LoRA gradients."""
-        self.grad_a += grad_logits @ self.b.T
-        self.grad_b += self.a.T @ grad_logits
+        self._logp = self._probs = None
 
     def adamw(self, params: AdamParams) -> dict[str, float]:
         """One AdamW step (bias-corrected, decoupled weight decay, global-norm clipping); zeroes grads."""
-        norm = float(np.sqrt(float((self.grad_a**2).sum()) + float((self.grad_b**2).sum())))
+        grad_a, grad_b = self.lora_grads()
+        norm = float(np.sqrt(float((grad_a**2).sum()) + float((grad_b**2).sum())))
         scale = 1.0
         if params.grad_clip_norm > 0 and norm > params.grad_clip_norm:
             scale = params.grad_clip_norm / norm
         self.step += 1
-        _adamw_update(self.a, self.grad_a * scale, self.m_a, self.v_a, params=params, t=self.step)
-        _adamw_update(self.b, self.grad_b * scale, self.m_b, self.v_b, params=params, t=self.step)
+        _adamw_update(self.a, grad_a * scale, self.m_a, self.v_a, params=params, t=self.step)
+        _adamw_update(self.b, grad_b * scale, self.m_b, self.v_b, params=params, t=self.step)
         self.zero_grad()
         self.weights_changed()
         return {"grad_norm:mean": norm, "step:max": float(self.step)}
@@ -204,18 +217,16 @@ def tokens_of(model_input: ModelInput, vocab: int, what: str) -> I64:
     return tokens
 
 
-def grad_table(logp: F64, prev: I64, targets: I64, coeff: F64) -> F64:
-    """d loss / d logits for ``loss = sum_e f_e(logp[prev_e, target_e])``, ``coeff_e = f_e'``.
+def accumulate_grad(out: F64, probs: F64, prev: I64, targets: I64, coeff: F64) -> None:
+    """Add to ``out`` d loss / d logits for ``loss = sum_e f_e(logp[prev_e, target_e])``, ``coeff_e = f_e'``.
 
     ``d logp[a, t] / d z[a, v] = [v == t] - p[a, v]``: scatter the first term,
-    subtract the second once per row.
+    subtract the second once per row used.
     """
-    vocab = logp.shape[0]
-    grad = np.zeros((vocab, vocab))
-    np.add.at(grad, (prev, targets), coeff)
-    per_row = np.bincount(prev, weights=coeff, minlength=vocab)
-    grad -= per_row[:, None] * np.exp(logp)
-    return grad
+    np.add.at(out, (prev, targets), coeff)
+    rows, inverse = np.unique(prev, return_inverse=True)
+    per_row = np.bincount(inverse, weights=coeff, minlength=rows.size)
+    out[rows] -= per_row[:, None] * probs[rows]
 
 
 def reverse_kl(
@@ -265,7 +276,7 @@ def reverse_kl(
                 loss=MintTensorData(data=loss.astype(np.float32), shape=[n], dtype="float32")
             )
         )
-    model.accumulate(grad)
+    model.grad_logits += grad
     mean = total / weight_sum if weight_sum else 0.0
     return ForwardBackwardReverseKLResponse(
         outputs=outputs, metrics={"loss:sum": total, "reverse_kl:mean": mean}

@@ -46,9 +46,9 @@ from ._bigram import (
     I64,
     SyntheticModel,
     SyntheticSampler,
+    accumulate_grad,
     base_table,
     check_vocab,
-    grad_table,
     reverse_kl,
     seed_of,
     tokens_of,
@@ -169,10 +169,12 @@ class SyntheticBackend(Backend[SyntheticModel, SyntheticSampler]):
             targets.append(inputs.targets.reshape(-1))
             coeffs.append(grad.reshape(-1))
         if backward and prevs:
-            model.accumulate(
-                grad_table(
-                    logp, np.concatenate(prevs), np.concatenate(targets), np.concatenate(coeffs)
-                )
+            accumulate_grad(
+                model.grad_logits,
+                model.probs(),
+                np.concatenate(prevs),
+                np.concatenate(targets),
+                np.concatenate(coeffs),
             )
         return ForwardBackwardOutput(
             loss_fn_output_type="ArrayRecord", loss_fn_outputs=outputs, metrics={"loss:sum": total}
