@@ -90,18 +90,32 @@ async def submit(
     max_retries: int | None = None,
     binary_decoder: Callable[[bytes], T] | None = None,
     body: bytes | None = None,
+    on_retry: Callable[[int | None], None] | None = None,
+    resubmit_lost: bool = True,
 ) -> PollingFuture[T]:
     """Submit an asynchronous operation and return the future of its result.
 
     Retries of the submission send the same body, so the same ``seq_id``.
-    ``body`` (already encoded) takes the place of ``payload`` when given.
+    ``body`` (already encoded) takes the place of ``payload`` when given. With
+    ``resubmit_lost``, a promise the server reports lost (410) is recovered by
+    resubmitting the same body (same ``seq_id``: exactly-once on a deduplicating server).
     """
     started = time.monotonic()
     data = body if body is not None else _codec.encode(payload)
-    resp = await ctx.transport.request(
-        "POST", path, body=data, traffic=traffic, headers=headers, max_retries=max_retries
-    )
-    promise = decode_response(t.UntypedAPIFuture, resp)
+
+    async def post() -> t.UntypedAPIFuture:
+        resp = await ctx.transport.request(
+            "POST",
+            path,
+            body=data,
+            traffic=traffic,
+            headers=headers,
+            max_retries=max_retries,
+            on_retry=on_retry,
+        )
+        return decode_response(t.UntypedAPIFuture, resp)
+
+    promise = await post()
     return PollingFuture(
         ctx.transport,
         promise,
@@ -111,4 +125,5 @@ async def submit(
         monitor=monitor,
         roundtrip=time.monotonic() - started,
         binary_decoder=binary_decoder,
+        resubmit=post if resubmit_lost else None,
     )

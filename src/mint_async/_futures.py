@@ -69,6 +69,8 @@ QueueStateObserver = Callable[[t.QueueState, "str | None"], None]
 """Called with ``(queue_state, reason)`` whenever a client's queue state changes."""
 
 _PAUSE_LOG_INTERVAL: Final = 60.0
+MAX_RESUBMITS: Final = 5
+"""How often a lost promise (410) is resubmitted before the error reaches the caller."""
 _DEFAULT_REASONS: Final[dict[str, str]] = {
     "paused_capacity": "the backend is running short on capacity, please wait",
     "paused_rate_limit": "a concurrency or rate limit was hit",
@@ -297,8 +299,12 @@ class PollingFuture(APIFuture[T]):
         monitor: QueueStateMonitor | None = None,
         roundtrip: float | None = None,
         binary_decoder: Callable[[bytes], T] | None = None,
+        resubmit: Callable[[], Awaitable[t.UntypedAPIFuture]] | None = None,
     ) -> None:
         super().__init__()
+        self._resubmit = resubmit
+        self.resubmits = 0
+        """How often a lost promise (410) was recovered by resubmitting the same request."""
         self._transport = transport
         self._promise = promise
         self._result_type = result_type
@@ -418,6 +424,14 @@ class PollingFuture(APIFuture[T]):
                     raise status_error(resp, request_id=self.request_id)
             elif status == 402:
                 await self._transport.billing_pause(resp)
+            elif status == 410 and self._resubmit is not None and self.resubmits < MAX_RESUBMITS:
+                # The server lost the promise. The same body (same seq_id) is
+                # resubmitted: a deduplicating server answers with the original
+                # request, so the work still runs exactly once.
+                self.resubmits += 1
+                logger.debug("request %s: promise lost (410); resubmitting it", self.request_id)
+                self._promise = await self._resubmit()
+                allow_metadata = True
             else:
                 raise status_error(resp, request_id=self.request_id)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -24,6 +25,7 @@ from . import types as t
 from ._context import ClientContext, call, submit
 from ._exceptions import ClientClosedError, InvalidInputError, PromiseExpiredError
 from ._futures import APIFuture, PollingFuture, QueueStateMonitor, QueueStateObserver, QueueStatus
+from ._pipeline import SamplePipeline
 
 if TYPE_CHECKING:
     from ._config import ClientConfig
@@ -161,9 +163,38 @@ class SamplingClient:
         """Call ``observer(state, reason)`` whenever the server's queue state changes."""
         self._monitor.add_observer(observer)
 
+    def remove_queue_state_observer(self, observer: QueueStateObserver) -> None:
+        """Stop calling an observer added with :meth:`on_queue_state_change`."""
+        self._monitor.remove_observer(observer)
+
     def queue_status(self) -> QueueStatus:
         """The last queue state the server reported for this client's requests."""
         return self._monitor.status()
+
+    def pipeline(
+        self,
+        max_in_flight: int = 512,
+        max_in_flight_bytes: int = 10 * 2**20,
+        *,
+        min_in_flight: int = 1,
+        fail_fast: bool = False,
+    ) -> SamplePipeline:
+        """A pipeline of sample requests with backpressure (use it with ``async with``).
+
+        Example::
+
+            async with sc.pipeline(max_in_flight=512) as pipe:
+                handles = [await pipe.submit(p, 8, params) for p in prompts]
+                async for h in pipe.as_completed():
+                    ...
+        """
+        return SamplePipeline(
+            self,
+            max_in_flight=max_in_flight,
+            max_in_flight_bytes=max_in_flight_bytes,
+            min_in_flight=min_in_flight,
+            fail_fast=fail_fast,
+        )
 
     # -- sampling ---------------------------------------------------------------------
 
@@ -191,7 +222,9 @@ class SamplingClient:
             topk_prompt_logprobs=topk_prompt_logprobs,
         )
 
-    async def post_request(self, request: t.SampleRequest) -> PollingFuture[t.SampleResponse]:
+    async def post_request(
+        self, request: t.SampleRequest, *, on_retry: Callable[[int | None], None] | None = None
+    ) -> PollingFuture[t.SampleResponse]:
         """POST one request and return the future of its result (no resubmission on 410)."""
         if self._closed:
             msg = "this sampling client is closed"
@@ -210,6 +243,9 @@ class SamplingClient:
             headers={"X-Tinker-Sampling-Backpressure": "1"},
             max_retries=1000,
             binary_decoder=self._ctx.wire.result_decoder(t.SampleResponse, plan),
+            on_retry=on_retry,
+            # A lost sample is resubmitted with a *new* seq_id (SampleFuture), as the SDK does.
+            resubmit_lost=False,
         )
 
     async def submit(self, request: t.SampleRequest) -> SampleFuture:

@@ -151,8 +151,10 @@ class ServiceClient:
         try:
             self._ctx.session_id = await self._create_session()
             tg.start_soon(self._heartbeat_loop, self._ctx.session_id)
-        except BaseException as exc:
-            await self.__aexit__(type(exc), exc, exc.__traceback__)
+        except BaseException:
+            # Tear down without feeding the error into the task group (which would
+            # wrap it in an ExceptionGroup): the caller gets the error itself.
+            await self.__aexit__(None, None, None)
             raise
         return self
 

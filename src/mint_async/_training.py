@@ -35,10 +35,12 @@ from ._futures import (
     QueueStatus,
 )
 from ._ordering import SequenceGate
+from ._pipeline import TrainingPipeline
 from ._sampling import SamplingClient, open_sampling_session
 from ._wire import UNSUPPORTED_MEDIA_TYPE, WirePlan, encode_fwdbwd
 
 if TYPE_CHECKING:
+    from ._config import ClientConfig
     from ._custom_loss import CustomLossFn
 
 __all__ = ["ForwardBackwardFuture", "MetricsSink", "TrainingClient"]
@@ -104,11 +106,12 @@ class TrainingClient:
         *,
         base_model: str,
         metrics_sink: MetricsSink | None = None,
+        first_seq_id: int = 1,
     ) -> None:
         self._ctx = ctx
         self._model_id = model_id
         self._base_model = base_model
-        self._gate = SequenceGate(first_seq_id=1)
+        self._gate = SequenceGate(first_seq_id=first_seq_id)
         self._monitor = QueueStateMonitor(f"training run {model_id}")
         self._sink = metrics_sink
         self._info: t.GetInfoResponse | None = None
@@ -138,6 +141,50 @@ class TrainingClient:
     def queue_status(self) -> QueueStatus:
         """The last queue state the server reported for this run's requests."""
         return self._monitor.status()
+
+    def pipeline(
+        self,
+        max_in_flight: int = 16,
+        max_in_flight_bytes: int = 50_000_000,
+        *,
+        fail_fast: bool = False,
+    ) -> TrainingPipeline:
+        """Queue training operations back to back (in seq order) and collect results later.
+
+        Example::
+
+            async with tc.pipeline() as pipe:
+                for batch in batches:
+                    await pipe.forward_backward(batch)
+                    await pipe.optim_step(params)
+                results = await pipe.results()
+        """
+        return TrainingPipeline(
+            self,
+            max_in_flight=max_in_flight,
+            max_in_flight_bytes=max_in_flight_bytes,
+            min_in_flight=1,
+            fail_fast=fail_fast,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections of an unpickled copy (a no-op for clients of a ServiceClient)."""
+        if self._ctx.owns_transport:
+            await self._ctx.transport.aclose()
+
+    async def __aenter__(self) -> TrainingClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # A hand-off: the copy continues this run's seq_ids from where they are
+        # now, on its own connections. Use the run from one process at a time.
+        return (
+            _unpickle_training_client,
+            (self._ctx.config, self._model_id, self._base_model, self._gate.next_seq_id),
+        )
 
     # -- submission helpers ----------------------------------------------------------
 
@@ -511,3 +558,13 @@ class TrainingClient:
             info.model_data.tokenizer_id or info.model_data.model_name or self._base_model
         )
         return await self._ctx.tokenizers.get(tokenizer_id)
+
+
+def _unpickle_training_client(
+    config: ClientConfig, model_id: str, base_model: str, next_seq_id: int
+) -> TrainingClient:
+    from ._service import standalone_context  # noqa: PLC0415 - avoids an import cycle
+
+    return TrainingClient(
+        standalone_context(config), model_id, base_model=base_model, first_seq_id=next_seq_id
+    )

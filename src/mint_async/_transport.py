@@ -20,7 +20,7 @@ import logging
 import platform
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -323,8 +323,12 @@ class Transport:
         max_retries: int | None = None,
         auth: bool = True,
         expect_redirect: bool = False,
+        on_retry: Callable[[int | None], None] | None = None,
     ) -> Response:
         """Send with the protocol's HTTP-level retries; error statuses raise APIStatusError.
+
+        ``on_retry(status)`` is called before each retry (``None`` for transport
+        errors) — the pipeline uses it to shrink its window on 429s.
 
         The body (and so any ``seq_id`` in it) and the idempotency key stay the
         same on every retry, so a deduplicating server runs the request once.
@@ -340,6 +344,7 @@ class Transport:
         while True:
             reason: str
             delay_headers: Mapping[str, str] | None = None
+            failed_status: int | None = None
             try:
                 resp = await self.send_once(
                     method,
@@ -382,6 +387,7 @@ class Transport:
                 else:
                     retryable, reason = should_retry_status(status, resp.headers)
                     failure = status_error(resp)
+                    failed_status = status
                     if not retryable:
                         raise failure
                     delay_headers = resp.headers
@@ -393,6 +399,8 @@ class Transport:
                 raise failure
             delay = backoff_delay(retries, policy, delay_headers)
             retries += 1
+            if on_retry is not None:
+                on_retry(failed_status)
             logger.debug(
                 "retrying %s /%s in %.2f s (retry %d/%d): %s",
                 method,

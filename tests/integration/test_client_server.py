@@ -1,0 +1,243 @@
+"""The async client against the local reference server over real HTTP (loopback), on asyncio and trio."""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import mint_async
+from mint_async import ServiceClient
+from mint_async import types as t
+from mint_async.server import ServerConfig
+from mint_async.testing import LoopbackServer, serve_loopback
+
+pytestmark = pytest.mark.anyio
+
+BASE = "Qwen/Qwen3-0.6B"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LoopbackServer]:
+    """One loopback server for the module (uvicorn in a thread)."""
+    with serve_loopback(ServerConfig(poll_hold=5.0)) as srv:
+        yield srv
+
+
+def service(server: LoopbackServer, **kwargs: Any) -> ServiceClient:
+    return ServiceClient(base_url=server.base_url, api_key=server.api_key, **kwargs)
+
+
+def sft_datum(prompt: list[int], answer: list[int]) -> t.Datum:
+    tokens = prompt + answer
+    weights = [0.0] * len(prompt) + [1.0] * len(answer)
+    return t.Datum(
+        model_input=t.ModelInput.from_ints(tokens[:-1]),
+        loss_fn_inputs={"target_tokens": tokens[1:], "weights": weights[1:]},
+    )
+
+
+def rl_datum(n: int, advantage: float) -> t.Datum:
+    tokens = list(range(5, 5 + n + 1))
+    return t.Datum(
+        model_input=t.ModelInput.from_ints(tokens[:-1]),
+        loss_fn_inputs={
+            "target_tokens": tokens[1:],
+            "logprobs": np.full(n, -1.5, dtype=np.float32),
+            "advantages": np.full(n, advantage, dtype=np.float32),
+        },
+    )
+
+
+async def test_training_round_trip(server: LoopbackServer) -> None:
+    """create → forward_backward/optim_step pipelined → loss falls → get_info and tokenizer offline."""
+    batch = [sft_datum([1, 2, 3, 4], [7, 8, 9]) for _ in range(4)]
+    async with service(server) as svc:
+        tc = await svc.create_lora_training_client(BASE, rank=8, seed=1)
+        losses: list[float] = []
+        for _ in range(8):
+            fb = await tc.forward_backward(batch, "cross_entropy")
+            opt = await tc.optim_step(t.AdamParams(learning_rate=0.1))
+            losses.append((await fb).loss)
+            await opt
+        assert losses[-1] < losses[0]
+        info = await tc.get_info()
+        assert info.model_id == tc.model_id and info.model_data.tokenizer_id
+        tokenizer = await tc.get_tokenizer()
+        assert tokenizer.decode(tokenizer.encode("What is 3 * 4?")) == "What is 3 * 4?"
+        fwd = await (await tc.forward(batch[:1]))
+        lp = fwd.loss_fn_outputs[0]["logprobs"]
+        assert lp.dtype == "float32" and lp.dims == (6,)
+
+
+@pytest.mark.parametrize(
+    ("loss_fn", "config"),
+    [
+        ("importance_sampling", None),
+        ("ppo", {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2}),
+        ("cispo", {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2}),
+        ("dro", {"beta": 0.01}),
+    ],
+)
+async def test_rl_losses(
+    server: LoopbackServer, loss_fn: t.LossFnType, config: dict[str, float] | None
+) -> None:
+    """Every RL loss function runs with the conventional inputs and reports loss:sum."""
+    async with service(server) as svc:
+        tc = await svc.create_lora_training_client(BASE, rank=4)
+        out = await (
+            await tc.forward_backward([rl_datum(5, 1.0), rl_datum(3, -0.5)], loss_fn, config)
+        )
+    assert "loss:sum" in out.metrics
+    assert [o["logprobs"].dims for o in out.loss_fn_outputs] == [(5,), (3,)]
+
+
+async def test_custom_loss(server: LoopbackServer) -> None:
+    """forward_backward_custom runs a client-side torch loss end to end."""
+    torch = pytest.importorskip("torch")
+
+    def loss_fn(data: list[t.Datum], logprobs: list[Any]) -> tuple[Any, dict[str, float]]:
+        total = torch.stack([-lp.mean() for lp in logprobs]).sum()
+        return total, {"n:sum": float(len(data))}
+
+    async with service(server) as svc:
+        tc = await svc.create_lora_training_client(BASE, rank=4)
+        out = await (await tc.forward_backward_custom([sft_datum([1, 2], [3, 4])], loss_fn))
+        await (await tc.optim_step())
+    assert out.metrics["n:sum"] == 1.0 and out.metrics["loss:sum"] > 0
+
+
+async def test_checkpoints_sampling_and_rest(server: LoopbackServer, tmp_path: Path) -> None:
+    """save/load state, sampler weights, sampling (n>1, prompt and top-k logprobs), REST, archive download."""
+    prompt = t.ModelInput.from_ints([1, 2, 3, 4])
+    async with service(server) as svc:
+        tc = await svc.create_lora_training_client(BASE, rank=8)
+        await (await tc.forward_backward([sft_datum([1, 2, 3], [4, 5])]))
+        await (await tc.optim_step())
+        state = await (await tc.save_state("ckpt-1"))
+        assert state.path == f"tinker://{tc.model_id}/weights/ckpt-1"
+        sampler = await (await tc.save_weights_for_sampler("s1"))
+        assert sampler.path == f"tinker://{tc.model_id}/sampler_weights/s1"
+        await (await tc.load_state(state.path))
+        await (await tc.load_state_with_optimizer(state.path))
+
+        sc = await tc.create_sampling_client(sampler.path)
+        resp = await sc.sample(
+            prompt,
+            3,
+            t.SamplingParams(max_tokens=5, temperature=0.0),
+            include_prompt_logprobs=True,
+            topk_prompt_logprobs=2,
+        )
+        assert len(resp.sequences) == 3
+        assert all(s.tokens == resp.sequences[0].tokens for s in resp.sequences)  # greedy
+        assert all(
+            len(s.tokens) <= 5 and s.stop_reason in ("stop", "length") for s in resp.sequences
+        )
+        assert (
+            resp.prompt_logprobs is not None
+            and resp.prompt_logprobs[0] is None
+            and len(resp.prompt_logprobs) == 4
+        )
+        assert resp.topk_prompt_logprobs is not None and resp.topk_prompt_logprobs[0] is None
+        assert all(len(row or []) == 2 for row in resp.topk_prompt_logprobs[1:])
+        lps = await sc.compute_logprobs(prompt)
+        assert lps[0] is None and all(isinstance(x, float) for x in lps[1:])
+        assert await sc.get_base_model() == BASE
+
+        snap = await tc.save_weights_and_get_sampling_client()
+        greedy = await snap.sample(prompt, 1, t.SamplingParams(max_tokens=5, temperature=0.0))
+        assert greedy.sequences[0].tokens == resp.sequences[0].tokens  # same weights
+        tokenizer = await snap.get_tokenizer()
+        assert isinstance(tokenizer.decode(greedy.sequences[0].tokens), str)
+
+        rest = svc.create_rest_client()
+        runs = await rest.list_training_runs(limit=50)
+        assert tc.model_id in {r.training_run_id for r in runs.training_runs}
+        run = await rest.get_training_run_by_tinker_path(state.path)
+        assert run.base_model == BASE and run.lora_rank == 8
+        ckpts = await rest.list_checkpoints(tc.model_id)
+        assert {c.checkpoint_id for c in ckpts.checkpoints} >= {
+            "weights/ckpt-1",
+            "sampler_weights/s1",
+        }
+        info = await rest.get_weights_info_by_tinker_path(state.path)
+        assert info.base_model == BASE and info.lora_rank == 8
+        await rest.publish_checkpoint_from_tinker_path(state.path)
+        with pytest.raises(mint_async.ConflictError):
+            await rest.publish_checkpoint_from_tinker_path(state.path)
+        await rest.unpublish_checkpoint_from_tinker_path(state.path)
+        await rest.set_checkpoint_ttl_from_tinker_path(state.path, 3600)
+        await rest.set_checkpoint_ttl_from_tinker_path(state.path, None)
+        archive = await rest.download_checkpoint(state.path, tmp_path)
+        with tarfile.open(archive) as tar:
+            assert tar.getnames()
+        session = await rest.get_session(svc.session_id)
+        assert tc.model_id in session.training_run_ids
+        assert svc.session_id in (await rest.list_sessions(limit=100)).sessions
+        sampler_info = await rest.get_sampler(sc.sampling_session_id)
+        assert sampler_info.model_path == sampler.path
+        caps = await svc.get_server_capabilities()
+        assert BASE in {m.model_name for m in caps.supported_models}
+        mix = await svc.interpolate_checkpoints([sampler.path, sampler.path], [0.5, 0.5])
+        assert mix.path.startswith("tinker://")
+        await rest.delete_checkpoint_from_tinker_path(sampler.path)
+        with pytest.raises(mint_async.NotFoundError):
+            await rest.get_weights_info_by_tinker_path(sampler.path)
+
+        resumed = await svc.create_training_client_from_state_with_optimizer(state.path)
+        fresh = await svc.create_training_client_from_state(state.path)
+        a = await (await resumed.forward([sft_datum([1, 2, 3], [4, 5])]))
+        b = await (await fresh.forward([sft_datum([1, 2, 3], [4, 5])]))
+        assert a.loss_fn_outputs[0]["logprobs"] == b.loss_fn_outputs[0]["logprobs"]  # same weights
+
+
+async def test_reverse_kl(server: LoopbackServer) -> None:
+    """MinT's reverse-KL forward/backward against a sampler checkpoint returns per-datum losses."""
+    async with service(server) as svc:
+        tc = await svc.create_lora_training_client(BASE, rank=4)
+        teacher = await (await tc.save_weights_for_sampler("teacher"))
+        datum = t.ReverseKLDatum(
+            student_input=t.ModelInput.from_ints([1, 2, 3]),
+            reference_input=t.ModelInput.from_ints([9, 1, 2, 3]),
+            target_tokens=[2, 3, 4],
+            weights=[1.0, 1.0, 1.0],
+        )
+        out = await (await tc.forward_backward_reverse_kl(teacher.path, [datum]))
+    assert len(out.outputs) == 1 and "loss:sum" in out.metrics
+
+
+async def test_user_errors_surface_typed(server: LoopbackServer) -> None:
+    """A server-side validation failure comes back as RequestFailedError(category='user') or a 4xx."""
+    async with service(server) as svc:
+        tc = await svc.create_lora_training_client(BASE, rank=4)
+        bad = t.Datum(
+            model_input=t.ModelInput.from_ints([1, 2]), loss_fn_inputs={"weights": [1.0, 1.0]}
+        )
+        with pytest.raises((mint_async.RequestFailedError, mint_async.BadRequestError)) as info:
+            await (await tc.forward_backward([bad], "cross_entropy"))
+        if isinstance(info.value, mint_async.RequestFailedError):
+            assert info.value.category == "user"
+        with pytest.raises(mint_async.NotFoundError):
+            await svc.create_rest_client().get_training_run("no-such-run")
+    with pytest.raises(mint_async.AuthenticationError):
+        async with ServiceClient(base_url=server.base_url, api_key="sk-wrong"):
+            pass
+
+
+async def test_pickled_training_client_hands_off(server: LoopbackServer) -> None:
+    """An unpickled TrainingClient continues the run's seq_ids on its own connection."""
+    import pickle
+
+    async with service(server) as svc:
+        tc = await svc.create_lora_training_client(BASE, rank=4)
+        await (await tc.forward_backward([sft_datum([1, 2], [3])]))
+        copy: mint_async.TrainingClient = pickle.loads(pickle.dumps(tc))
+        assert copy.next_seq_id == 2
+        async with copy:
+            await (await copy.optim_step())
+            assert copy.next_seq_id == 3
