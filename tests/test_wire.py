@@ -104,7 +104,9 @@ async def test_server_asks_for_protobuf_bodies(compress: bool) -> None:
     async with mock.service() as svc:
         tc = await svc.create_lora_training_client()
         out = await (
-            await tc.forward_backward([make_datum(), make_datum()], "ppo", {"clip_low_threshold": 0.8})
+            await tc.forward_backward(
+                [make_datum(), make_datum()], "ppo", {"clip_low_threshold": 0.8}
+            )
         )
         await (await tc.forward([make_datum()]))
     assert out.metrics == {"loss:sum": 2.0}

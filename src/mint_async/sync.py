@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from . import types as t
+from ._exceptions import ClientClosedError
 from ._futures import APIFuture as AsyncAPIFuture
 from ._rest import RestClient as AsyncRestClient
 from ._sampling import SamplingClient as AsyncSamplingClient
@@ -58,8 +59,12 @@ class _Bridge:
 
     def __init__(self, portal: BlockingPortal) -> None:
         self.portal = portal
+        self.closed = False
 
     def call(self, fn: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
+        if self.closed:
+            msg = "this ServiceClient is closed"
+            raise ClientClosedError(msg)
         return self.portal.call(functools.partial(fn, *args, **kwargs))
 
 
@@ -347,8 +352,11 @@ class RestClient:
 
 
 def _close(
-    cm: contextlib.AbstractContextManager[Any], portal_cm: contextlib.AbstractContextManager[Any]
+    bridge: _Bridge,
+    cm: contextlib.AbstractContextManager[Any],
+    portal_cm: contextlib.AbstractContextManager[Any],
 ) -> None:
+    bridge.closed = True
     try:
         cm.__exit__(None, None, None)
     finally:
@@ -395,7 +403,7 @@ class ServiceClient:
         self._inner = inner
         self._bridge = _Bridge(portal)
         # Closed by close(), by `with`, or at interpreter exit at the latest.
-        self._finalizer = weakref.finalize(self, _close, cm, portal_cm)
+        self._finalizer = weakref.finalize(self, _close, self._bridge, cm, portal_cm)
 
     def __repr__(self) -> str:
         return f"sync.{self._inner!r}"
