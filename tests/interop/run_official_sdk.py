@@ -14,6 +14,7 @@ Telemetry is switched on here (our server implements it), whatever the caller's
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import io
 import math
@@ -338,18 +339,26 @@ def run(server: LoopbackServer) -> None:
     print(f"server: {dict(stats.executed)}; {stats.rejected} error answers", flush=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the smoke; 0 when every flow passed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="synthetic", help="server backend (synthetic, torch)")
+    args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="mint-interop-") as data_dir:
-            config = ServerConfig(api_keys=(API_KEY,), data_dir=Path(data_dir))
+            config = ServerConfig(
+                api_keys=(API_KEY,), data_dir=Path(data_dir), backend=args.backend
+            )
             with serve_loopback(config) as server:
                 run(server)
     except Exception:  # noqa: BLE001 - any failure is reported as exit status 1
         traceback.print_exc()
         print("FAILED: the official SDK does not work against the local server", flush=True)
         return 1
-    print("PASSED: tinker 0.22 + mint 0.2.0 against the local server", flush=True)
+    print(
+        f"PASSED: tinker 0.22 + mint 0.2.0 against the local server ({args.backend} backend)",
+        flush=True,
+    )
     return 0
 
 

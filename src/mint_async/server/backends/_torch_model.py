@@ -1,0 +1,146 @@
+"""The torch backend's base model: a tiny Qwen3 causal LM, built offline from a seed.
+
+The architecture is ``transformers``' own ``Qwen3ForCausalLM`` (RMSNorm, RoPE,
+grouped-query attention with q/k norms, SwiGLU MLP), scaled down to about
+170,000 parameters so it trains on two CPU cores, over the vocabulary of the
+tiny offline tokenizer (:mod:`mint_async._tinytok`). Its weights are
+``transformers``' initialisation under ``torch.manual_seed(seed)`` (in a forked
+RNG, so the process's global generator is left alone): the same seed gives the
+same model on every machine, with nothing downloaded.
+
+Also here: turning wire inputs into token tensors, and the batched forward
+pass every operation shares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from mint_async._exceptions import InvalidInputError
+from mint_async.types import EncodedTextChunk, ModelInput
+
+__all__ = [
+    "MAX_CONTEXT",
+    "TINY_CONFIG",
+    "TINY_MODEL_NAME",
+    "build_base_model",
+    "check_vocab",
+    "fingerprint",
+    "forward_logits",
+    "from_numpy",
+    "to_floats",
+    "to_ints",
+    "token_ids",
+]
+
+TINY_MODEL_NAME: Final = "mint-tiny-qwen3"
+"""The torch backend's own name for its base model (every other name maps to it too)."""
+
+MAX_CONTEXT: Final = 2048
+
+TINY_CONFIG: Final[dict[str, Any]] = {
+    "hidden_size": 64,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": MAX_CONTEXT,
+    # Separate embedding and unembedding, so a LoRA on lm_head (train_unembed)
+    # never touches the input embeddings.
+    "tie_word_embeddings": False,
+}
+"""``Qwen3Config`` fields of the tiny model (plus ``vocab_size`` from the tokenizer)."""
+
+
+# torch's annotations leave a few members partially unknown to pyright strict;
+# these helpers are the one typed boundary for them.
+
+
+def from_numpy(array: npt.NDArray[Any]) -> torch.Tensor:
+    """``torch.from_numpy`` (shares memory with ``array``)."""
+    tensor: torch.Tensor = torch.from_numpy(array)  # pyright: ignore[reportUnknownMemberType]
+    return tensor
+
+
+def to_floats(tensor: torch.Tensor) -> list[Any]:
+    """``tensor.tolist()`` of a float tensor (nested lists for more than one dimension)."""
+    values: Any = tensor
+    out: list[Any] = values.tolist()
+    return out
+
+
+def to_ints(tensor: torch.Tensor) -> list[Any]:
+    """``tensor.tolist()`` of an integer tensor (nested lists for more than one dimension)."""
+    return to_floats(tensor)
+
+
+def build_base_model(vocab_size: int, seed: int) -> nn.Module:
+    """The tiny Qwen3 model with ``transformers``' initialisation under ``seed``, frozen, in eval mode."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM  # noqa: PLC0415 - heavy import
+
+    # Eager attention: the tiny model gains nothing from fused kernels (measured:
+    # equal or slower), and one code path serves training and cached sampling.
+    config_class: Any = Qwen3Config  # attn_implementation is a PretrainedConfig kwarg
+    config = config_class(vocab_size=vocab_size, attn_implementation="eager", **TINY_CONFIG)
+    random: Any = torch.random
+    with random.fork_rng(devices=[]):
+        random.manual_seed(seed)
+        model: nn.Module = Qwen3ForCausalLM(config)
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def fingerprint(vocab_size: int, seed: int) -> str:
+    """Identifies a base model: checkpoints of another base are refused, not misapplied."""
+    material = json.dumps(
+        {"config": TINY_CONFIG, "vocab_size": vocab_size, "seed": seed}, sort_keys=True
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def check_vocab(tokens: npt.NDArray[np.int64], vocab: int, what: str) -> None:
+    """Raise InvalidInputError unless every id is in ``[0, vocab)``."""
+    if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
+        msg = f"{what} has token ids outside the vocabulary [0, {vocab})"
+        raise InvalidInputError(msg)
+
+
+def token_ids(model_input: ModelInput, vocab: int, what: str) -> npt.NDArray[np.int64]:
+    """The token ids of a text-only ModelInput, checked against the vocabulary and the context."""
+    parts: list[npt.NDArray[np.int64]] = []
+    for chunk in model_input.chunks:
+        if not isinstance(chunk, EncodedTextChunk):
+            msg = f"the torch backend's model reads text only; {what} has a {chunk.__class__.__name__}"
+            raise InvalidInputError(msg)
+        parts.append(np.asarray(chunk.tokens, dtype=np.int64))
+    tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    check_vocab(tokens, vocab, what)
+    if tokens.size > MAX_CONTEXT:
+        msg = f"{what} has {tokens.size} tokens; the model's context is {MAX_CONTEXT}"
+        raise InvalidInputError(msg)
+    return tokens
+
+
+def forward_logits(model: nn.Module, sequences: Sequence[npt.NDArray[np.int64]]) -> torch.Tensor:
+    """Float32 logits ``[batch, longest, vocab]`` of right-padded sequences in one pass.
+
+    No attention mask is needed: attention is causal, so a position never sees
+    the padding that follows its sequence, and rows are independent.
+    """
+    longest = max((len(s) for s in sequences), default=0)
+    ids = torch.zeros((len(sequences), max(longest, 1)), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        ids[i, : len(seq)] = from_numpy(seq)
+    logits: torch.Tensor = model(input_ids=ids, use_cache=False).logits
+    return logits.float()
