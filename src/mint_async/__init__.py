@@ -49,6 +49,10 @@ from ._exceptions import WandbUnavailableError as WandbUnavailableError
 from ._futures import APIFuture as APIFuture
 from ._futures import QueueStateObserver as QueueStateObserver
 from ._futures import QueueStatus as QueueStatus
+from ._pipeline import Handle as Handle
+from ._pipeline import PipelineStatistics as PipelineStatistics
+from ._pipeline import SamplePipeline as SamplePipeline
+from ._pipeline import TrainingPipeline as TrainingPipeline
 from ._rest import ProgressCallback as ProgressCallback
 from ._rest import RestClient as RestClient
 from ._retry import set_testing as set_testing
@@ -71,6 +75,11 @@ __all__ = [
     "TrainingClient",
     "SamplingClient",
     "RestClient",
+    # pipelines
+    "SamplePipeline",
+    "TrainingPipeline",
+    "Handle",
+    "PipelineStatistics",
     # futures
     "APIFuture",
     "OperationFuture",

@@ -1019,7 +1019,7 @@ ServerCapabilities: TypeAlias = GetServerCapabilitiesResponse
 class HealthResponse(_Wire, kw_only=True):
     """``GET healthz``."""
 
-    status: str = "ok"
+    status: str = _sent("ok")
 
 
 class InitTrainerServerResponse(_Wire, kw_only=True):
@@ -1750,4 +1750,4 @@ class TelemetrySendRequest(_Wire, kw_only=True):
 class TelemetryResponse(_Wire, kw_only=True):
     """Answer to ``telemetry`` (must be ``{"status": "accepted"}``)."""
 
-    status: Literal["accepted"] = "accepted"
+    status: Literal["accepted"] = _sent("accepted")

@@ -179,6 +179,31 @@ async def test_shutdown_releases_held_polls() -> None:
     assert answer[0][0] == 200 and json.loads(answer[0][1])["type"] == "try_again"
 
 
+async def test_disconnect_releases_held_poll() -> None:
+    """A client that hangs up on a held poll frees it at once (not at the end of the hold)."""
+    with serve_loopback(
+        ServerConfig(poll_hold=300, latency=LatencyConfig.parse("sample=600"))
+    ) as server:
+        async with api_for(server).http as http:
+            api = Api(http)
+            sampler = await api.sampler(await api.session())
+            rid = await api.submit("asample", sample_body(sampler, 0))
+            port = port_of(server)
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(
+                        raw_post,
+                        port,
+                        "/api/v1/retrieve_future",
+                        {"request_id": rid, "allow_metadata_only": False},
+                        server.api_key,
+                    )
+                    await wait_until(lambda: server.statistics().held_polls == 1)
+                    tg.cancel_scope.cancel()  # closes the socket mid-poll
+                await wait_until(lambda: server.statistics().held_polls == 0, timeout=10)
+                assert server.statistics().http_in_flight == 0
+
+
 def test_serve_subprocess_and_cli() -> None:
     """``python -m mint_async.server`` prints the URL and a ready line and serves; bad specs exit 2."""
     start = time.monotonic()

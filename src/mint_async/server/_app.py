@@ -19,6 +19,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
+import anyio
+
 from mint_async._exceptions import DecodeError
 
 from . import _mint, _rest, _retrieve, _sampling, _service, _training
@@ -80,6 +82,8 @@ _ROUTES: Final[dict[tuple[str, str], tuple[Handler, str | None]]] = {
 _PATHS: Final = {path for _, path in _ROUTES}
 
 _HEALTHZ: Final = "/api/v1/healthz"
+_LONG_POLLS: Final = frozenset({"/api/v1/retrieve_future", "/api/v1/retrieve_futures"})
+"""Requests that only wait: they end as soon as their client disconnects."""
 _DOWNLOADS: Final = "/api/v1/archive_downloads/"
 
 
@@ -167,7 +171,13 @@ class MintServerApp:
         try:
             try:
                 request = await self._read(scope, receive)
-                response = await self._dispatch(request)
+                if request.path in _LONG_POLLS:
+                    maybe = await self._dispatch_until_disconnect(request, receive)
+                    if maybe is None:
+                        return  # the client went away; nobody to answer
+                    response = maybe
+                else:
+                    response = await self._dispatch(request)
             except HTTPError as err:
                 if err.status >= 400:
                     state.rejected += 1
@@ -188,6 +198,34 @@ class MintServerApp:
             await self._send(send, response)
         finally:
             state.http_in_flight -= 1
+
+    async def _dispatch_until_disconnect(
+        self, request: Request, receive: Receive
+    ) -> Response | StreamResponse | None:
+        """Dispatch a long poll, abandoning it (None) if the client disconnects meanwhile.
+
+        A client that cancels a poll closes its connection; without this a held
+        poll would sit until the hold expires (30 s), for every abandoned future.
+        """
+        outcome: list[Response | StreamResponse | Exception] = []
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                outcome.append(await self._dispatch(request))
+            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+                outcome.append(exc)
+            tg.cancel_scope.cancel()
+        if not outcome:
+            return None
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return outcome[0]
 
     async def _read(self, scope: Scope, receive: Receive) -> Request:
         headers = dict(scope["headers"])

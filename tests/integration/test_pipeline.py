@@ -1,0 +1,238 @@
+"""Pipelines against the local server: backpressure at the cap, AIMD, exactly-once, order, clean cancellation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+import mint_async
+from mint_async import ServiceClient
+from mint_async import types as t
+from mint_async.server import FaultConfig, LatencyConfig, ServerConfig
+from mint_async.testing import LoopbackServer, serve_loopback
+
+pytestmark = pytest.mark.anyio
+
+PROMPT = t.ModelInput.from_ints([1, 2, 3])
+PARAMS = t.SamplingParams(max_tokens=3)
+
+
+def client(server: LoopbackServer) -> ServiceClient:
+    return ServiceClient(base_url=server.base_url, api_key=server.api_key)
+
+
+@pytest.fixture
+def slow_server() -> Iterator[LoopbackServer]:
+    """Samples take 20-60 ms, so requests pile up in flight."""
+    with serve_loopback(
+        ServerConfig(latency=LatencyConfig.parse("sample=uniform(0.02,0.06)"), poll_hold=5.0)
+    ) as srv:
+        yield srv
+
+
+async def test_backpressure_holds_in_flight_at_the_cap(slow_server: LoopbackServer) -> None:
+    """The server never sees more than max_in_flight samples outstanding; submit() blocks instead."""
+    async with client(slow_server) as svc:
+        sc = await svc.create_sampling_client()
+        slow_server.reset_peaks()
+        peak_client = 0
+        async with sc.pipeline(max_in_flight=6) as pipe:
+            handles: list[mint_async.Handle[t.SampleResponse]] = []
+            for i in range(60):
+                handles.append(await pipe.submit(PROMPT, 1, PARAMS, tag=i))
+                peak_client = max(peak_client, pipe.statistics().in_flight)
+            done = [h async for h in pipe.as_completed()]
+            stats = pipe.statistics()
+    assert peak_client == 6
+    assert slow_server.statistics().peak_outstanding <= 6
+    assert len(done) == 60 and {h.tag for h in done} == set(range(60))
+    assert stats.completed == 60 and stats.failed == 0 and stats.in_flight == 0
+    assert stats.latency_p50 is not None and stats.latency_p99 is not None
+    assert stats.latency_p50 <= stats.latency_p99
+    assert [h.request_id for h in handles] == [f"{sc.sampling_session_id}:{i}" for i in range(60)]
+
+
+async def test_in_order_follows_submission_order(slow_server: LoopbackServer) -> None:
+    """in_order() yields by submission index even though completions are out of order."""
+    async with client(slow_server) as svc:
+        sc = await svc.create_sampling_client()
+        async with sc.pipeline(max_in_flight=16) as pipe:
+            for i in range(40):
+                await pipe.submit(PROMPT, 1, PARAMS, tag=i)
+            ordered = [h.tag async for h in pipe.in_order()]
+            completion = [h.tag async for h in pipe.as_completed()]
+    assert ordered == list(range(40))
+    assert sorted(completion, key=str) == sorted(range(40), key=str)
+    assert completion != ordered  # latencies vary
+
+
+async def test_aimd_shrinks_on_429_and_recovers() -> None:
+    """429s halve the window (once per generation); successes grow it back."""
+    config = ServerConfig(
+        capacity=2, max_queued_samples=2, latency=LatencyConfig.parse("sample=0.01")
+    )
+    with serve_loopback(config) as srv:
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+            windows: list[int] = []
+            async with sc.pipeline(max_in_flight=32, min_in_flight=2) as pipe:
+                for _ in range(200):
+                    await pipe.submit(PROMPT, 1, PARAMS)
+                    windows.append(pipe.statistics().window)
+                async for h in pipe.as_completed():
+                    windows.append(pipe.statistics().window)
+                    h.result()
+                stats = pipe.statistics()
+    assert stats.rate_limited > 0 and stats.window_decreases > 0
+    low = min(windows)
+    assert low < 32
+    assert windows[-1] > low  # grew back after the congestion
+
+
+async def test_exactly_once_under_connection_drops() -> None:
+    """Submissions whose answer is lost are resubmitted with the same seq_id and run once."""
+    config = ServerConfig(faults=FaultConfig.parse("drop_after_accept=0.3,submit_5xx=0.1,seed=3"))
+    with serve_loopback(config) as srv:
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+            async with sc.pipeline(max_in_flight=32) as pipe:
+                for _ in range(200):
+                    await pipe.submit(PROMPT, 1, PARAMS)
+                results = [h.result() async for h in pipe.as_completed()]
+                stats = pipe.statistics()
+        counts = srv.execution_counts()
+        fired = srv.statistics().faults
+    assert len(results) == 200 and stats.retries > 0
+    assert fired["drop_after_accept"] > 0
+    sample_counts = [n for rid, n in counts.items() if ":sample:" in rid]
+    assert len(sample_counts) == 200 and set(sample_counts) == {1}
+
+
+def _client_connections(port: int) -> int:
+    """Established TCP connections of this process whose remote port is ``port`` (Linux /proc)."""
+    inodes: set[str] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not Path(table).exists():
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
+async def test_cancellation_leaves_nothing_behind() -> None:
+    """Leaving the block with work outstanding stops every poll; closing the client closes every socket."""
+    config = ServerConfig(latency=LatencyConfig.parse("sample=10"), poll_hold=30.0)
+    with serve_loopback(config) as srv:
+        port = int(srv.base_url.rsplit(":", 1)[1])
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+            pipe = sc.pipeline(max_in_flight=20)
+            with anyio.CancelScope() as scope:
+                async with pipe:
+                    for _ in range(20):
+                        await pipe.submit(PROMPT, 1, PARAMS)
+                    with anyio.fail_after(10):
+                        while srv.statistics().held_polls < 20:
+                            await anyio.sleep(0.02)
+                    scope.cancel()  # like a timeout or a cancelled caller
+                    await anyio.sleep_forever()
+            assert pipe.statistics().in_flight == 20  # none finished: all were cancelled
+            with anyio.fail_after(5):
+                while srv.statistics().held_polls or srv.statistics().http_in_flight:
+                    await anyio.sleep(0.02)
+        assert _client_connections(port) == 0
+    with pytest.raises(mint_async.ClientClosedError):
+        await pipe.submit(PROMPT)
+
+
+async def test_fail_fast_and_independent_failures() -> None:
+    """A failure stays on its handle unless fail_fast, which cancels the rest and raises it."""
+    config = ServerConfig(faults=FaultConfig.parse("error_result=0.5:server,seed=5"))
+    with serve_loopback(config) as srv:
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+            async with sc.pipeline(max_in_flight=8) as pipe:
+                for _ in range(40):
+                    await pipe.submit(PROMPT, 1, PARAMS)
+                handles = [h async for h in pipe.as_completed()]
+            failed = [h for h in handles if h.exception() is not None]
+            assert 0 < len(failed) < 40 and pipe.statistics().failed == len(failed)
+            assert all(isinstance(h.exception(), mint_async.RequestFailedError) for h in failed)
+            with pytest.raises(mint_async.RequestFailedError):
+                await failed[0]
+
+            async def fail_fast_run() -> None:
+                async with sc.pipeline(max_in_flight=8, fail_fast=True) as pipe2:
+                    for _ in range(40):
+                        await pipe2.submit(PROMPT, 1, PARAMS)
+                    async for _h in pipe2.as_completed():
+                        pass
+
+            with pytest.raises(mint_async.RequestFailedError):
+                await fail_fast_run()
+
+
+async def test_producer_in_another_task_with_close() -> None:
+    """as_completed(until_closed=True) keeps going until the producer calls close()."""
+    with serve_loopback() as srv:
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+            seen: list[int] = []
+            async with sc.pipeline(max_in_flight=4) as pipe:
+
+                async def produce() -> None:
+                    for i in range(30):
+                        await pipe.submit(PROMPT, 1, PARAMS, tag=i)
+                        await anyio.sleep(0)
+                    pipe.close()
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(produce)
+                    async for h in pipe.as_completed(until_closed=True):
+                        assert isinstance(h.tag, int)
+                        seen.append(h.tag)
+    assert sorted(seen) == list(range(30))
+
+
+async def test_training_pipeline_orders_and_collects() -> None:
+    """Training ops go back to back in seq order; results are collected later, in order."""
+    with serve_loopback(
+        ServerConfig(latency=LatencyConfig.parse("forward_backward=0.02,optim_step=0.01"))
+    ) as srv:
+        async with client(srv) as svc:
+            tc = await svc.create_lora_training_client(rank=4)
+            batch = [
+                t.Datum(
+                    model_input=t.ModelInput.from_ints([1, 2, 3]),
+                    loss_fn_inputs={"target_tokens": [2, 3, 4], "weights": [1.0, 1.0, 1.0]},
+                )
+            ]
+            async with tc.pipeline(max_in_flight=4) as pipe:
+                for step in range(10):
+                    await pipe.forward_backward(batch, tag=("fb", step))
+                    await pipe.optim_step(t.AdamParams(learning_rate=0.05), tag=("opt", step))
+                assert pipe.statistics().in_flight <= 4
+                ordered = [h async for h in pipe.in_order()]
+            model_id = tc.model_id
+        counts = srv.execution_counts()
+    assert [h.tag for h in ordered] == [(kind, s) for s in range(10) for kind in ("fb", "opt")]
+    losses = [h.result().loss for h in ordered if h.tag[0] == "fb"]  # type: ignore[index]
+    assert losses[-1] < losses[0]
+    assert [rid for rid in counts if rid.startswith(model_id + ":")][1:] == [
+        f"{model_id}:{i}" for i in range(1, 21)
+    ]
