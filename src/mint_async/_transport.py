@@ -48,6 +48,7 @@ from ._exceptions import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from ._http11 import Http11Transport
 from ._retry import backoff_delay, should_retry_status
 from ._retry import sleep as backoff_sleep
 from ._version import __version__
@@ -133,19 +134,6 @@ def _jwt_times(token: str) -> tuple[float | None, float | None]:
         return None, None
 
 
-class _NonClosingTransport(httpx.AsyncBaseTransport):
-    """Shares one user transport between the per-class clients; closed once by Transport."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
-
-
 class Transport:
     """Sends requests to one server; create one per ServiceClient and close it with ``aclose``."""
 
@@ -154,7 +142,7 @@ class Transport:
     ) -> None:
         self.config = config
         self._user_transport = transport
-        self._clients: dict[TrafficClass, httpx.AsyncClient] = {}
+        self._pools: dict[TrafficClass, httpx.AsyncBaseTransport] = {}
         self._limiters = {tc: anyio.CapacityLimiter(config.limits.for_class(tc)) for tc in _TRAFFIC}
         self._server_config: t.ClientConfigResponse | None = None
         self._bootstrap_lock = anyio.Lock()
@@ -166,6 +154,7 @@ class Transport:
         self._billing_started: float | None = None
         base = config.base_url.rstrip("/") + "/"
         self._base = base
+        self._urls: dict[str, httpx.URL] = {}
         self._headers = {
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
@@ -177,42 +166,51 @@ class Transport:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def _client(self, traffic: TrafficClass) -> httpx.AsyncClient:
+    def _pool(self, traffic: TrafficClass) -> httpx.AsyncBaseTransport:
+        """The connection pool of a traffic class (created on first use)."""
         if self._closed:
             msg = "this client is closed"
             raise ClientClosedError(msg)
-        client = self._clients.get(traffic)
-        if client is None:
-            cap = self.config.limits.for_class(traffic)
-            limits = httpx.Limits(
-                max_connections=cap + 16,
-                max_keepalive_connections=min(cap, self.config.limits.keepalive),
-            )
-            inner: httpx.AsyncBaseTransport
+        pool = self._pools.get(traffic)
+        if pool is None:
             if self._user_transport is not None:
-                inner = _NonClosingTransport(self._user_transport)
+                pool = self._user_transport
+            elif self.config.http_client == "httpx" or self.config.http2:
+                cap = self.config.limits.for_class(traffic)
+                limits = httpx.Limits(
+                    max_connections=cap + 16,
+                    max_keepalive_connections=min(cap, self.config.limits.keepalive),
+                )
+                pool = httpx.AsyncHTTPTransport(limits=limits, http2=self.config.http2, retries=0)
             else:
-                inner = httpx.AsyncHTTPTransport(limits=limits, http2=self.config.http2, retries=0)
-            # Timeouts are set per request (they differ by endpoint).
-            client = httpx.AsyncClient(
-                base_url=self._base,
-                transport=inner,
-                timeout=self.config.timeouts.request,
-                follow_redirects=False,
-            )
-            self._clients[traffic] = client
-        return client
+                # One lean pool serves every class; the limiters keep the classes apart.
+                shared = next(
+                    (p for p in self._pools.values() if isinstance(p, Http11Transport)), None
+                )
+                pool = shared or Http11Transport(max_idle=self.config.limits.keepalive)
+            self._pools[traffic] = pool
+        return pool
+
+    def _url(self, path: str) -> httpx.URL:
+        """The URL of an API path (absolute URLs pass through), parsed once per path."""
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(path if path.startswith(("http://", "https://")) else self._base + path)
+            if len(self._urls) < 1024:
+                self._urls[path] = url
+        return url
 
     async def aclose(self) -> None:
         """Close every connection (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        clients, self._clients = list(self._clients.values()), {}
+        pools = {id(p): p for p in self._pools.values()}
+        self._pools = {}
         with anyio.CancelScope(shield=True):
-            for client in clients:
-                await client.aclose()
-            if self._user_transport is not None:
+            for pool in pools.values():
+                await pool.aclose()
+            if self._user_transport is not None and id(self._user_transport) not in pools:
                 await self._user_transport.aclose()
 
     @property
@@ -290,7 +288,7 @@ class Transport:
         credential: str | None = None,
     ) -> Response:
         """One HTTP exchange: any status comes back as a Response; transport failures raise."""
-        client = self._client(traffic)
+        pool = self._pool(traffic)
         hdrs = dict(self._headers)
         if method != "GET":
             hdrs["Content-Type"] = "application/json"
@@ -303,13 +301,24 @@ class Transport:
         )
         hdrs["X-API-Key"] = key
         limit = timeout if timeout is not None else self.config.timeouts.request
-        tmo = httpx.Timeout(limit, connect=self.config.timeouts.connect)
-        async with self._limiters[traffic]:
-            with _map_transport_errors(f"{method} /{path}"):
-                resp = await client.request(method, path, content=body, headers=hdrs, timeout=tmo)
-        return Response(
-            resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content
+        connect = self.config.timeouts.connect
+        request = httpx.Request(
+            method,
+            self._url(path),
+            content=body,
+            headers=hdrs,
+            extensions={
+                "timeout": {"connect": connect, "read": limit, "write": limit, "pool": limit}
+            },
         )
+        async with self._limiters[traffic]:
+            with _map_transport_errors(f"{method} /{path.split('?', 1)[0]}"):
+                resp = await pool.handle_async_request(request)
+                try:
+                    content = await resp.aread()
+                finally:
+                    await resp.aclose()
+        return Response(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, content)
 
     async def request(
         self,
@@ -444,16 +453,28 @@ class Transport:
         Yields the body's chunks and its Content-Length (None if not sent). The
         API key is sent only to this server, never to a third-party URL.
         """
-        client = self._client("train")
+        pool = self._pool("train")
         hdrs = dict(self._headers)
         same_server = not url.startswith(("http://", "https://")) or url.startswith(self._base)
         if same_server:
             hdrs["X-API-Key"] = await self._credential()
-        tmo = httpx.Timeout(
-            timeout or self.config.timeouts.request, connect=self.config.timeouts.connect
+        limit = timeout or self.config.timeouts.request
+        request = httpx.Request(
+            "GET",
+            self._url(url),
+            headers=hdrs,
+            extensions={
+                "timeout": {
+                    "connect": self.config.timeouts.connect,
+                    "read": limit,
+                    "write": limit,
+                    "pool": limit,
+                }
+            },
         )
         with _map_transport_errors(f"GET {url.split('?', 1)[0]}"):
-            async with client.stream("GET", url, headers=hdrs, timeout=tmo) as resp:
+            resp = await pool.handle_async_request(request)
+            try:
                 if resp.status_code >= 300:
                     content = await resp.aread()
                     raise status_error(
@@ -465,3 +486,5 @@ class Transport:
                     )
                 length = resp.headers.get("content-length")
                 yield resp.aiter_bytes(), int(length) if length and length.isdigit() else None
+            finally:
+                await resp.aclose()
