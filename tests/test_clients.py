@@ -223,7 +223,7 @@ async def test_invalid_batches_rejected_before_sending() -> None:
         with pytest.raises(mint_async.InvalidInputError):
             await tc.save_state("a/b")
         with pytest.raises(mint_async.InvalidInputError):
-            await tc.load_state("tinker://broken")
+            await tc.load_state("")
         assert tc.next_seq_id == 1
     assert mock.calls("forward_backward") == []
 
@@ -573,3 +573,46 @@ async def test_wandb_streams_training_metrics(
         summary = dict(run.summary)
     assert summary["forward_backward/loss:sum"] == 2.0
     assert summary["optim_step/lr:mean"] == 0.5
+
+
+async def test_opaque_sampler_paths_pass_through() -> None:
+    """Sampler and checkpoint paths the client cannot parse are sent as they are."""
+    mock = TrainingMock()
+    mock.script("create_sampling_session", {"sampling_session_id": "s:sample:0"})
+    async with mock.service() as svc:
+        await svc.create_sampling_client(model_path="mint://teacher-step-0010")
+        tc = await svc.create_lora_training_client()
+        await (await tc.load_state("tinker://run-without-kind"))
+    assert mock.bodies("create_sampling_session")[0]["model_path"] == "mint://teacher-step-0010"
+    assert mock.submissions("load_weights")[0]["path"] == "tinker://run-without-kind"
+
+
+async def test_tokenizer_unreachable_hub_names_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub tokenizer that cannot be loaded offline raises TokenizerUnavailableError naming MINT_TOKENIZER_PATH."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("MINT_TOKENIZER_PATH", raising=False)
+    mock = TrainingMock()
+    mock.routes["get_info"] = lambda r: {
+        "model_id": "sess1:train:0",
+        "model_data": {"tokenizer_id": "no-such-org/no-such-model"},
+    }
+    async with mock.service() as svc:
+        tc = await svc.create_lora_training_client()
+        with pytest.raises(mint_async.TokenizerUnavailableError, match="MINT_TOKENIZER_PATH"):
+            await tc.get_tokenizer()
+
+
+async def test_tokenizer_override_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """MINT_TOKENIZER_PATH points get_tokenizer at a local directory."""
+    from mint_async import _tinytok
+
+    monkeypatch.setenv("MINT_TOKENIZER_PATH", str(_tinytok.ensure_tiny_tokenizer(tmp_path)))
+    mock = TrainingMock()
+    mock.routes["get_info"] = lambda r: {
+        "model_id": "sess1:train:0",
+        "model_data": {"tokenizer_id": "Qwen/Qwen3-0.6B"},
+    }
+    async with mock.service() as svc:
+        tc = await svc.create_lora_training_client()
+        tok = await tc.get_tokenizer()
+    assert tok.decode(tok.encode("12 * 3")) == "12 * 3"

@@ -411,17 +411,14 @@ async def open_sampling_session(
 ) -> SamplingClient:
     """Create a sampling session for a base model or a checkpoint path and return its client.
 
-    ``model_path`` is normally ``tinker://<run>/sampler_weights/<name>``; paths in
-    other schemes (e.g. ``mint://…``) are passed to the server unchanged.
+    ``model_path`` is normally ``tinker://<run>/sampler_weights/<name>``; paths that
+    do not parse as that (e.g. ``mint://…``) are passed to the server unchanged.
     """
     if model_path is None and base_model is None:
         base_model = ctx.config.base_model
-    if model_path is not None:
-        if not isinstance(model_path, str) or not model_path:
-            msg = "model_path must be a non-empty string"
-            raise InvalidInputError(msg)
-        if model_path.startswith("tinker://"):
-            t.ParsedCheckpointTinkerPath.from_tinker_path(model_path)  # raises on a malformed path
+    if model_path is not None and (not isinstance(model_path, str) or not model_path):
+        msg = "model_path must be a non-empty string"
+        raise InvalidInputError(msg)
     if ctx.session_id is None:
         msg = "creating a sampling session needs a ServiceClient session"
         raise ClientClosedError(msg)
