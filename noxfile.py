@@ -33,6 +33,9 @@ TORCH = "torch==2.13.0"
 # The official SDKs our server must serve unmodified (protocol.md: MinT pins tinker 0.22.0).
 TINKER_022 = ["tinker==0.22.0", "mindlab-toolkit==0.2.0"]
 
+# The benchmarks' comparison clients (the raw-limit loop) and the trio rows.
+BENCH_DEPS = ["aiohttp", "trio"]
+
 # pytest exits with 5 when it collects no tests; that is not a failure of the suite.
 PYTEST_OK = [0, 5]
 
@@ -51,7 +54,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict and pyright strict over src/tests/benchmarks; verifytypes at 100%."""
     # The benchmarks import the official SDK (they compare against it).
-    session.install(".[server,tests,typing,plot]", TORCH, *TINKER_022)
+    session.install(".[server,tests,typing,plot,wandb]", "trio>=0.25", TORCH, *TINKER_022, *BENCH_DEPS)
     session.run("mypy", "src", "tests", "benchmarks")
     session.run("pyright")
     # verifytypes inspects the installed (non-editable) package.
@@ -64,10 +67,9 @@ def typecheck(session: nox.Session) -> None:
 @nox.parametrize("with_trio", [False, True], ids=["asyncio-only", "with-trio"])
 def tests(session: nox.Session, with_trio: bool) -> None:
     """The test suite; once with asyncio only, once on asyncio and trio."""
-    session.install(".[server,tests,plot]", TORCH)
+    # Without trio installed at all: proves the package needs nothing of it.
+    session.install(".[server,tests,plot,wandb]", TORCH, *(["trio>=0.25"] if with_trio else []))
     env = dict(OFFLINE_ENV)
-    if not with_trio:
-        env["MINT_TEST_NO_TRIO"] = "1"
     session.run("pytest", *session.posargs, env=env, success_codes=PYTEST_OK)
 
 
@@ -84,7 +86,7 @@ def interop(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def bench(session: nox.Session) -> None:
     """Benchmarks against the official SDK and the raw limit (opt-in; prints JSON lines)."""
-    session.install(".[server]", *TINKER_022)
+    session.install(".[server]", *TINKER_022, *BENCH_DEPS)
     names = session.posargs or sorted(p.name for p in (ROOT / "benchmarks").glob("bench_*.py"))
     for name in names:
         session.run("python", str(ROOT / "benchmarks" / name), env={**OFFLINE_ENV, **os.environ})
