@@ -200,6 +200,17 @@ class Transport:
                 self._urls[path] = url
         return url
 
+    def _timeout(self, seconds: float | None) -> dict[str, object]:
+        """httpx's per-request timeout extension (connect from the config, the rest ``seconds``)."""
+        limit = seconds if seconds is not None else self.config.timeouts.request
+        timeouts = {
+            "connect": self.config.timeouts.connect,
+            "read": limit,
+            "write": limit,
+            "pool": limit,
+        }
+        return {"timeout": timeouts}
+
     async def aclose(self) -> None:
         """Close every connection (idempotent)."""
         if self._closed:
@@ -300,16 +311,8 @@ class Transport:
             else (await self._credential() if auth else self.config.api_key)
         )
         hdrs["X-API-Key"] = key
-        limit = timeout if timeout is not None else self.config.timeouts.request
-        connect = self.config.timeouts.connect
         request = httpx.Request(
-            method,
-            self._url(path),
-            content=body,
-            headers=hdrs,
-            extensions={
-                "timeout": {"connect": connect, "read": limit, "write": limit, "pool": limit}
-            },
+            method, self._url(path), content=body, headers=hdrs, extensions=self._timeout(timeout)
         )
         async with self._limiters[traffic]:
             with _map_transport_errors(f"{method} /{path.split('?', 1)[0]}"):
@@ -458,19 +461,8 @@ class Transport:
         same_server = not url.startswith(("http://", "https://")) or url.startswith(self._base)
         if same_server:
             hdrs["X-API-Key"] = await self._credential()
-        limit = timeout or self.config.timeouts.request
         request = httpx.Request(
-            "GET",
-            self._url(url),
-            headers=hdrs,
-            extensions={
-                "timeout": {
-                    "connect": self.config.timeouts.connect,
-                    "read": limit,
-                    "write": limit,
-                    "pool": limit,
-                }
-            },
+            "GET", self._url(url), headers=hdrs, extensions=self._timeout(timeout)
         )
         with _map_transport_errors(f"GET {url.split('?', 1)[0]}"):
             resp = await pool.handle_async_request(request)
