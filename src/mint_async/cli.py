@@ -16,9 +16,9 @@ __all__ = ["main"]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo_codec import run  # noqa: PLC0415
+    from ._demo import main as demo_main  # noqa: PLC0415 - pulls in the server and the client
 
-    return run()
+    return demo_main(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -54,6 +54,23 @@ def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.set_defaults(func=_serve)
 
 
+def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
+    demo.add_argument("--base-url", help="MinT endpoint (default: env MINT_BASE_URL, else local)")
+    demo.add_argument("--api-key", help="API key (default: env MINT_API_KEY)")
+    demo.add_argument(
+        "--backend", choices=("auto", "torch", "synthetic"), default="auto", help="local backend"
+    )
+    demo.add_argument("--base-model", default="Qwen/Qwen3-0.6B", help="base model to fine-tune")
+    demo.add_argument("--rank", type=int, default=16, help="LoRA rank")
+    demo.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: per backend)"
+    )
+    demo.add_argument("--lr", type=float, default=None, help="learning rate (default: per backend)")
+    demo.add_argument("--max-operand", type=int, default=9, help="questions cover a, b in 1..N")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the local model and the LoRA")
+    demo.add_argument("--no-table", action="store_true", help="skip the table of answers")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mint-async``."""
     parser = argparse.ArgumentParser(
@@ -61,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mint-async {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="show the wire types and the zero-copy codec at work")
+    demo = sub.add_parser(
+        "demo",
+        help="fine-tune a model on the multiplication table, end to end (local server by default)",
+        description="The MinT SFT quickstart through the async client: starts a local server "
+        "(torch backend when installed) unless --base-url / MINT_BASE_URL is given.",
+    )
+    _add_demo_arguments(demo)
     demo.set_defaults(func=_demo)
     serve = sub.add_parser(
         "serve",

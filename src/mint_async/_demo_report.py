@@ -1,0 +1,101 @@
+"""What ``mint-async demo`` prints: lines on stdout, a live progress bar on stderr, the answers table."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from ._demo import Example
+
+__all__ = ["Reporter", "accuracy_line", "print_table"]
+
+_BAR_WIDTH = 24
+
+
+class Reporter:
+    """Prints result lines on ``out`` and redraws a progress bar on ``err`` when it is a terminal.
+
+    Each line first erases the bar and then redraws it, so the two streams
+    interleave cleanly on one terminal; redirected, ``err`` gets no bar.
+    """
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.out = out
+        self.err = err
+        self._live = err.isatty()
+        self._bar = ""
+        self._started: float | None = None
+
+    def line(self, text: str) -> None:
+        """Print one line of results."""
+        self._erase()
+        print(text, file=self.out, flush=True)
+        self._draw()
+
+    def step(self, done: int, total: int, loss: float) -> None:
+        """Report a finished training step: its line, and the bar."""
+        now = time.perf_counter()
+        if self._started is None:
+            self._started = now
+        elapsed = now - self._started
+        rate = (done - 1) / elapsed if elapsed > 0 and done > 1 else 0.0
+        eta = f"{(total - done) / rate:.0f}s" if rate else "?"
+        filled = round(_BAR_WIDTH * done / total)
+        self._erase()
+        self._bar = (
+            f"training [{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {done}/{total}"
+            f"  loss/token {loss:.4f}  {rate:.1f} steps/s  ETA {eta}"
+        )
+        self.line(f"step {done:>4}/{total}  loss/token {loss:.4f}")
+
+    def done(self) -> None:
+        """Remove the bar (training is over)."""
+        self._erase()
+        self._bar = ""
+
+    def _erase(self) -> None:
+        if self._live and self._bar:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+
+    def _draw(self) -> None:
+        if self._live and self._bar:
+            self.err.write(self._bar)
+            self.err.flush()
+
+
+def accuracy_line(label: str, examples: Sequence[Example]) -> str:
+    """``"<label>: 79/81 answered correctly (98%)"``."""
+    right = sum(e.correct for e in examples)
+    share = 100 * right / len(examples) if examples else 0.0
+    return f"{label}: {right}/{len(examples)} answered correctly ({share:.0f}%)"
+
+
+def _mark(ok: bool, out: TextIO) -> str:
+    mark = "✓" if ok else "✗"
+    try:
+        mark.encode(out.encoding or "utf-8")  # a StringIO has no encoding: any text fits
+    except (UnicodeEncodeError, LookupError):
+        return "ok" if ok else "--"
+    return mark
+
+
+def print_table(examples: Sequence[Example], out: TextIO) -> None:
+    """Questions, expected and sampled answers, in as many side-by-side columns as fit."""
+    q_width = max((len(e.question) for e in examples), default=8)
+    cell = f"{{:<{q_width}}}  {{:>8}}  {{:>8}} {{}}"
+    width = len(cell.format("", "", "", "ok"))
+    columns = max(1, min(3, (shutil.get_terminal_size((100, 24)).columns + 3) // (width + 3)))
+    rows = -(-len(examples) // columns)
+    header = "   ".join([cell.format("question", "expected", "sampled", "  ")] * columns)
+    print(header.rstrip(), file=out)
+    for r in range(rows):
+        cells = [
+            cell.format(e.question, e.expected, e.sampled or "''", _mark(e.correct, out))
+            for e in examples[r::rows]
+        ]
+        print("   ".join(cells).rstrip(), file=out)
+    out.flush()

@@ -1,0 +1,130 @@
+"""``mint-async demo``: the SFT quickstart learns (torch), runs on either backend, and reports well."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from importlib.machinery import ModuleSpec
+
+import pytest
+
+from mint_async import _demo, cli
+from mint_async._demo import DemoResult, DemoSettings, Example, run
+from mint_async._demo_report import Reporter, print_table
+from mint_async.server import ServerConfig
+from mint_async.testing import serve_loopback
+
+
+class FakeTerminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_torch_demo_learns_the_multiplication_table() -> None:
+    """A shortened torch run: loss per token falls by more than half, accuracy rises from zero."""
+    out, err = io.StringIO(), io.StringIO()
+    result = run(DemoSettings(backend="torch", steps=60, max_operand=4), out=out, err=err)
+    assert result.target == "torch" and len(result.losses) == 60
+    assert result.losses[-1] < 0.5 * result.losses[0]
+    before, after = DemoResult.accuracy(result.before), DemoResult.accuracy(result.after)
+    assert before < after and after >= 0.5
+    text = out.getvalue()
+    assert "torch backend" in text and "local server stopped" in text
+    assert "step   60/60" in text and "after training:" in text
+    assert "What is 4 * 4?" in text
+    assert any(line.startswith("question") for line in text.splitlines())
+    assert err.getvalue() == ""  # no progress bar when stderr is not a terminal
+
+
+def test_synthetic_demo_runs_end_to_end() -> None:
+    """The synthetic backend runs the same flow; its loss falls (it cannot learn products)."""
+    out = io.StringIO()
+    result = run(
+        DemoSettings(backend="synthetic", steps=15, max_operand=3, show_table=False),
+        out=out,
+        err=io.StringIO(),
+    )
+    assert result.target == "synthetic" and len(result.after) == 9
+    assert result.losses[-1] < result.losses[0]
+    assert "synthetic backend" in out.getvalue() and "question" not in out.getvalue()
+
+
+def test_cli_runs_against_a_given_endpoint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--base-url / --api-key, or MINT_BASE_URL / MINT_API_KEY, use that server and start none."""
+    with serve_loopback(ServerConfig(backend="synthetic", api_keys=("sk-demo",))) as server:
+        argv = ["demo", "--steps", "3", "--lr", "0.05", "--max-operand", "2", "--no-table"]
+        assert cli.main([*argv, "--base-url", server.base_url, "--api-key", "sk-demo"]) == 0
+        first = capsys.readouterr().out
+        monkeypatch.setenv("MINT_BASE_URL", server.base_url)
+        monkeypatch.setenv("MINT_API_KEY", "sk-demo")
+        assert cli.main(argv) == 0
+        second = capsys.readouterr().out
+    for text in (first, second):
+        assert f"endpoint: {server.base_url}" in text
+        assert "local server" not in text and "step    3/3" in text
+
+
+def test_cli_reports_failures_with_exit_status_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rejected API key ends the demo with a one-line error and status 1."""
+    with serve_loopback(ServerConfig(backend="synthetic", api_keys=("sk-right",))) as server:
+        status = cli.main(["demo", "--base-url", server.base_url, "--api-key", "sk-wrong"])
+    assert status == 1
+    assert "mint-async demo failed:" in capsys.readouterr().err
+
+
+def test_auto_backend_prefers_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto picks torch when it is installed, synthetic otherwise; an explicit choice wins."""
+    assert _demo._local_backend("auto") == "torch"  # pyright: ignore[reportPrivateUsage]
+    real = importlib.util.find_spec
+
+    def without_torch(name: str, package: str | None = None) -> ModuleSpec | None:
+        return None if name == "torch" else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_torch)
+    assert _demo._local_backend("auto") == "synthetic"  # pyright: ignore[reportPrivateUsage]
+    assert _demo._local_backend("torch") == "torch"  # pyright: ignore[reportPrivateUsage]
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    """On a terminal the bar is drawn, erased around each line and removed at the end."""
+    out, err = io.StringIO(), FakeTerminal()
+    report = Reporter(out, err)
+    report.step(1, 4, 2.5)
+    report.step(2, 4, 1.25)
+    report.line("hello")
+    report.done()
+    assert out.getvalue().splitlines() == [
+        "step    1/4  loss/token 2.5000",
+        "step    2/4  loss/token 1.2500",
+        "hello",
+    ]
+    drawn = err.getvalue()
+    assert "training [############------------] 2/4  loss/token 1.2500" in drawn
+    assert drawn.endswith("\r\x1b[K")
+    quiet = io.StringIO()
+    Reporter(io.StringIO(), quiet).step(1, 2, 1.0)
+    assert quiet.getvalue() == ""
+
+
+def test_table_lists_every_question_with_a_mark() -> None:
+    """Every example appears once, with expected and sampled answers and a right/wrong mark."""
+    examples = [
+        Example(question=f"What is {i} * 2?", expected=str(2 * i), sampled=str(2 * i + (i == 3)))
+        for i in range(1, 8)
+    ]
+    out = io.StringIO()
+    print_table(examples, out)
+    text = out.getvalue()
+    for e in examples:
+        assert text.count(e.question) == 1
+    assert text.count("✓") == 6 and text.count("✗") == 1
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    print_table(examples, ascii_out)
+    ascii_out.seek(0)
+    assert "ok" in ascii_out.read()
