@@ -158,6 +158,11 @@ class APIFuture(abc.ABC, Generic[T]):
         """The server's request id, when this future stands for one request."""
         return None
 
+    @property
+    def total_polls(self) -> int:
+        """``retrieve_future`` calls made for this result so far, over all its requests."""
+        return 0
+
     def done(self) -> bool:
         """Whether the outcome (result or error) is known."""
         return self._has_value or self._error is not None
@@ -236,6 +241,11 @@ class MapFuture(APIFuture[T], Generic[S, T]):
         """The inner future's request id."""
         return self._inner.request_id
 
+    @property
+    def total_polls(self) -> int:
+        """The inner future's polls."""
+        return self._inner.total_polls
+
     async def _resolve(self) -> T:
         return await self._fn(await self._inner)
 
@@ -257,6 +267,11 @@ class GatherFuture(APIFuture[T], Generic[S, T]):
     def request_id(self) -> str | None:
         """The request id of the only part, if there is exactly one."""
         return self._parts[0].request_id if len(self._parts) == 1 else None
+
+    @property
+    def total_polls(self) -> int:
+        """The polls of every part."""
+        return sum(part.total_polls for part in self._parts)
 
     async def _resolve(self) -> T:
         results: list[Any] = [None] * len(self._parts)
@@ -320,6 +335,11 @@ class PollingFuture(APIFuture[T]):
     def request_id(self) -> str:
         """The server's id of the request."""
         return self._promise.request_id
+
+    @property
+    def total_polls(self) -> int:
+        """Same as :attr:`polls` (one request)."""
+        return self.polls
 
     @property
     def promise(self) -> t.UntypedAPIFuture:

@@ -54,6 +54,7 @@ class SampleFuture(APIFuture[t.SampleResponse]):
         self._inner = inner
         self.resubmits = 0
         """How often the request was resubmitted after the server lost it."""
+        self._earlier_polls = 0
 
     @property
     def seq_id(self) -> int:
@@ -71,6 +72,11 @@ class SampleFuture(APIFuture[t.SampleResponse]):
         """``retrieve_future`` calls made for the current attempt."""
         return self._inner.polls
 
+    @property
+    def total_polls(self) -> int:
+        """``retrieve_future`` calls made over every attempt (resubmissions included)."""
+        return self._earlier_polls + self._inner.polls
+
     async def _resolve(self) -> t.SampleResponse:
         while True:
             try:
@@ -79,6 +85,7 @@ class SampleFuture(APIFuture[t.SampleResponse]):
                 if self.resubmits >= MAX_RESUBMITS:
                     raise
                 self.resubmits += 1
+                self._earlier_polls += self._inner.polls
                 old = self.request_id
                 self._request = msgspec.structs.replace(
                     self._request, seq_id=self._client.next_seq_id()
