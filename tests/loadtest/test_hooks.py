@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from mint_async import ServiceClient
+from mint_async import APIFuture, ServiceClient
 from mint_async import types as t
 from mint_async.server import FaultConfig, ServerConfig
 from mint_async.testing import serve_loopback
@@ -45,7 +47,7 @@ async def test_training_total_polls_sum_their_parts() -> None:
         async with ServiceClient(base_url=srv.base_url, api_key=srv.api_key) as svc:
             tc = await svc.create_lora_training_client(rank=4)
             before = srv.statistics().faults["try_again"]
-            futures = []
+            futures: list[APIFuture[Any]] = []
             for _ in range(10):
                 futures.append(await tc.forward_backward([datum]))
                 futures.append(await tc.optim_step())
