@@ -166,8 +166,8 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
         self._vocab = int(tokenizer.get_vocab_size(with_added_tokens=True))
         self._eos = int(tokenizer.token_to_id(_EOS_TOKEN))
         self._seed = seed
-        self._fingerprint = fingerprint(self._vocab, seed)
         self._base = build_base_model(self._vocab, seed)
+        self._fingerprint = fingerprint(self._base)
         self._specs = {
             name: ModelSpec(
                 name=name,
