@@ -50,6 +50,22 @@ def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
         default="pyqwest",
         help="HTTP transport tinker SDKs are told to use (httpx: archive URLs work in 0.22)",
     )
+    serve.add_argument(
+        "--proto",
+        action="store_true",
+        help="ask SDKs for protobuf forward_backward bodies (proto_write_fwdbwd), answer protobuf results",
+    )
+    serve.add_argument(
+        "--zstd",
+        action="store_true",
+        help="ask for zstd-compressed protobuf bodies (proto_compress_fwdbwd)",
+    )
+    serve.add_argument(
+        "--wire",
+        choices=("0.22", "0.38"),
+        default="0.22",
+        help="0.38: as newer servers, protobuf forward_backward bodies only (JSON gets 415)",
+    )
     serve.add_argument("--log-level", default="warning", help="uvicorn log level")
     serve.set_defaults(func=_serve)
 

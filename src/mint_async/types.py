@@ -1044,6 +1044,8 @@ class CreateModelRequest(_Wire, tag="create_model", tag_field="type", kw_only=Tr
     base_model: str
     lora_config: LoraConfig
     user_metadata: dict[str, str] | None = None
+    optimizer_config: dict[str, Any] | None = None
+    """[tinker 0.38] The optimizer family, fixed for the run: ``{"type": "adamw"}`` (0.38's default)."""
 
 
 class CreateModelResponse(_Wire, tag="create_model", tag_field="type", kw_only=True):
@@ -1074,6 +1076,8 @@ class GetInfoResponse(_Wire, tag="get_info", tag_field="type", kw_only=True):
     is_lora: bool | None = None
     lora_rank: int | None = None
     model_name: str | None = None
+    optimizer_config: dict[str, Any] | None = None
+    """[tinker 0.38] The run's optimizer family (absent: AdamW)."""
 
 
 class UnloadModelRequest(_Wire, tag="unload_model", tag_field="type", kw_only=True):
@@ -1198,6 +1202,8 @@ class WeightsInfoResponse(_Wire, kw_only=True):
     train_unembed: bool | None = None
     train_mlp: bool | None = None
     train_attn: bool | None = None
+    optimizer_config: dict[str, Any] | None = None
+    """[tinker 0.38] The optimizer family of the checkpoint's run (absent: AdamW)."""
 
 
 # ---------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""The local reference server: the MinT / tinker 0.22 JSON protocol over real HTTP.
+"""The local reference server: the MinT / tinker 0.22 protocol (and 0.38's wire) over real HTTP.
 
 An ASGI application (no web framework, anyio only) that implements what the
 official SDKs need from a MinT server — sessions and JWT auth, training and
 sampling with per-model seq_id ordering and exactly-once deduplication,
-long-polled futures, checkpoints on disk and the REST API — on top of a
+long-polled futures, checkpoints on disk and the REST API, JSON or protobuf
+(``--proto``/``--zstd``, or tinker 0.38's protobuf-only ``--wire 0.38``) — on top of a
 pluggable :mod:`backend <mint_async.server.backends>` (``synthetic`` by
 default), with seeded fault injection and simulated latency.
 
@@ -22,6 +23,7 @@ from typing import Any
 from ._app import MintServerApp as MintServerApp
 from ._config import DEFAULT_API_KEY as DEFAULT_API_KEY
 from ._config import ServerConfig as ServerConfig
+from ._config import WireVersion as WireVersion
 from ._faults import FaultConfig as FaultConfig
 from ._latency import Distribution as Distribution
 from ._latency import LatencyConfig as LatencyConfig
@@ -36,6 +38,7 @@ __all__ = [
     "MintServerApp",
     "ServerConfig",
     "ServerStatistics",
+    "WireVersion",
     "create_app",
 ]
 

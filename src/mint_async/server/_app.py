@@ -23,7 +23,7 @@ import anyio
 
 from mint_async._exceptions import DecodeError
 
-from . import _mint, _rest, _retrieve, _sampling, _service, _training
+from . import _mint, _rest, _retrieve, _runs, _sampling, _service, _training
 from ._auth import AuthError
 from ._config import ServerConfig
 from ._core import ServerCore
@@ -51,12 +51,13 @@ Handler = Callable[[ServerCore, Request], Awaitable[Response]]
 # (method, path) -> (handler, submission fault class: None | "submit" | "sample")
 _ROUTES: Final[dict[tuple[str, str], tuple[Handler, str | None]]] = {
     ("POST", "/api/v1/client/config"): (_service.client_config, None),
+    ("POST", "/api/v1/client/dynamic_config"): (_service.dynamic_config, None),
     ("POST", "/api/v1/auth/token"): (_service.auth_token, None),
     ("POST", "/api/v1/create_session"): (_service.create_session, None),
     ("POST", "/api/v1/session_heartbeat"): (_service.heartbeat, None),
     ("POST", "/api/v1/telemetry"): (_service.telemetry, None),
     ("GET", "/api/v1/get_server_capabilities"): (_service.capabilities, None),
-    ("POST", "/api/v1/create_model"): (_training.create_model, "submit"),
+    ("POST", "/api/v1/create_model"): (_runs.create_model, "submit"),
     ("POST", "/api/v1/get_info"): (_training.get_info, None),
     ("POST", "/api/v1/unload_model"): (_training.unload_model, "submit"),
     ("POST", "/api/v1/forward"): (_training.forward, "submit"),

@@ -15,6 +15,7 @@ import anyio
 import msgspec
 
 from ._futures import FutureRecord, Phase
+from ._wire import answer
 
 __all__ = [
     "CompletionLogs",
@@ -78,7 +79,11 @@ class CompletionLogs:
         log = self._logs.setdefault(rec.target, _Log())
         log.cursor += 1
         state = "failed" if rec.phase is Phase.FAILED else "finished"
-        size = len(rec.payload) if state == "finished" else None
+        # The size of what its retrieve_future will carry: the pollers that use
+        # this endpoint (tinker 0.38's) accept only protobuf.
+        size = None
+        if state == "finished":
+            size = len(answer(rec, json_ok=False, protobuf_ok=True)[0])
         log.events.append(
             (
                 log.cursor,

@@ -41,6 +41,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         enable_retrieve_futures=args.retrieve_futures,
         track_executions=args.track_executions,
         sdk_pyqwest_transport=args.sdk_transport == "pyqwest",
+        proto_write_fwdbwd=args.proto,
+        proto_compress_fwdbwd=args.zstd,
+        wire=args.wire,
     )
 
 
@@ -76,7 +79,8 @@ def serve(args: argparse.Namespace) -> int:
         else f"{len(args.api_key)} configured key(s)"
     )
     data = config.data_dir or "a temporary directory (removed on exit)"
-    print(f"mint-async server: backend={config.backend}, data in {data}, accepting {keys}")
+    wire = f"tinker {config.wire} wire" + (", protobuf results" if config.binary_results else "")
+    print(f"mint-async server: backend={config.backend}, {wire}, data in {data}, accepting {keys}")
     print(f"MINT_BASE_URL=http://{host}:{port}", flush=True)
 
     def ready() -> None:

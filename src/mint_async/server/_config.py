@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from ._faults import FaultConfig
 from ._latency import LatencyConfig
 
-__all__ = ["DEFAULT_API_KEY", "ServerConfig"]
+__all__ = ["DEFAULT_API_KEY", "ServerConfig", "WireVersion"]
 
 DEFAULT_API_KEY: Final = "sk-mint-async-local"
 """The API key the local server accepts when none is configured (``sk-`` so ``import mint`` takes it)."""
+
+WireVersion = Literal["0.22", "0.38"]
+"""Which tinker wire the server speaks: MinT's (0.22, JSON welcome) or the newer, protobuf-only one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +78,17 @@ class ServerConfig:
     """``use_pyqwest_transport`` in client/config. tinker 0.22's pyqwest transport follows
     redirects itself, which breaks its ``RestClient.get_checkpoint_archive_url`` (it expects
     the 302); ``False`` switches SDK clients to httpx's transport."""
+    proto_write_fwdbwd: bool = False
+    """``proto_write_fwdbwd`` in client/config: ask SDKs for protobuf forward_backward bodies."""
+    proto_compress_fwdbwd: bool = False
+    """``proto_compress_fwdbwd`` in client/config: ask for zstd on them (tinker 0.38, our client)."""
+    proto_results: bool | None = None
+    """Answer forward/forward_backward and sample results as protobuf to polls whose ``Accept``
+    offers it. ``None``: when ``proto_write_fwdbwd`` is on or ``wire`` is ``"0.38"``, so a
+    JSON server stays JSON both ways (tinker 0.22 offers protobuf on every such poll)."""
+    wire: WireVersion = "0.22"
+    """``"0.38"`` behaves as newer servers do: forward_backward bodies must be protobuf
+    (JSON answers 415), results are protobuf. ``/forward`` (JSON) is still served."""
     jwt_ttl: float = 3600.0
     """Lifetime of issued JWTs in seconds."""
     jwt_secret: bytes | None = None
@@ -104,6 +118,21 @@ class ServerConfig:
         if self.max_queued_samples is not None and self.max_queued_samples < 0:
             msg = "max_queued_samples must be >= 0"
             raise ValueError(msg)
+        if self.wire not in ("0.22", "0.38"):
+            msg = f"wire must be '0.22' or '0.38', got {self.wire!r}"
+            raise ValueError(msg)
         if self.default_max_tokens < 0 or self.metadata_threshold < 0:
             msg = "default_max_tokens and metadata_threshold must be >= 0"
             raise ValueError(msg)
+
+    @property
+    def binary_results(self) -> bool:
+        """Whether results that have a protobuf form are answered in it (see ``proto_results``)."""
+        if self.proto_results is not None:
+            return self.proto_results
+        return self.proto_write_fwdbwd or self.wire == "0.38"
+
+    @property
+    def binary_bodies_only(self) -> bool:
+        """Whether JSON forward_backward bodies are refused with 415 (the 0.38 wire)."""
+        return self.wire == "0.38"

@@ -107,6 +107,7 @@ class ServerCore:
             faults=self.faults,
             latency=self.latency,
             capacity=config.capacity,
+            binary_results=config.binary_results,
         )
         self.executor = executor
         try:

@@ -11,7 +11,9 @@ Every execution goes through :meth:`Executor.run`, which
 5. awaits the work — whose blocking parts run inline or in worker threads:
    compute follows the backend's :class:`ExecutionPolicy`, checkpoint I/O
    always runs in a thread — and
-6. stores the encoded answer (or ``{"error", "category"}``) in the record.
+6. stores the encoded answer (or ``{"error", "category"}``) in the record —
+   for forward/forward_backward and sample results on a server that answers
+   them as protobuf, the protobuf form (see :mod:`._wire`).
 
 Work is an async callable so that multi-step requests (load a reference
 checkpoint in an I/O thread, then compute) are one unit; it uses
@@ -35,9 +37,10 @@ from mint_async import _codec
 from mint_async._exceptions import InvalidInputError
 
 from ._faults import FaultInjector
-from ._futures import FutureRecord, FutureRegistry, Phase
+from ._futures import Encoded, FutureRecord, FutureRegistry, Phase
 from ._latency import LatencyModel
 from ._state import ServerState, Session
+from ._wire import encode_result
 from .backends import Backend
 
 __all__ = ["Executor", "Work"]
@@ -45,15 +48,15 @@ __all__ = ["Executor", "Work"]
 T = TypeVar("T")
 
 Work = Callable[[], Awaitable[object]]
-"""A request's work: returns a wire Struct or pre-encoded JSON bytes."""
+"""A request's work: returns a wire Struct, pre-encoded JSON bytes, or :class:`Encoded`."""
 
 logger = logging.getLogger("mint_async.server")
 
 _IO_THREADS: Final = 4
 
 
-def _encode_in_thread(work: Callable[[], object]) -> bytes:
-    return _codec.encode_threadsafe(work())
+def _encode_in_thread(work: Callable[[], object], binary: bool) -> Encoded:
+    return encode_result(work(), binary=binary)
 
 
 class Executor:
@@ -68,6 +71,7 @@ class Executor:
         faults: FaultInjector,
         latency: LatencyModel,
         capacity: int | None,
+        binary_results: bool = False,
     ) -> None:
         self._backend = backend
         self._futures = futures
@@ -75,6 +79,7 @@ class Executor:
         self._faults = faults
         self._latency = latency
         self._capacity = anyio.CapacityLimiter(capacity) if capacity is not None else None
+        self._binary = binary_results
         policy = backend.execution
         self._threaded = policy.threaded
         self._compute = anyio.CapacityLimiter(policy.max_concurrency)
@@ -114,11 +119,13 @@ class Executor:
             return await anyio.to_thread.run_sync(fn, limiter=self._compute)
         return fn()
 
-    async def compute_encoded(self, fn: Callable[[], object]) -> bytes:
-        """Run backend compute ``fn`` and JSON-encode its result (in the same thread)."""
+    async def compute_encoded(self, fn: Callable[[], object]) -> Encoded:
+        """Run backend compute ``fn`` and encode its result for the wire (in the same thread)."""
         if self._threaded:
-            return await anyio.to_thread.run_sync(_encode_in_thread, fn, limiter=self._compute)
-        return _codec.encode(fn())
+            return await anyio.to_thread.run_sync(
+                _encode_in_thread, fn, self._binary, limiter=self._compute
+            )
+        return encode_result(fn(), binary=self._binary)
 
     def runs_inline(self, op: str) -> bool:
         """Whether ``op`` can run right in the submitting request.
@@ -174,7 +181,7 @@ class Executor:
         self._state.count_execution(rec.request_id, op)
         try:
             value = await work()
-            payload = value if isinstance(value, bytes) else _codec.encode(value)
+            payload = value if isinstance(value, bytes | Encoded) else _codec.encode(value)
         except InvalidInputError as exc:
             self._futures.fail(rec, str(exc), "user")
         except Exception as exc:

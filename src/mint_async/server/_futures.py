@@ -11,6 +11,12 @@ remembered (bounded) so late polls get 410 instead of 404.
 
 Polls wait on a per-record ``anyio.Event`` created only when someone actually
 waits, so a request that finishes before its first poll costs no event.
+
+A result is kept in the encodings polls may ask for (:class:`Encoded`): JSON,
+and protobuf for the two result types that have a protobuf form when the
+server prefers to answer them so. Each poll picks one by its ``Accept`` header
+(``_wire.negotiate``); the JSON form, when not made up front, is made on the
+first poll that wants it from the kept result Struct.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import anyio
 from mint_async import _codec
 from mint_async.types import RequestFailedResponse
 
-__all__ = ["FutureRecord", "FutureRegistry", "Phase"]
+__all__ = ["Encoded", "FutureRecord", "FutureRegistry", "Phase"]
 
 _TOMBSTONES_MAX: Final = 200_000
 
@@ -42,6 +48,18 @@ class Phase(enum.Enum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Encoded:
+    """A finished result, encoded: JSON and/or protobuf, and the Struct for the missing one."""
+
+    json: bytes | None
+    """The JSON answer (``None``: made from ``value`` when a poll first wants it)."""
+    binary: bytes | None = None
+    """The protobuf answer (ForwardBackwardOutput and SampleResponse only)."""
+    value: object = None
+    """The result Struct, kept only while ``json`` is ``None``."""
 
 
 @dataclass(slots=True, eq=False)
@@ -57,6 +75,11 @@ class FutureRecord:
     phase: Phase = Phase.WAITING
     reason: str | None = None
     payload: bytes = b""
+    """The JSON answer: a failure, a result, or ``b""`` while only ``binary`` was made."""
+    binary: bytes | None = None
+    """The protobuf answer, for results that have one on a server that answers in it."""
+    value: object = None
+    """The result Struct while its JSON form has not been made yet."""
     metadata_sent: bool = False
     expires_at: float = math.inf
     wake: anyio.Event | None = None
@@ -65,6 +88,12 @@ class FutureRecord:
     def finished(self) -> bool:
         """Whether the answer is known (result or failure)."""
         return self.phase is Phase.DONE or self.phase is Phase.FAILED
+
+    def json_answer(self) -> bytes:
+        """The finished answer as JSON (made from ``value``, and kept, on first need)."""
+        if not self.payload and self.value is not None:
+            self.payload, self.value = _codec.encode(self.value), None
+        return self.payload
 
     @property
     def queue_state(self) -> str:
@@ -131,9 +160,15 @@ class FutureRegistry:
         stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
         return rec
 
-    def complete(self, rec: FutureRecord, payload: bytes) -> None:
-        """Store a result and release its pollers."""
-        self._finish(rec, Phase.DONE, payload)
+    def complete(self, rec: FutureRecord, payload: bytes | Encoded) -> None:
+        """Store a result (JSON bytes, or its encodings) and release its pollers."""
+        if isinstance(payload, bytes):
+            self._finish(rec, Phase.DONE, payload)
+            return
+        if rec.finished:
+            return
+        rec.binary, rec.value = payload.binary, payload.value
+        self._finish(rec, Phase.DONE, payload.json or b"")
 
     def fail(self, rec: FutureRecord, message: str, category: str) -> None:
         """Store a failure ``{"error", "category"}`` and release its pollers."""

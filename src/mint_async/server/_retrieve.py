@@ -7,6 +7,11 @@ announced once with ``complete_metadata`` when the client allows it, then
 sent; never two metadata answers for one future. Unknown ids answer 404, ids
 we purged (or that belong to a live model or sampler) 410.
 
+A finished forward/forward_backward or sample result goes out as protobuf or
+JSON by the poll's ``Accept`` (negotiated per poll, ``_wire.answer``); the
+``complete_metadata`` size is that of the encoding the next poll with the same
+``Accept`` gets.
+
 Protocol Q3 (our choice): the hold defaults to 30 s (below the SDK's 45 s read
 timeout) and expires into a 200 ``try_again``; 408 is only sent by the
 ``retrieve_408`` fault. Q13: ``queue_state`` is ``paused_capacity`` while a
@@ -28,6 +33,7 @@ from mint_async.types import CompleteMetadataResponse, FutureRetrieveRequest, Tr
 from ._batched import FuturesRetrieveRequest
 from ._futures import FutureRecord, Phase
 from ._http import HTTPError, Request, Response, json_response
+from ._wire import PROTOBUF, accepts, answer, count_result
 
 if TYPE_CHECKING:
     from ._core import ServerCore
@@ -77,7 +83,8 @@ async def retrieve_future(core: ServerCore, req: Request) -> Response:
         await core.futures.wait(rec, core.config.poll_hold)
         if not rec.finished:
             return json_response(_try_again(core, rec))
-    payload = rec.payload
+    json_ok, protobuf_ok = accepts(req)
+    payload, binary = answer(rec, json_ok=json_ok, protobuf_ok=protobuf_ok)
     if (
         rec.phase is Phase.DONE
         and body.allow_metadata_only
@@ -87,6 +94,10 @@ async def retrieve_future(core: ServerCore, req: Request) -> Response:
         rec.metadata_sent = True
         return json_response(CompleteMetadataResponse(response_payload_size=len(payload)))
     core.futures.delivered(rec)
+    if rec.phase is Phase.DONE:
+        count_result(core, rec.kind, binary=binary)
+    if binary:
+        return Response(200, payload, PROTOBUF)
     return json_response(payload)
 
 

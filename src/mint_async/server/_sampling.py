@@ -33,6 +33,7 @@ from mint_async.types import (
 )
 
 from ._checkpoints import read_checkpoint
+from ._futures import Encoded
 from ._http import HTTPError, Request, Response, json_response
 from ._state import Sampler
 from .backends import SampleSpec
@@ -124,6 +125,8 @@ def _spec(core: ServerCore, body: SampleRequest, request_id: str, context: int) 
     stop_strings: tuple[str, ...] = ()
     if isinstance(stop, str):
         stop_strings = (stop,)
+    elif stop is not None and not stop:
+        stop_ids = ()  # [] disables stopping, EOS included (it is not a list of strings)
     elif stop is not None and all(isinstance(s, str) for s in stop):
         stop_strings = tuple(str(s) for s in stop)
     elif stop is not None:
@@ -197,7 +200,7 @@ async def asample(core: ServerCore, req: Request) -> Response:
     context = spec_model.max_context_length if spec_model is not None else 1 << 30
     handle = sampler.handle
 
-    async def work() -> bytes:
+    async def work() -> Encoded:
         spec = _spec(core, body, rid, context)
         return await executor.compute_encoded(lambda: backend.sample(handle, spec))
 

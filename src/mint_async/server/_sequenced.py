@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from ._core import ServerCore
 
-__all__ = ["decode_sequenced", "enqueue", "model_worker"]
+__all__ = ["decode_sequenced", "enqueue", "fail_slot", "model_worker"]
 
 _T = TypeVar("_T")
 
@@ -60,17 +60,21 @@ def decode_sequenced(core: ServerCore, req: Request, tp: type[_T]) -> _T:
             probe = _probe.decode(req.body)
         except (msgspec.ValidationError, msgspec.DecodeError):
             probe = _SlotProbe()
-        model = core.state.models.get(probe.model_id) if isinstance(probe.model_id, str) else None
-        seq = probe.seq_id
-        if (
-            model is not None
-            and model.owner == req.owner
-            and isinstance(seq, int)
-            and seq >= 1
-            and not model.gate.has(seq)
-        ):
-            model.gate.put(seq, None)
+        fail_slot(core, req, probe.model_id, probe.seq_id)
         raise HTTPError(400, str(exc)) from None
+
+
+def fail_slot(core: ServerCore, req: Request, model_id: object, seq: object) -> None:
+    """Consume the slot ``(model_id, seq)`` of a rejected body, if it names a free one of ours."""
+    model = core.state.models.get(model_id) if isinstance(model_id, str) else None
+    if (
+        model is not None
+        and model.owner == req.owner
+        and isinstance(seq, int)
+        and seq >= 1
+        and not model.gate.has(seq)
+    ):
+        model.gate.put(seq, None)
 
 
 def _duplicate(core: ServerCore, rec: FutureRecord, op: str, model_id: str) -> Response:

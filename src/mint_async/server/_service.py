@@ -35,6 +35,7 @@ __all__ = [
     "capabilities",
     "client_config",
     "create_session",
+    "dynamic_config",
     "finish_session",
     "healthz",
     "heartbeat",
@@ -48,7 +49,7 @@ _ACCEPTED = _codec.encode({"status": TelemetryResponse().status})
 
 
 async def client_config(core: ServerCore, req: Request) -> Response:
-    """``client/config``: JWT exchange on (so ``sk-`` keys work with ``import mint``), JSON wire.
+    """``client/config``: JWT exchange on (so ``sk-`` keys work with ``import mint``), the wire flags.
 
     Flags at their SDK default are omitted (``{"pjwt_auth_enabled": true}`` by default).
     """
@@ -58,8 +59,25 @@ async def client_config(core: ServerCore, req: Request) -> Response:
             pjwt_auth_enabled=config.pjwt_auth_enabled,
             sample_use_retrieve_futures=config.enable_retrieve_futures,
             use_pyqwest_transport=config.sdk_pyqwest_transport,
+            proto_write_fwdbwd=config.proto_write_fwdbwd,
+            proto_compress_fwdbwd=config.proto_compress_fwdbwd,
         )
     )
+
+
+class _DynamicConfig(msgspec.Struct, kw_only=True):
+    refresh_interval_sec: int = 300
+    sample_cancel_enabled: bool = False
+    sample_cancel_max_batch_size: int = 64
+
+
+_DYNAMIC = _codec.encode(_DynamicConfig())
+
+
+async def dynamic_config(core: ServerCore, req: Request) -> Response:
+    """``client/dynamic_config`` [0.38]: the defaults, spelled out (sample cancels stay off:
+    an abandoned sample finishes anyway, and its session's expiry cancels the rest)."""
+    return json_response(_DYNAMIC)
 
 
 async def auth_token(core: ServerCore, req: Request) -> Response:

@@ -110,6 +110,8 @@ class Model:
     idempotency: dict[str, str] = field(default_factory=dict[str, str])
     """X-Idempotency-Key -> request id, for unsequenced requests (their only dedupe key)."""
     scope: anyio.CancelScope | None = None
+    optimizer_config: dict[str, Any] | None = None
+    """tinker 0.38's ``optimizer_config`` as given at creation (echoed by ``get_info``)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -143,6 +145,10 @@ class ServerState:
         self.telemetry_events = 0
         self.http_in_flight = 0
         self.peak_http_in_flight = 0
+        self.fwdbwd_bodies: dict[str, int] = {}
+        """forward/forward_backward bodies received per encoding (json, protobuf, protobuf+zstd)."""
+        self.results_sent: dict[str, int] = {}
+        """forward/forward_backward/sample results delivered per encoding (json, protobuf)."""
 
     @staticmethod
     def new_session_id() -> str:

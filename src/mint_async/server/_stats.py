@@ -39,6 +39,10 @@ class ServerStatistics:
     """Telemetry events received (accepted and dropped)."""
     faults: Mapping[str, int]
     """How often each injected fault fired."""
+    fwdbwd_bodies: Mapping[str, int]
+    """forward/forward_backward bodies received per wire (``json``, ``protobuf``, ``protobuf+zstd``)."""
+    results_sent: Mapping[str, int]
+    """forward/forward_backward/sample results delivered per wire (``json``, ``protobuf``)."""
     sessions: int
     models: int
     samplers: int
@@ -64,6 +68,8 @@ def snapshot(core: ServerCore) -> ServerStatistics:
         heartbeats=state.heartbeats,
         telemetry_events=state.telemetry_events,
         faults=core.faults.counts(),
+        fwdbwd_bodies=dict(state.fwdbwd_bodies),
+        results_sent=dict(state.results_sent),
         sessions=sum(1 for s in list(state.sessions.values()) if s.finished is None),
         models=sum(1 for m in list(state.models.values()) if not m.unloaded),
         samplers=len(state.samplers),

@@ -1,5 +1,7 @@
 """Handlers of the training-model endpoints (protocol §4.2-§4.4, §4.10).
 
+forward/forward_backward bodies may be JSON or protobuf (+zstd), see :mod:`._wire`.
+
 Only structural problems (a body that does not decode) answer 400 at
 submission; everything that depends on state (checkpoint names, paths, loss
 inputs) is checked when the request runs, and fails it with category
@@ -10,13 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
-
 from mint_async import _codec
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import (
-    CreateModelRequest,
-    CreateModelResponse,
     ForwardBackwardInput,
     ForwardBackwardRequest,
     ForwardRequest,
@@ -36,17 +34,17 @@ from mint_async.types import (
 )
 
 from ._checkpoints import read_checkpoint, write_checkpoint
+from ._futures import Encoded
 from ._http import HTTPError, Request, Response, json_response
-from ._ordering import SeqGate
-from ._sequenced import decode_sequenced, enqueue, model_worker
-from ._state import Job, Model, Sampler
-from ._store import RunMeta
+from ._runs import create_via_load, is_create_via_load
+from ._sequenced import decode_sequenced, enqueue
+from ._state import Model, Sampler
+from ._wire import decode_fwdbwd
 
 if TYPE_CHECKING:
     from ._core import ServerCore
 
 __all__ = [
-    "create_model",
     "forward",
     "forward_backward",
     "get_info",
@@ -65,52 +63,6 @@ def _handle(model: Model) -> Any:
     return model.handle
 
 
-async def create_model(core: ServerCore, req: Request) -> Response:
-    """``create_model``: a new training run ``<session_id>:train:<model_seq_id>``."""
-    backend, store, executor = core.require_running()
-    body = _codec.decode(CreateModelRequest, req.body)
-    session = core.session(req.owner, body.session_id)
-    spec = core.spec(body.base_model)
-    model_id = f"{session.session_id}:train:{body.model_seq_id}"
-    rid = f"{model_id}:0"
-    existing = core.futures.get(rid)
-    if existing is not None or model_id in core.state.models:
-        core.state.duplicates += 1
-        return core.promise(rid, model_id=model_id)
-    lora = body.lora_config
-    model = Model(
-        model_id,
-        session.session_id,
-        req.owner,
-        spec,
-        lora,
-        SeqGate(first_seq=0, gap_timeout=core.config.seq_gap_timeout),
-    )
-    core.state.models[model_id] = model
-    session.model_ids.append(model_id)
-    run = RunMeta(
-        training_run_id=model_id,
-        owner=req.owner,
-        base_model=spec.name,
-        lora_rank=lora.rank,
-        train_unembed=lora.train_unembed,
-        train_mlp=lora.train_mlp,
-        train_attn=lora.train_attn,
-        user_metadata=body.user_metadata,
-        session_id=session.session_id,
-    )
-    await anyio.to_thread.run_sync(store.save_run, run)
-    rec = core.futures.create(rid, "create_model", req.owner, session.session_id)
-
-    async def work() -> CreateModelResponse:
-        model.handle = await executor.call(lambda: backend.create_model(model_id, spec, lora))
-        return CreateModelResponse(model_id=model_id)
-
-    model.gate.put(0, Job(rec, "create_model", work))
-    executor.spawn(session, lambda: model_worker(core, model))
-    return core.promise(rec, model_id=model_id)
-
-
 async def get_info(core: ServerCore, req: Request) -> Response:
     """``get_info``: base model, LoRA rank and tokenizer of a training run."""
     body = _codec.decode(GetInfoRequest, req.body)
@@ -127,6 +79,7 @@ async def get_info(core: ServerCore, req: Request) -> Response:
             is_lora=True,
             lora_rank=model.lora.rank,
             model_name=spec.name,
+            optimizer_config=model.optimizer_config,
         )
     )
 
@@ -159,7 +112,7 @@ def _fb_work(core: ServerCore, model: Model, fb: ForwardBackwardInput, *, backwa
     backend, _, executor = core.require_running()
     config = fb.loss_fn_config or {}
 
-    async def work() -> bytes:
+    async def work() -> Encoded:
         return await executor.compute_encoded(
             lambda: backend.forward_backward(
                 _handle(model), fb.data, fb.loss_fn, config, backward=backward
@@ -171,16 +124,21 @@ def _fb_work(core: ServerCore, model: Model, fb: ForwardBackwardInput, *, backwa
 
 async def forward(core: ServerCore, req: Request) -> Response:
     """``forward`` (tinker 0.22): loss and logprobs, no gradients."""
-    body = decode_sequenced(core, req, ForwardRequest)
-    model = core.model(req.owner, body.model_id)
-    work = _fb_work(core, model, body.forward_input, backward=False)
-    return enqueue(core, req, op="forward", model=model, seq_id=body.seq_id, work=work)
+    return _fwdbwd(core, req, decode_fwdbwd(core, req, ForwardRequest))
 
 
 async def forward_backward(core: ServerCore, req: Request) -> Response:
-    """``forward_backward``: loss, logprobs and accumulated gradients."""
-    body = decode_sequenced(core, req, ForwardBackwardRequest)
+    """``forward_backward``: loss, logprobs and accumulated gradients (a forward if ``forward_only``)."""
+    return _fwdbwd(core, req, decode_fwdbwd(core, req, ForwardBackwardRequest))
+
+
+def _fwdbwd(
+    core: ServerCore, req: Request, body: ForwardRequest | ForwardBackwardRequest
+) -> Response:
     model = core.model(req.owner, body.model_id)
+    if isinstance(body, ForwardRequest):
+        work = _fb_work(core, model, body.forward_input, backward=False)
+        return enqueue(core, req, op="forward", model=model, seq_id=body.seq_id, work=work)
     work = _fb_work(core, model, body.forward_backward_input, backward=True)
     return enqueue(core, req, op="forward_backward", model=model, seq_id=body.seq_id, work=work)
 
@@ -257,7 +215,12 @@ async def save_weights_for_sampler(core: ServerCore, req: Request) -> Response:
 
 
 async def load_weights(core: ServerCore, req: Request) -> Response:
-    """``load_weights``: weights (and optimizer state if asked) from a checkpoint."""
+    """``load_weights``: weights (and optimizer state if asked) from a checkpoint.
+
+    tinker 0.38's create-via-load form (no ``model_id``) creates the run too (``_runs``).
+    """
+    if is_create_via_load(req.body):
+        return await create_via_load(core, req)
     backend, _, executor = core.require_running()
     body = decode_sequenced(core, req, LoadWeightsRequest)
     model = core.model(req.owner, body.model_id)

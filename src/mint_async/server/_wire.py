@@ -1,0 +1,194 @@
+"""The binary wire on the server side (protocol §9): protobuf/zstd bodies in, protobuf results out.
+
+* forward / forward_backward bodies may be JSON or ``application/x-protobuf``,
+  optionally ``Content-Encoding: zstd`` (decompressed with a bound: never more
+  than ``max_body_bytes``). A protobuf body with ``forward_only`` is a forward,
+  whichever of the two paths it was posted to. On the 0.38 wire a JSON
+  ``forward_backward`` body answers 415 with a body saying so (and does not
+  use up its seq_id, so the client can resend it as protobuf).
+* results of forward/forward_backward and sample are encoded up front as
+  protobuf when the server prefers that (``ServerConfig.binary_results``), as
+  JSON otherwise. Each poll gets protobuf if its ``Accept`` offers it and the
+  server prefers it, or if it offers nothing else (e.g. tinker 0.38, which
+  only takes protobuf): negotiated per poll, see :func:`answer`.
+
+Every body and binary answer is counted per encoding (``ServerStatistics``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from mint_async import _binary, _codec
+from mint_async._exceptions import DecodeError
+from mint_async._proto import tinker_public_pb2 as pb
+from mint_async.types import (
+    ForwardBackwardOutput,
+    ForwardBackwardRequest,
+    ForwardRequest,
+    SampleResponse,
+)
+
+from ._futures import Encoded, FutureRecord, Phase
+from ._http import HTTPError, Request
+from ._sequenced import decode_sequenced, fail_slot
+
+if TYPE_CHECKING:
+    from ._core import ServerCore
+
+__all__ = [
+    "PROTOBUF",
+    "accepts",
+    "answer",
+    "count_result",
+    "decode_fwdbwd",
+    "encode_result",
+]
+
+PROTOBUF: Final = _binary.PROTOBUF_CONTENT_TYPE.encode()
+_ZSTD: Final = _binary.ZSTD_CONTENT_ENCODING
+
+_RESULT_TYPES: Final[dict[str, type[ForwardBackwardOutput | SampleResponse]]] = {
+    "forward": ForwardBackwardOutput,
+    "forward_backward": ForwardBackwardOutput,
+    "sample": SampleResponse,
+}
+"""Operations whose results have a protobuf form, and their result types."""
+_JSON_MEDIA: Final = frozenset({"application/json", "application/*", "*/*"})
+
+_R = TypeVar("_R", ForwardRequest, ForwardBackwardRequest)
+
+
+def _media_types(header: str) -> list[tuple[str, float]]:
+    """``Accept`` / ``Content-Type`` entries as (media type, q)."""
+    entries: list[tuple[str, float]] = []
+    for item in header.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media:
+            entries.append((media.lower(), q))
+    return entries
+
+
+def accepts(req: Request) -> tuple[bool, bool]:
+    """``(json, protobuf)``: what the request's ``Accept`` takes (none given: JSON only)."""
+    header = req.header(b"accept")
+    if not header:
+        return True, False
+    json_ok = protobuf_ok = False
+    for media, q in _media_types(header):
+        if q <= 0:
+            continue
+        if media == _binary.PROTOBUF_CONTENT_TYPE:
+            protobuf_ok = True
+        elif media in _JSON_MEDIA:
+            json_ok = True
+    return json_ok or not protobuf_ok, protobuf_ok
+
+
+def answer(rec: FutureRecord, *, json_ok: bool, protobuf_ok: bool) -> tuple[bytes, bool]:
+    """A finished record's body for a poll taking ``json_ok``/``protobuf_ok``; and whether protobuf.
+
+    Protobuf goes out when the poll takes it and either the server prefers it
+    (the form made up front) or the poll takes nothing else (made now from the
+    result and kept: HTTP negotiation, so tinker 0.38 works with any server).
+    """
+    result_type = _RESULT_TYPES.get(rec.kind)
+    if protobuf_ok and result_type is not None and rec.phase is Phase.DONE:
+        if rec.binary is None and not json_ok:
+            value = rec.value if rec.value is not None else _codec.decode(result_type, rec.payload)
+            rec.binary = encode_result(value, binary=True).binary
+        if rec.binary is not None:
+            return rec.binary, True
+    return rec.json_answer(), False
+
+
+def _is_protobuf(req: Request) -> bool:
+    content_type = req.header(b"content-type") or ""
+    entries = _media_types(content_type)
+    return bool(entries) and entries[0][0] == _binary.PROTOBUF_CONTENT_TYPE
+
+
+def _decompressed(core: ServerCore, req: Request) -> tuple[bytes, bool]:
+    """The body without its ``Content-Encoding`` (zstd, bounded), and whether it had one."""
+    encoding = (req.header(b"content-encoding") or "").strip().lower()
+    if encoding in ("", "identity"):
+        return req.body, False
+    if encoding != _ZSTD:
+        raise HTTPError(415, f"unsupported Content-Encoding {encoding!r} (this server takes zstd)")
+    try:
+        return _binary.zstd_decompress(req.body, max_size=core.config.max_body_bytes), True
+    except DecodeError as exc:
+        raise HTTPError(400, str(exc)) from None
+
+
+def _slot_of_protobuf(body: bytes) -> tuple[object, object]:
+    """``(model_id, seq_id)`` of a protobuf body that parses but does not decode."""
+    try:
+        msg = pb.ForwardBackwardRequest.FromString(body)
+    except Exception:  # noqa: BLE001 - any parse failure: no slot to free
+        return None, None
+    return msg.model_id, msg.seq_id
+
+
+def decode_fwdbwd(
+    core: ServerCore, req: Request, json_type: type[_R]
+) -> ForwardRequest | ForwardBackwardRequest:
+    """Decode a forward (``json_type`` ForwardRequest) or forward_backward body of any wire.
+
+    A protobuf body decides by its ``forward_only`` flag which of the two it is.
+    A body that does not decode answers 400 and still uses up its seq_id (as
+    JSON bodies do, see ``decode_sequenced``); a 415 does not.
+    """
+    protobuf = _is_protobuf(req)
+    if not protobuf and core.config.binary_bodies_only and json_type is ForwardBackwardRequest:
+        raise HTTPError(
+            415,
+            "this server takes forward_backward bodies as application/x-protobuf only "
+            "(the tinker 0.25+ wire); JSON is refused",
+        )
+    body, compressed = _decompressed(core, req)
+    counts = core.state.fwdbwd_bodies
+    if not protobuf:
+        key = "json+zstd" if compressed else "json"
+        counts[key] = counts.get(key, 0) + 1
+        if compressed:
+            req.body = body
+        return decode_sequenced(core, req, json_type)
+    key = "protobuf+zstd" if compressed else "protobuf"
+    counts[key] = counts.get(key, 0) + 1
+    try:
+        return _binary.decode_forward_backward_request(body)
+    except DecodeError as exc:
+        model_id, seq_id = _slot_of_protobuf(body)
+        fail_slot(core, req, model_id, seq_id)
+        raise HTTPError(400, str(exc)) from None
+
+
+def encode_result(value: object, *, binary: bool) -> Encoded:
+    """A result's encodings: protobuf (JSON made later if asked) when ``binary`` and it has one.
+
+    Safe in worker threads.
+    """
+    if binary:
+        if isinstance(value, ForwardBackwardOutput):
+            return Encoded(None, _binary.encode_forward_backward_output(value), value)
+        if isinstance(value, SampleResponse):
+            return Encoded(None, _binary.encode_sample_response(value), value)
+    return Encoded(_codec.encode_threadsafe(value))
+
+
+def count_result(core: ServerCore, kind: str, *, binary: bool) -> None:
+    """Count a delivered forward/forward_backward/sample result by the encoding it went out in."""
+    if kind not in _RESULT_TYPES:
+        return
+    counts = core.state.results_sent
+    key = "protobuf" if binary else "json"
+    counts[key] = counts.get(key, 0) + 1
