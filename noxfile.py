@@ -11,7 +11,7 @@ import tomllib
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "interop"]
+nox.options.sessions = ["lint", "typecheck", "tests", "interop", "interop038"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 nox.needs_version = ">=2024.3.2"
@@ -32,6 +32,8 @@ TORCH = "torch==2.13.0"
 
 # The official SDKs our server must serve unmodified (protocol.md: MinT pins tinker 0.22.0).
 TINKER_022 = ["tinker==0.22.0", "mindlab-toolkit==0.2.0"]
+# The newest SDK, whose wire requires protobuf (our server's `--wire 0.38`).
+TINKER_038 = "tinker==0.38.0"
 
 # The benchmarks' comparison clients (the raw-limit loop) and the trio rows.
 BENCH_DEPS = ["aiohttp", "trio"]
@@ -81,6 +83,17 @@ def interop(session: nox.Session) -> None:
     if not smoke.exists():
         session.skip("no interop smoke yet")
     session.run("python", str(smoke), *session.posargs, env=OFFLINE_ENV)
+    # Again with the server asking for protobuf bodies (0.22 then sends forward_backward as protobuf).
+    session.run("python", str(smoke), "--proto", "--zstd", *session.posargs, env=OFFLINE_ENV)
+
+
+@nox.session(python=PYTHONS)
+def interop038(session: nox.Session) -> None:
+    """The official tinker 0.38 SDK against our server on the 0.38 (protobuf-only) wire."""
+    session.install(".[server]", TINKER_038)
+    smoke = ROOT / "tests" / "interop" / "run_official_sdk_038.py"
+    session.run("python", str(smoke), *session.posargs, env=OFFLINE_ENV)
+    session.run("python", str(smoke), "--zstd", *session.posargs, env=OFFLINE_ENV)
 
 
 @nox.session(python=PYTHONS)

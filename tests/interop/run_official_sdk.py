@@ -10,6 +10,12 @@ environments without the SDK, and the SDK's own typing is not ours to check.
 
 Telemetry is switched on here (our server implements it), whatever the caller's
 ``TINKER_TELEMETRY`` says.
+
+``--proto`` (and ``--zstd``) starts the server with ``proto_write_fwdbwd`` (and
+``proto_compress_fwdbwd``) in its client/config: the SDK must then send its
+forward_backward bodies as protobuf (tinker 0.22 never compresses them, nor sends
+``forward`` as protobuf) and gets protobuf results, which the run checks in the
+server's statistics. Without it, everything must travel as JSON.
 """
 
 from __future__ import annotations
@@ -305,7 +311,21 @@ class Flows:
         check(len(res.sequences[0].tokens) >= 1, "sampling the interpolated checkpoint")
 
 
-def run(server: LoopbackServer) -> None:
+def check_wire(server: LoopbackServer, *, proto: bool) -> None:
+    """The bodies and results went in the encodings the server's flags asked for."""
+    stats = server.statistics()
+    bodies, results = dict(stats.fwdbwd_bodies), dict(stats.results_sent)
+    if proto:
+        # forward stays JSON in 0.22; forward_backward must be protobuf (never zstd).
+        check(bodies.get("protobuf", 0) > 0, f"no protobuf forward_backward bodies: {bodies}")
+        check(set(bodies) <= {"json", "protobuf"}, f"bodies by wire {bodies}")
+        check(set(results) == {"protobuf"}, f"results by wire {results}")
+    else:
+        check(set(bodies) == {"json"} and set(results) == {"json"}, f"{bodies}, {results}")
+    print(f"ok   wire: bodies {bodies}, results {results}", flush=True)
+
+
+def run(server: LoopbackServer, *, proto: bool = False) -> None:
     """Point the SDK at ``server`` and run every flow."""
     os.environ["MINT_BASE_URL"] = server.base_url
     os.environ["MINT_API_KEY"] = API_KEY
@@ -334,6 +354,7 @@ def run(server: LoopbackServer) -> None:
         f"ok   background heartbeat and telemetry ({stats.heartbeats} heartbeats, {stats.telemetry_events} events)",
         flush=True,
     )
+    check_wire(server, proto=proto)
     duplicated = {rid: n for rid, n in server.execution_counts().items() if n != 1}
     check(not duplicated, f"requests executed more than once: {duplicated}")
     print(f"server: {dict(stats.executed)}; {stats.rejected} error answers", flush=True)
@@ -341,22 +362,29 @@ def run(server: LoopbackServer) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the smoke; 0 when every flow passed."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--backend", default="synthetic", help="server backend (synthetic, torch)")
+    parser.add_argument("--proto", action="store_true", help="server asks for protobuf bodies")
+    parser.add_argument("--zstd", action="store_true", help="server asks for zstd bodies too")
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="mint-interop-") as data_dir:
             config = ServerConfig(
-                api_keys=(API_KEY,), data_dir=Path(data_dir), backend=args.backend
+                api_keys=(API_KEY,),
+                data_dir=Path(data_dir),
+                backend=args.backend,
+                proto_write_fwdbwd=args.proto,
+                proto_compress_fwdbwd=args.zstd,
             )
             with serve_loopback(config) as server:
-                run(server)
+                run(server, proto=args.proto)
     except Exception:  # noqa: BLE001 - any failure is reported as exit status 1
         traceback.print_exc()
         print("FAILED: the official SDK does not work against the local server", flush=True)
         return 1
+    flags = " --proto" * args.proto + " --zstd" * args.zstd
     print(
-        f"PASSED: tinker 0.22 + mint 0.2.0 against the local server ({args.backend} backend)",
+        f"PASSED: tinker 0.22 + mint 0.2.0 against the local server ({args.backend} backend{flags})",
         flush=True,
     )
     return 0
