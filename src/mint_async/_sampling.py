@@ -47,11 +47,15 @@ class SampleFuture(APIFuture[t.SampleResponse]):
         client: SamplingClient,
         request: t.SampleRequest,
         inner: PollingFuture[t.SampleResponse],
+        *,
+        on_retry: Callable[[int | None], None] | None = None,
     ) -> None:
         super().__init__()
         self._client = client
         self._request = request
         self._inner = inner
+        self._on_retry = on_retry
+        """Told of the HTTP retries of resubmissions too (the first submission's hook)."""
         self.resubmits = 0
         """How often the request was resubmitted after the server lost it."""
         self._earlier_polls = 0
@@ -93,7 +97,9 @@ class SampleFuture(APIFuture[t.SampleResponse]):
                 logger.debug(
                     "sample %s expired on the server; resubmitting as %s", old, self.request_id
                 )
-                self._inner = await self._client.post_request(self._request)
+                self._inner = await self._client.post_request(
+                    self._request, on_retry=self._on_retry
+                )
 
 
 class SamplingClient:

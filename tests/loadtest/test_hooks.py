@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mint_async import APIFuture, ServiceClient
+from mint_async import APIFuture, SampleFuture, ServiceClient
 from mint_async import types as t
 from mint_async.server import FaultConfig, ServerConfig
 from mint_async.testing import serve_loopback
@@ -56,3 +56,19 @@ async def test_training_total_polls_sum_their_parts() -> None:
             fired = srv.statistics().faults["try_again"] - before
     assert fired > 0
     assert sum(f.total_polls for f in futures) == 20 + fired
+
+
+async def test_sample_future_reports_retries_of_resubmissions() -> None:
+    """The on_retry hook given to SampleFuture also hears the 429s of a 410 resubmission."""
+    config = ServerConfig(faults=FaultConfig.parse("sample_429=0.3,retrieve_410=0.3,seed=9"))
+    statuses: list[int | None] = []
+    with serve_loopback(config) as srv:
+        async with ServiceClient(base_url=srv.base_url, api_key=srv.api_key) as svc:
+            sc = await svc.create_sampling_client()
+            for _ in range(30):
+                request = sc.build_request(PROMPT, 1, PARAMS)
+                inner = await sc.post_request(request, on_retry=statuses.append)
+                await SampleFuture(sc, request, inner, on_retry=statuses.append)
+            fired = srv.statistics().faults
+    assert fired["retrieve_410"] > 0
+    assert statuses.count(429) == fired["sample_429"] > 0
