@@ -147,7 +147,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
     """The torch backend (see the module docstring)."""
 
     name = "torch"
-    execution = ExecutionPolicy(threaded=True, max_concurrency=1)
+    execution: ExecutionPolicy = ExecutionPolicy(threaded=True, max_concurrency=1)
 
     def __init__(
         self,
