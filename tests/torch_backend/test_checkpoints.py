@@ -13,13 +13,12 @@ from safetensors.torch import load_file  # pyright: ignore[reportUnknownVariable
 from mint_async import InvalidInputError
 from mint_async import types as t
 from mint_async._tinytok import ensure_tiny_tokenizer
-from mint_async.server.backends.torch import (
+from mint_async.server.backends._torch_checkpoint import (
     ADAPTER_FILE,
     CONFIG_FILE,
     OPTIMIZER_FILE,
-    TorchBackend,
-    TorchModel,
 )
+from mint_async.server.backends.torch import TorchBackend, TorchModel
 
 from .conftest import TOKENS, datum, new_model, spec, weights
 
@@ -89,8 +88,11 @@ def test_sampler_checkpoint_samples_like_the_live_weights(
         a, b = backend.sample(live, s), backend.sample(loaded, s)
         for x, y in zip(a.sequences, b.sequences, strict=True):
             assert x.tokens == y.tokens and x.logprobs == y.logprobs
+    victim = new_model(backend, seed=8)
+    untouched = _logprobs(backend, victim)
     with pytest.raises(InvalidInputError, match="no optimizer state"):
-        backend.load_state(new_model(backend), ckpt, optimizer=True)
+        backend.load_state(victim, ckpt, optimizer=True)
+    assert np.array_equal(_logprobs(backend, victim), untouched)  # a failed load changes nothing
     # Sampler checkpoints still load as weights.
     fresh = new_model(backend, seed=4)
     backend.load_state(fresh, ckpt, optimizer=False)

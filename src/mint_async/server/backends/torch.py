@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from mint_async._exceptions import InvalidInputError
@@ -53,8 +51,8 @@ from mint_async.types import (
 
 from . import BackendOptions, register_backend
 from ._base import Backend, CheckpointKind, ExecutionPolicy, ModelSpec, SampleSpec
+from ._torch_checkpoint import read_adapter, read_optimizer, write_adapter, write_optimizer
 from ._torch_lora import (
-    Adapter,
     LoraLinear,
     adapter_of,
     add_lora,
@@ -72,31 +70,6 @@ __all__ = ["DEFAULT_MODELS", "TorchBackend", "TorchModel", "TorchSampler"]
 
 DEFAULT_MODELS: Final = (TINY_MODEL_NAME, *SYNTHETIC_MODELS)
 """Base model names served by default (all the same tiny model)."""
-
-ADAPTER_FILE: Final = "adapter.safetensors"
-CONFIG_FILE: Final = "adapter_config.json"
-OPTIMIZER_FILE: Final = "optimizer.safetensors"
-_FORMAT: Final = "mint-async-torch-lora/1"
-
-
-def _save_file(
-    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
-) -> None:
-    from safetensors import torch as st  # noqa: PLC0415 - typed boundary (see _torch_model)
-
-    st.save_file(tensors, str(path), metadata=metadata)  # pyright: ignore[reportUnknownMemberType]
-
-
-def _load_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors of a safetensors file and its metadata."""
-    from safetensors import torch as st  # noqa: PLC0415
-
-    tensors: dict[str, torch.Tensor] = st.load_file(str(path))  # pyright: ignore[reportUnknownMemberType]
-    opened: Any = safe_open(str(path), "pt")
-    with opened as f:
-        metadata: dict[str, str] = f.metadata() or {}
-    return tensors, metadata
-
 
 _EOS_TOKEN: Final = "<|im_end|>"  # noqa: S105 - a token, not a password
 
@@ -259,107 +232,39 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
 
     # -- checkpoints -------------------------------------------------------------
 
-    def _write_adapter(
-        self, directory: Path, adapter: Adapter, base_model: str, extra: Mapping[str, Any]
-    ) -> None:
-        _save_file(adapter.tensors(), directory / ADAPTER_FILE)
-        config = {
-            "format": _FORMAT,
-            "backend": self.name,
-            "base_model": base_model,
-            "base_fingerprint": self._fingerprint,
-            "rank": adapter.rank,
-            "scaling": adapter.scaling,
-            "modules": sorted(adapter.factors),
-            **extra,
-        }
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-
-    def _read_adapter(self, directory: Path, base_model: str | None) -> tuple[str, Adapter]:
-        try:
-            config = json.loads((directory / CONFIG_FILE).read_text())
-            tensors, _ = _load_file(directory / ADAPTER_FILE)
-        except (OSError, ValueError, SafetensorError) as exc:
-            msg = f"not a torch-backend checkpoint: {exc}"
-            raise InvalidInputError(msg) from exc
-        if config.get("format") != _FORMAT:
-            msg = f"not a torch-backend checkpoint (format {config.get('format')!r})"
-            raise InvalidInputError(msg)
-        if config.get("base_fingerprint") != self._fingerprint:
-            msg = "the checkpoint was trained on another base model (different seed or vocabulary)"
-            raise InvalidInputError(msg)
-        if base_model is not None and config.get("base_model") != base_model:
-            msg = f"the checkpoint is of {config.get('base_model')!r}, not {base_model!r}"
-            raise InvalidInputError(msg)
-        return str(config["base_model"]), Adapter.from_tensors(tensors, float(config["scaling"]))
-
     def save_state(self, model: TorchModel, directory: Path, *, kind: CheckpointKind) -> None:
         """The adapter (+ AdamW moments and step for ``training`` checkpoints)."""
         lora = model.lora
-        self._write_adapter(
+        flags = {
+            "train_attn": lora.train_attn,
+            "train_mlp": lora.train_mlp,
+            "train_unembed": lora.train_unembed,
+        }
+        write_adapter(
             directory,
             adapter_of(model.layers),
-            model.base_model,
-            {
-                "train_attn": lora.train_attn,
-                "train_mlp": lora.train_mlp,
-                "train_unembed": lora.train_unembed,
-            },
+            base_model=model.base_model,
+            fingerprint=self._fingerprint,
+            extra=flags,
         )
         if kind == "training":
-            state = model.optimizer.state_dict()["state"]
-            tensors: dict[str, torch.Tensor] = {}
-            for index, (name, param) in enumerate(model.named_parameters()):
-                moments = state.get(index)
-                tensors[f"{name}.exp_avg"] = (
-                    moments["exp_avg"] if moments else torch.zeros_like(param)
-                ).contiguous()
-                tensors[f"{name}.exp_avg_sq"] = (
-                    moments["exp_avg_sq"] if moments else torch.zeros_like(param)
-                ).contiguous()
-            _save_file(tensors, directory / OPTIMIZER_FILE, {"step": str(model.steps)})
+            write_optimizer(directory, model.optimizer, model.named_parameters(), model.steps)
 
     def load_state(self, model: TorchModel, directory: Path, *, optimizer: bool) -> None:
         """Load the adapter; with ``optimizer``, AdamW state too (otherwise it is reset)."""
-        _, adapter = self._read_adapter(directory, model.base_model)
-        moments: dict[str, torch.Tensor] | None = None
-        step = 0
-        if optimizer:
-            path = directory / OPTIMIZER_FILE
-            if not path.exists():
-                msg = (
-                    "the checkpoint has no optimizer state (sampler checkpoints hold weights only)"
-                )
-                raise InvalidInputError(msg)
-            try:
-                moments, metadata = _load_file(path)
-                step = int(metadata.get("step", "0"))
-            except (OSError, ValueError, SafetensorError) as exc:
-                msg = f"unreadable optimizer state: {exc}"
-                raise InvalidInputError(msg) from exc
+        _, adapter = read_adapter(
+            directory, fingerprint=self._fingerprint, base_model=model.base_model
+        )
+        # Read everything before changing anything: a bad checkpoint leaves the run as it was.
+        saved = read_optimizer(directory, model.named_parameters()) if optimizer else None
         load_adapter(model.layers, adapter)
         model.optimizer.zero_grad(set_to_none=True)
         model.reset_optimizer()
-        if moments is None or step == 0:
-            return
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for index, (name, param) in enumerate(model.named_parameters()):
-            try:
-                avg, avg_sq = moments[f"{name}.exp_avg"], moments[f"{name}.exp_avg_sq"]
-            except KeyError as exc:
-                msg = f"the optimizer state lacks {exc.args[0]!r}"
-                raise InvalidInputError(msg) from exc
-            if avg.shape != param.shape or avg_sq.shape != param.shape:
-                msg = f"the optimizer state of {name} does not fit this model"
-                raise InvalidInputError(msg)
-            state[index] = {
-                "step": torch.tensor(float(step)),
-                "exp_avg": avg,
-                "exp_avg_sq": avg_sq,
-            }
-        saved = model.optimizer.state_dict()
-        model.optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
-        model.steps = step
+        if saved is not None and saved[1] > 0:
+            state, step = saved
+            groups = model.optimizer.state_dict()["param_groups"]
+            model.optimizer.load_state_dict({"state": state, "param_groups": groups})
+            model.steps = step
 
     def interpolate(
         self, sources: Sequence[Path], coefficients: Sequence[float], out: Path
@@ -371,13 +276,21 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
         if len(sources) != len(coefficients) or not sources:
             msg = "interpolate needs one coefficient per source checkpoint"
             raise InvalidInputError(msg)
-        loaded = [self._read_adapter(src, None) for src in sources]
+        loaded = [
+            read_adapter(src, fingerprint=self._fingerprint, base_model=None) for src in sources
+        ]
         base_model = loaded[0][0]
         if any(name != base_model for name, _ in loaded):
             msg = "interpolated checkpoints must share the base model"
             raise InvalidInputError(msg)
         mixed = mix_adapters([adapter for _, adapter in loaded], coefficients)
-        self._write_adapter(out, mixed, base_model, {"interpolated": True})
+        write_adapter(
+            out,
+            mixed,
+            base_model=base_model,
+            fingerprint=self._fingerprint,
+            extra={"interpolated": True},
+        )
 
     # -- sampling ----------------------------------------------------------------
 
@@ -394,7 +307,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
 
     def load_sampler(self, spec: ModelSpec, directory: Path) -> TorchSampler:
         """A saved adapter (either checkpoint kind, or an interpolation) merged into the base."""
-        _, adapter = self._read_adapter(directory, spec.name)
+        _, adapter = read_adapter(directory, fingerprint=self._fingerprint, base_model=spec.name)
         return TorchSampler(base_model=spec.name, module=merged_copy(self._base, adapter))
 
     def _detokenize(self) -> Detokenize:
