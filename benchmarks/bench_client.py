@@ -19,7 +19,11 @@ Clients:
 * ``raw_aiohttp`` — the limit: one aiohttp session issuing the same two POSTs, no library logic.
 
 Training: ``steps`` pipelined ``forward_backward`` + ``optim_step`` pairs of 16 x 2048
-tokens, mint_async vs the SDK (seconds per pair).
+tokens, mint_async vs the SDK (seconds per pair, client CPU per pair), on each wire
+(``--wires``): ``json``, ``proto`` (server ``--proto``: protobuf forward_backward bodies
+and results) and ``proto+zstd`` (``--proto --zstd``; tinker 0.22 never compresses, so its
+bodies stay plain protobuf there). A server per wire, started with the matching flags;
+each row says which body encodings the server actually received.
 
 Output: one JSON line per measurement on stdout, tables on stderr.
 Run: ``python benchmarks/bench_client.py [--rounds 3] [--requests 2000] [--concurrency 64 512 2048]``.
@@ -35,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,13 @@ CLIENTS = (
 PROMPT = list(range(1, 33))
 MAX_TOKENS = 16
 BASE_MODEL = "Qwen/Qwen3-0.6B"
+WIRES: dict[str, list[str]] = {
+    "json": [],
+    "proto": ["--proto"],
+    "proto+zstd": ["--proto", "--zstd"],
+}
+"""Training wires: the ``mint-async serve`` flags of each."""
+TRAINING_CLIENTS = ("train:mint_async", "train:tinker_0.22")
 
 
 def _rss_mb() -> float:
@@ -361,6 +372,11 @@ def _run_worker(
     return result
 
 
+def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """Counters that grew between two statistics snapshots, by how much."""
+    return {k: n - before.get(k, 0) for k, n in after.items() if n > before.get(k, 0)}
+
+
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
 
@@ -376,6 +392,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--clients", nargs="*", default=list(CLIENTS))
     parser.add_argument("--no-training", action="store_true")
+    parser.add_argument("--wires", nargs="*", default=list(WIRES), choices=list(WIRES))
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
     if args.worker:
@@ -405,19 +422,27 @@ def main() -> None:
                     if result is not None:
                         emit({"client": client, "concurrency": concurrency, **result})
                         samples.setdefault((client, concurrency), []).append(result)
-        training: dict[str, dict[str, Any]] = {}
-        if not args.no_training:
-            for client in ("train:mint_async", "train:tinker_0.22"):
-                result = _run_worker(
-                    client,
-                    server.base_url,
-                    server.api_key,
-                    ["--steps", str(args.steps)],
-                    args.timeout,
-                )
-                if result is not None:
-                    emit({"client": client, **result})
-                    training[client] = result
+    training: dict[tuple[str, str], dict[str, Any]] = {}
+    if not args.no_training:
+        for wire in args.wires:
+            # A server per wire: the flags decide what the clients send and receive.
+            with serve_subprocess(["--sdk-transport", "httpx", *WIRES[wire]]) as server:
+                for client in TRAINING_CLIENTS:
+                    before = server.statistics()
+                    result = _run_worker(
+                        client,
+                        server.base_url,
+                        server.api_key,
+                        ["--steps", str(args.steps)],
+                        args.timeout,
+                    )
+                    if result is None:
+                        continue
+                    after = server.statistics()
+                    result["bodies"] = _delta(before.fwdbwd_bodies, after.fwdbwd_bodies)
+                    result["results"] = _delta(before.results_sent, after.results_sent)
+                    emit({"client": client, "wire": wire, **result})
+                    training[(client, wire)] = result
 
     rows: list[list[object]] = []
     for concurrency in args.concurrency:
@@ -462,13 +487,26 @@ def main() -> None:
         rows,
     )
     if training:
+        json_rows = {c: training.get((c, "json")) for c in TRAINING_CLIENTS}
+        rows = []
+        for (client, wire), r in training.items():
+            base = json_rows[client]
+            rows.append(
+                [
+                    client.split(":", 1)[1],
+                    wire,
+                    r["s_per_pair"],
+                    r["cpu_s_per_pair"],
+                    f"{base['cpu_s_per_pair'] / r['cpu_s_per_pair']:.1f}x"
+                    if base and r["cpu_s_per_pair"]
+                    else "-",
+                    ", ".join(f"{k} {n}" for k, n in sorted(r["bodies"].items())),
+                ]
+            )
         table(
             f"training: {args.steps} pipelined forward_backward+optim_step pairs (16 x 2048 tokens)",
-            ["client", "s/pair", "client CPU s/pair"],
-            [
-                [c.split(":", 1)[1], r["s_per_pair"], r["cpu_s_per_pair"]]
-                for c, r in training.items()
-            ],
+            ["client", "wire", "s/pair", "client CPU s/pair", "json CPU / this", "bodies received"],
+            rows,
         )
 
 
