@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -13,11 +14,45 @@ import zstandard
 from mint_async import _binary
 from mint_async import types as t
 from mint_async._codec import decode
+from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.cli import build_parser
 from mint_async.server import ServerConfig
 from mint_async.server._cli import config_from_args
+from mint_async.server.backends import ExecutionPolicy
+from mint_async.server.backends._bigram import SyntheticModel
+from mint_async.server.backends.synthetic import SyntheticBackend
+from mint_async.testing import serve_in_process
 
 from ._support import Api, fb_body, optim_body, running, sample_body
+
+
+class RecordingBackend(SyntheticBackend):
+    """The synthetic backend in worker threads, noting whether its input arrays are writable."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            tokenizer_dir=ensure_tiny_tokenizer(),
+            execution=ExecutionPolicy(threaded=True, max_concurrency=1),
+        )
+        self.writable: list[bool] = []
+
+    def forward_backward(
+        self,
+        model: SyntheticModel,
+        data: Sequence[t.Datum],
+        loss_fn: str,
+        loss_fn_config: Mapping[str, float],
+        *,
+        backward: bool,
+    ) -> t.ForwardBackwardOutput:
+        """Record the arrays' flags, then compute."""
+        for datum in data:
+            for chunk in datum.model_input.chunks:
+                assert isinstance(chunk, t.EncodedTextChunk)
+                self.writable.append(np.asarray(chunk.tokens).flags.writeable)
+            self.writable += [td.data.flags.writeable for td in datum.loss_fn_inputs.values()]
+        return super().forward_backward(model, data, loss_fn, loss_fn_config, backward=backward)
+
 
 pytestmark = pytest.mark.anyio
 
@@ -81,6 +116,20 @@ async def test_protobuf_and_zstd_bodies_match_json() -> None:
             "protobuf": 1,
             "protobuf+zstd": 1,
         }
+
+
+async def test_backends_get_writable_arrays_and_threads_encode_protobuf() -> None:
+    """Protobuf inputs reach a (threaded) backend as writable arrays; its result is encoded as protobuf."""
+    backend = RecordingBackend()
+    config = ServerConfig(proto_write_fwdbwd=True)
+    async with serve_in_process(config, backend=backend) as server, server.client() as http:
+        api = Api(http)
+        mid = await api.model(await api.session())
+        promise = await post_body(api, "forward_backward", fb_request(mid, 1))
+        answer = await poll(api, promise.json()["request_id"], BOTH)
+        assert answer.headers["content-type"] == PROTOBUF
+        assert "loss:sum" in _binary.decode_forward_backward_output(answer.content).metrics
+    assert backend.writable == [True, True, True]
 
 
 async def test_forward_only_body_is_a_forward() -> None:

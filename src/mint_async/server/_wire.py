@@ -19,10 +19,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, TypeVar
 
+import numpy as np
+
 from mint_async import _binary, _codec
 from mint_async._exceptions import DecodeError
 from mint_async._proto import tinker_public_pb2 as pb
 from mint_async.types import (
+    EncodedTextChunk,
+    ForwardBackwardInput,
     ForwardBackwardOutput,
     ForwardBackwardRequest,
     ForwardRequest,
@@ -165,11 +169,37 @@ def decode_fwdbwd(
     key = "protobuf+zstd" if compressed else "protobuf"
     counts[key] = counts.get(key, 0) + 1
     try:
-        return _binary.decode_forward_backward_request(body)
+        decoded = _binary.decode_forward_backward_request(body)
     except DecodeError as exc:
         model_id, seq_id = _slot_of_protobuf(body)
         fail_slot(core, req, model_id, seq_id)
         raise HTTPError(400, str(exc)) from None
+    _own_arrays(
+        decoded.forward_input
+        if isinstance(decoded, ForwardRequest)
+        else decoded.forward_backward_input
+    )
+    return decoded
+
+
+def _own_arrays(inp: ForwardBackwardInput) -> None:
+    """Give backends writable arrays whatever the wire.
+
+    The decoder's arrays are read-only views of the body; the JSON decoder's are
+    ordinary arrays. Backends see one kind (torch, for one, warns about tensors
+    over read-only memory); a copy costs little next to the compute.
+    """
+    for datum in inp.data:
+        for chunk in datum.model_input.chunks:
+            if isinstance(chunk, EncodedTextChunk) and _read_only(chunk.tokens):
+                chunk.tokens = np.array(chunk.tokens)
+        for td in datum.loss_fn_inputs.values():
+            if _read_only(td.data):
+                td.data = np.array(td.data)
+
+
+def _read_only(value: object) -> bool:
+    return isinstance(value, np.ndarray) and not value.flags.writeable
 
 
 def encode_result(value: object, *, binary: bool) -> Encoded:
