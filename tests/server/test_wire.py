@@ -133,7 +133,7 @@ async def test_backends_get_writable_arrays_and_threads_encode_protobuf() -> Non
 
 
 async def test_forward_only_body_is_a_forward() -> None:
-    """A protobuf body with forward_only runs as a forward: no gradients, so optim_step changes nothing."""
+    """forward_only protobuf (and any protobuf posted to /forward) runs as a forward: optim_step changes nothing."""
     async with running() as (server, api):
         mid = await api.model(await api.session())
         first = await post_body(api, "forward_backward", fb_request(mid, 1, forward=True))
@@ -142,7 +142,12 @@ async def test_forward_only_body_is_a_forward() -> None:
         second = await post_body(api, "forward", fb_request(mid, 3, forward=True))
         after = await api.result(second.json()["request_id"])
         assert after["metrics"] == pytest.approx(before["metrics"])
-        assert server.statistics().executed["forward"] == 2
+        third = await post_body(api, "forward", fb_request(mid, 4))  # no forward_only flag
+        await api.result(third.json()["request_id"])
+        await api.run("optim_step", optim_body(mid, 5))
+        last = await post_body(api, "forward", fb_request(mid, 6, forward=True))
+        assert (await api.result(last.json()["request_id"]))["metrics"] == after["metrics"]
+        assert server.statistics().executed["forward"] == 4
 
 
 async def test_bad_bodies() -> None:

@@ -147,7 +147,8 @@ def decode_fwdbwd(
 ) -> ForwardRequest | ForwardBackwardRequest:
     """Decode a forward (``json_type`` ForwardRequest) or forward_backward body of any wire.
 
-    A protobuf body decides by its ``forward_only`` flag which of the two it is.
+    A protobuf body posted to forward_backward decides by its ``forward_only``
+    flag which of the two it is; posted to forward, it is a forward.
     A body that does not decode answers 400 and still uses up its seq_id (as
     JSON bodies do, see ``decode_sequenced``); a 415 does not.
     """
@@ -174,6 +175,13 @@ def decode_fwdbwd(
         model_id, seq_id = _slot_of_protobuf(body)
         fail_slot(core, req, model_id, seq_id)
         raise HTTPError(400, str(exc)) from None
+    if isinstance(decoded, ForwardBackwardRequest) and json_type is ForwardRequest:
+        # Posted to /forward: a forward, whatever its forward_only flag says.
+        decoded = ForwardRequest(
+            forward_input=decoded.forward_backward_input,
+            model_id=decoded.model_id,
+            seq_id=decoded.seq_id,
+        )
     _own_arrays(
         decoded.forward_input
         if isinstance(decoded, ForwardRequest)
