@@ -60,8 +60,9 @@ def step(name: str, fn: Callable[[], None]) -> None:
 class Flows:
     """The SDK flows, sharing clients and paths between steps."""
 
-    def __init__(self, server: LoopbackServer) -> None:
+    def __init__(self, server: LoopbackServer, *, learning_rate: float = 0.05) -> None:
         self.server = server
+        self.learning_rate = learning_rate
         self.mint: Any = importlib.import_module("mint")
         self.mintx: Any = importlib.import_module("mint.mint")
         self.types: Any = self.mint.types
@@ -119,11 +120,12 @@ class Flows:
         check(
             math.isclose(loss, fwd.metrics["loss:sum"], rel_tol=1e-6), "forward == forward_backward"
         )
-        opt = self.training.optim_step(self.types.AdamParams(learning_rate=0.05)).result()
+        adam = self.types.AdamParams(learning_rate=self.learning_rate)
+        opt = self.training.optim_step(adam).result()
         check(opt.metrics is not None, "optim_step metrics")
         for _ in range(4):
             self.training.forward_backward(self.data, "cross_entropy")
-            self.training.optim_step(self.types.AdamParams(learning_rate=0.05))
+            self.training.optim_step(adam)
         after = self.loss()
         check(after < loss, f"loss went from {loss} to {after} on repeated data")
 
@@ -330,7 +332,9 @@ def run(server: LoopbackServer, *, proto: bool = False) -> None:
     os.environ["MINT_BASE_URL"] = server.base_url
     os.environ["MINT_API_KEY"] = API_KEY
     os.environ["TINKER_TELEMETRY"] = "1"
-    flows = Flows(server)
+    # The torch backend's real network diverges at the synthetic backend's 0.05 in
+    # about one run in three (the LoRA seed varies with the run id); 0.01 never did in 60.
+    flows = Flows(server, learning_rate=0.01 if server.config.backend == "torch" else 0.05)
     for name in (
         "service_client",
         "training_client",
