@@ -70,7 +70,9 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session, with_trio: bool) -> None:
     """The test suite; once with asyncio only, once on asyncio and trio."""
     # Without trio installed at all: proves the package needs nothing of it.
-    session.install(".[server,tests,plot,wandb]", TORCH, *(["trio>=0.25"] if with_trio else []))
+    session.install(
+        ".[server,tests,plot,wandb,torch]", TORCH, *(["trio>=0.25"] if with_trio else [])
+    )
     env = dict(OFFLINE_ENV)
     session.run("pytest", *session.posargs, env=env, success_codes=PYTEST_OK)
 
