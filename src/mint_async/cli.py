@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the local MinT server (uvicorn). Prints MINT_BASE_URL=... and a ready line.",
     )
     _add_serve_arguments(serve)
+    from .loadtest._cli import add_loadtest_parser  # noqa: PLC0415 - option tables only
+
+    add_loadtest_parser(sub)
     return parser
 
 

@@ -19,13 +19,19 @@ and tested. See ``mint-async loadtest --help`` for the command line.
 
 from __future__ import annotations
 
+from ._compare import compare_reports as compare_reports
 from ._config import LoadTestConfig as LoadTestConfig
 from ._config import parse_seconds as parse_seconds
 from ._distributions import IntDistribution as IntDistribution
 from ._histogram import LatencyHistogram as LatencyHistogram
+from ._plot import plot_report as plot_report
 from ._report import LoadTestReport as LoadTestReport
 from ._run import run as run
 from ._run import run_async as run_async
+from ._scenario import Scenario as Scenario
+from ._thresholds import Threshold as Threshold
+from ._thresholds import ThresholdResult as ThresholdResult
+from ._thresholds import check_thresholds as check_thresholds
 from ._workloads import ForwardBackwardWorkload as ForwardBackwardWorkload
 from ._workloads import RLStepWorkload as RLStepWorkload
 from ._workloads import SampleWorkload as SampleWorkload
@@ -39,8 +45,14 @@ __all__ = [
     "LoadTestReport",
     "RLStepWorkload",
     "SampleWorkload",
+    "Scenario",
+    "Threshold",
+    "ThresholdResult",
     "Workload",
+    "check_thresholds",
+    "compare_reports",
     "parse_seconds",
+    "plot_report",
     "run",
     "run_async",
 ]

@@ -38,6 +38,7 @@ __all__ = ["Engine", "RunResult"]
 Phase = Literal["warmup", "measure"]
 _WATCHDOG_TICK = 0.05
 _LAG_INTERVAL = 0.01
+_SAMPLE_INTERVAL = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,11 +244,15 @@ class Engine:
             self.lag.record(max(0.0, time.perf_counter() - before - _LAG_INTERVAL))
 
     async def _ticker(self) -> None:
+        """Sample in-flight every 100 ms; call ``on_tick`` (progress) every ``tick`` seconds."""
+        next_tick = 0.0
         while True:
             self.timeline.sample(self.live.in_flight)
-            if self._on_tick is not None:
+            now = time.perf_counter()
+            if self._on_tick is not None and now >= next_tick:
+                next_tick = now + self._tick
                 self._on_tick(self)
-            await anyio.sleep(self._tick)
+            await anyio.sleep(_SAMPLE_INTERVAL)
 
     # -- the run -----------------------------------------------------------------------
 

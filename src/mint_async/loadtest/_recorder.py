@@ -131,7 +131,9 @@ class Recorder:
 
 
 class Timeline:
-    """Completions per second and in-flight samples, over the whole run (warmup included)."""
+    """Completions in 100 ms bins and in-flight samples, over the whole run (warmup included)."""
+
+    BIN: float = 0.1
 
     def __init__(self, origin: float, *, max_points: int = 20_000) -> None:
         self.origin = origin
@@ -144,8 +146,8 @@ class Timeline:
 
     def finished(self, ok: bool) -> None:
         """Count one finished request at the current time."""
-        second = int(time.perf_counter() - self.origin)
-        (self.completed if ok else self.failed)[second] += 1
+        index = int((time.perf_counter() - self.origin) / self.BIN)
+        (self.completed if ok else self.failed)[index] += 1
 
     def sample(self, in_flight: int) -> None:
         """Record the current number of requests in flight."""
@@ -154,13 +156,16 @@ class Timeline:
             self.in_flight = self.in_flight[::2]
         self.in_flight.append((time.perf_counter() - self.origin, in_flight))
 
-    def per_second(self) -> tuple[list[int], list[int]]:
-        """Completed and failed requests in each second since the origin."""
-        last = max([*self.completed, *self.failed], default=-1)
-        return (
-            [self.completed.get(i, 0) for i in range(last + 1)],
-            [self.failed.get(i, 0) for i in range(last + 1)],
-        )
+    def binned(self, max_bins: int = 600) -> tuple[float, list[int], list[int]]:
+        """``(bin_seconds, completed, failed)`` per bin; bins widen so there are at most ``max_bins``."""
+        last = max([*self.completed, *self.failed], default=-1) + 1
+        factor = max(1, -(-last // max_bins))
+        bins = -(-last // factor)
+        completed, failed = [0] * bins, [0] * bins
+        for counts, out in ((self.completed, completed), (self.failed, failed)):
+            for index, n in counts.items():
+                out[index // factor] += n
+        return round(self.BIN * factor, 6), completed, failed
 
 
 class QueueStateTracker:

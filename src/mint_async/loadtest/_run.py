@@ -249,10 +249,11 @@ def _warmup(r: Recorder) -> dict[str, Any]:
 
 
 def _timeline(result: RunResult) -> dict[str, Any]:
-    completed, failed = result.timeline.per_second()
+    bin_seconds, completed, failed = result.timeline.binned()
     return {
         "warmup_end": result.timeline.warmup_end,
-        "completed_per_second": completed,
-        "failed_per_second": failed,
+        "bin_seconds": bin_seconds,
+        "completed": completed,
+        "failed": failed,
         "in_flight": [[round(t, 3), n] for t, n in result.timeline.in_flight],
     }

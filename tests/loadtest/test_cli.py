@@ -1,0 +1,209 @@
+"""``mint-async loadtest``: the local server by default, option errors, scenarios, compare, progress."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mint_async.cli import main
+from mint_async.loadtest import LoadTestConfig, LoadTestReport, SampleWorkload, Scenario, run_async
+from mint_async.testing import LoopbackServer
+
+
+def remote(server: LoopbackServer) -> list[str]:
+    return ["loadtest", "--base-url", server.base_url, "--api-key", server.api_key, "--quiet"]
+
+
+def test_local_server_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: tuple[str, Any]
+) -> None:
+    """Without a URL the local server runs in a child process; its counts are in the result."""
+    monkeypatch.delenv("MINT_BASE_URL", raising=False)
+    out = tmp_path / "result.json"
+    argv = [
+        "loadtest", "--requests", "40", "--concurrency", "4", "--warmup", "5", "--quiet",
+        "--server-faults", "error_result=0.1,seed=3", "--backend", anyio_backend[0],
+        "--save-result", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    assert data["target"].endswith("(local server)") and data["backend"] == anyio_backend[0]
+    server = data["server"]
+    assert server["accepted"]["sample"] == 45 == data["accepted_by_kind"]["sample"] + 5
+    seen = data["errors_by_category"].get("server", 0) + data["warmup"]["errors_by_category"].get(
+        "server", 0
+    )
+    assert server["faults"].get("error_result", 0) == seen
+    assert data["completed"] + data["failed"] == 40
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch-size", "4"], "--batch-size applies to the forward_backward workload"),
+        (["--concurrency", "4", "--rate", "5"], "not both"),
+        (["--duration", "soon"], "not a duration"),
+        (["--prompt-tokens", "uniform(9,1)"], "low end is above the high end"),
+        (["--server-faults", "sample_429=0.1"], "cannot be used with a base URL"),
+        (["--workload", "rl-step", "--groups", "0"], "groups"),
+        (["--plot", "x.png", "--threshold", "p99<1s"], "unknown metric"),
+    ],
+)
+def test_bad_options_exit_2(
+    server: LoopbackServer, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Invalid options print a clear message and exit with status 2, before any load."""
+    assert main([*remote(server), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert server.statistics().accepted == {}
+
+
+def test_scenario_file_with_a_mix(
+    server: LoopbackServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A TOML scenario mixes workloads by weight; its thresholds decide the exit status."""
+    scenario = tmp_path / "mix.toml"
+    scenario.write_text(
+        """
+thresholds = ["error_rate<0.5", "p50_time_to_result<1us"]
+
+[load]
+concurrency = 4
+requests = 60
+warmup = 3
+seed = 3
+
+[[workload]]
+type = "sample"
+weight = 3
+prompt_tokens = "uniform(4,16)"
+max_tokens = "choice(1,2)"
+
+[[workload]]
+type = "forward_backward"
+name = "train"
+batch_size = 2
+seq_len = "uniform(8,16)"
+"""
+    )
+    out = tmp_path / "r.json"
+    assert main([*remote(server), "--scenario", str(scenario), "--save-result", str(out)]) == 99
+    data = json.loads(out.read_text())
+    ops = data["workloads"]
+    assert set(ops) == {"sample", "train"}
+    assert ops["sample"]["completed"] + ops["train"]["completed"] == 60
+    assert ops["sample"]["completed"] > ops["train"]["completed"] > 0
+    assert "FAIL  p50_time_to_result<1us" in capsys.readouterr().out
+    # Command-line load settings win over the file's.
+    assert (
+        main(
+            [
+                *remote(server),
+                "--scenario",
+                str(scenario),
+                "--requests",
+                "8",
+                "--save-result",
+                str(out),
+            ]
+        )
+        == 99
+    )
+    data = json.loads(out.read_text())
+    assert data["completed"] + data["failed"] == 8
+
+
+def test_scenario_errors(
+    tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unknown keys, types and unreadable files are refused with the offending name."""
+    cases = {
+        "a.json": (json.dumps({"workload": [{"type": "sample", "max_token": 3}]}), "max_token"),
+        "b.json": (json.dumps({"workload": [{"type": "chat"}]}), "'type' must be one of"),
+        "c.json": (json.dumps({"workload": []}), "at least one"),
+        "d.json": (json.dumps({"load": {"speed": 1}, "workload": [{"type": "sample"}]}), "speed"),
+        "e.toml": ("[[workload]]\ntype = 'sample'\n[extra]\n", "unknown top-level"),
+        "f.toml": ("not toml at all [", "cannot read scenario"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        assert main([*remote(server), "--scenario", str(path)]) == 2, name
+        assert message in capsys.readouterr().err, name
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps({"workload": [{"type": "sample"}]}))
+    assert main([*remote(server), "--scenario", str(path), "--max-tokens", "4"]) == 2
+    assert "cannot be combined with --scenario" in capsys.readouterr().err
+    scenario = Scenario.load_file(path)
+    assert scenario.config(rate=5.0).rate == 5.0
+
+
+def test_compare(
+    server: LoopbackServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """compare prints both results side by side with deltas; unreadable files exit 2."""
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert (
+        main([*remote(server), "--requests", "30", "--concurrency", "2", "--save-result", str(a)])
+        == 0
+    )
+    assert (
+        main([*remote(server), "--requests", "60", "--concurrency", "8", "--save-result", str(b)])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["loadtest", "compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert (
+        "30" in lines["completed"]
+        and "60" in lines["completed"]
+        and "+100.0%" in lines["completed"]
+    )
+    assert "sample.p99_time_to_result_ms" in lines
+    assert lines["request_throughput"].rstrip().endswith(("better", "worse"))
+    (tmp_path / "junk.json").write_text("{}")
+    assert main(["loadtest", "compare", str(a), str(tmp_path / "junk.json")]) == 2
+    assert "not a mint-async load test result" in capsys.readouterr().err
+    loaded = LoadTestReport.load(a)
+    assert loaded["completed"] == 30 and loaded.histograms["time_to_result"].count == 30
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.anyio
+async def test_progress_line_on_a_terminal(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With progress on and a terminal on stderr, a refreshing line shows throughput and in-flight."""
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    config = LoadTestConfig(
+        base_url=server.base_url, api_key=server.api_key, workloads=(SampleWorkload(),),
+        concurrency=2, duration=0.7, progress=True,
+    )  # fmt: skip
+    await run_async(config)
+    text = terminal.getvalue()
+    assert text.startswith("\r") and text.endswith("\n")
+    assert "req/s" in text and "in flight" in text and " ok" in text
+
+
+@pytest.mark.anyio
+async def test_no_progress_when_not_a_terminal(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped stderr gets no progress line (logs stay clean)."""
+    pipe = io.StringIO()
+    monkeypatch.setattr("sys.stderr", pipe)
+    config = LoadTestConfig(
+        base_url=server.base_url, api_key=server.api_key, requests=10, progress=True
+    )
+    await run_async(config)
+    assert pipe.getvalue() == ""
