@@ -45,11 +45,12 @@ class Reporter:
         eta = f"{(total - done) / rate:.0f}s" if rate else "?"
         filled = round(_BAR_WIDTH * done / total)
         self._erase()
+        print(f"step {done:>4}/{total}  loss/token {loss:.4f}", file=self.out, flush=True)
         self._bar = (
             f"training [{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {done}/{total}"
             f"  loss/token {loss:.4f}  {rate:.1f} steps/s  ETA {eta}"
         )
-        self.line(f"step {done:>4}/{total}  loss/token {loss:.4f}")
+        self._draw()
 
     def done(self) -> None:
         """Remove the bar (training is over)."""
