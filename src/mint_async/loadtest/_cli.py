@@ -3,7 +3,8 @@
 
 Exit status: 0 all good; 1 the run itself failed (e.g. the endpoint is
 unreachable); 2 invalid options or files; 99 a ``--threshold`` was crossed
-(k6's convention, so CI can tell a slow endpoint from a broken command).
+(k6's convention, so CI can tell a slow endpoint from a broken command);
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = ["EXIT_THRESHOLDS", "add_loadtest_parser", "config_from_args", "main"]
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_THRESHOLDS: Final = 99
+EXIT_INTERRUPTED: Final = 130
 
 # Workload options: (dest, the workload types it applies to, parse as a distribution?).
 _WORKLOAD_OPTIONS: Final = {
@@ -220,6 +222,9 @@ def main(args: argparse.Namespace) -> int:
     except (MintError, OSError, RuntimeError) as exc:
         print(f"mint-async loadtest: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\nmint-async loadtest: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(report.render())
     if args.save_result:
         report.save(args.save_result)

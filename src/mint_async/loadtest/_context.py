@@ -107,12 +107,19 @@ class OpContext:
         except BaseException as exc:
             self._end(pending, exc)
             raise
+        self._accepted(pending, fut, input_tokens, training_tokens)
+        return pending
+
+    @staticmethod
+    def _accepted(
+        pending: Pending[T], fut: APIFuture[T], input_tokens: int, training_tokens: int
+    ) -> None:
+        stats = pending.stats
         pending.future = fut
-        stats.submit.record(time.perf_counter() - started)
+        stats.submit.record(time.perf_counter() - pending.started)
         stats.accepted += len(fut.parts) if isinstance(fut, ForwardBackwardFuture) else 1
         stats.input_tokens += input_tokens
         stats.training_tokens += training_tokens
-        return pending
 
     async def result(self, pending: Pending[T]) -> T:
         """Wait for a submitted request's result (within its deadline); raises its error."""
@@ -138,11 +145,19 @@ class OpContext:
         input_tokens: int = 0,
         training_tokens: int = 0,
     ) -> T:
-        """Submit and wait: one whole request."""
-        pending = await self.submit(
-            kind, send, input_tokens=input_tokens, training_tokens=training_tokens
-        )
-        return await self.result(pending)
+        """Submit and wait: one whole request (one timeout scope, the hot path)."""
+        stats, started = self._begin(kind)
+        pending: Pending[T] = Pending(stats, started, started + self._timeout)
+        try:
+            with anyio.fail_after(self._timeout):
+                fut = await send()
+                self._accepted(pending, fut, input_tokens, training_tokens)
+                value = await fut
+        except BaseException as exc:
+            self._end(pending, exc)
+            raise
+        self._end(pending, None)
+        return value
 
     async def call(self, kind: str, fn: Callable[[], Awaitable[T]]) -> T:
         """A composite call (e.g. a weight sync) timed as one request of ``kind``.

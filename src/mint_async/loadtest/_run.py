@@ -45,9 +45,7 @@ def _limits(config: LoadTestConfig) -> Limits:
     )
 
 
-async def run_async(
-    config: LoadTestConfig, *, on_tick: Callable[[Engine], None] | None = None
-) -> LoadTestReport:
+async def run_async(config: LoadTestConfig) -> LoadTestReport:
     """Run a load test on the caller's event loop (asyncio or trio) and return its report.
 
     Example::
@@ -74,13 +72,13 @@ async def run_async(
             before = await target.statistics()
             await target.reset_peaks()
 
-            def tick(engine: Engine) -> None:
-                if progress is not None:
-                    progress.update(engine)
-                if on_tick is not None:
-                    on_tick(engine)
-
-            engine = Engine(config, runners, engine_rng, tracker, on_tick=tick)
+            engine = Engine(
+                config,
+                runners,
+                engine_rng,
+                tracker,
+                on_tick=progress.update if progress is not None else None,
+            )
             try:
                 result = await engine.run()
             finally:
