@@ -264,3 +264,17 @@ def test_reverse_kl_matches_a_direct_computation(backend: TorchBackend) -> None:
     )
     self_kl = backend.forward_backward_reverse_kl(model, same, [rk_self], 1.0)
     assert abs(self_kl.metrics["loss:sum"]) < 1e-5
+
+
+def test_read_only_inputs_are_accepted(backend: TorchBackend) -> None:
+    """Read-only arrays (as decoded from a binary body) are copied, not refused or warned about."""
+    targets = np.array(TOKENS[1:], dtype=np.int64)
+    w = np.ones(len(TOKENS) - 1, dtype=np.float32)
+    targets.flags.writeable = False
+    w.flags.writeable = False
+    d = t.Datum(
+        model_input=t.ModelInput.from_ints(TOKENS[:-1]),
+        loss_fn_inputs={"target_tokens": targets, "weights": w},
+    )
+    out = backend.forward_backward(new_model(backend), [d], "cross_entropy", {}, backward=True)
+    assert out.metrics["loss:sum"] > 0

@@ -65,7 +65,13 @@ TINY_CONFIG: Final[dict[str, Any]] = {
 
 
 def from_numpy(array: npt.NDArray[Any]) -> torch.Tensor:
-    """``torch.from_numpy`` (shares memory with ``array``)."""
+    """``torch.from_numpy``, sharing memory unless ``array`` is read-only (then a copy).
+
+    Decoded wire arrays can be read-only views of the request body; torch warns
+    about those (tensors are writable), so they are copied — they are small.
+    """
+    if not array.flags.writeable:
+        array = array.copy()
     tensor: torch.Tensor = torch.from_numpy(array)  # pyright: ignore[reportUnknownMemberType]
     return tensor
 
