@@ -60,12 +60,14 @@ class LatencyHistogram:
         if keep_samples < 0:
             msg = "keep_samples must be >= 0"
             raise InvalidInputError(msg)
-        self.sub_buckets = sub_buckets
-        self.keep_samples = keep_samples
-        self.count = 0
-        self.total = 0.0
-        self.min = math.inf
-        self.max = -math.inf
+        self.sub_buckets: int = sub_buckets
+        self.keep_samples: int = keep_samples
+        self.count: int = 0
+        """Values recorded."""
+        self.total: float = 0.0
+        """Their exact sum."""
+        self.min: float = math.inf
+        self.max: float = -math.inf
         self._buckets: dict[int, int] = {}
         self._samples = array("d")
         self._sorted: np.ndarray[Any, np.dtype[np.float64]] | None = None
