@@ -17,6 +17,7 @@ from mint_async.loadtest import (
     SampleWorkload,
     run_async,
 )
+from mint_async.loadtest._engine import arrival_offset
 from mint_async.server import FaultConfig, LatencyConfig, ServerConfig
 from mint_async.testing import LoopbackServer, serve_loopback
 
@@ -196,3 +197,29 @@ async def test_training_workloads_counts_match_server() -> None:
     assert report["kinds"]["optim_step"]["completed"] == rounds
     assert report["kinds"]["sample"]["completed"] == 3 * rounds
     assert report["total_training_tokens"] > 0
+
+
+def test_arrival_schedule_follows_the_ramp() -> None:
+    """Constant arrivals under a ramp: Λ(t) of them are due by t, continuous at the ramp's end."""
+    rate, ramp = 100.0, 2.0
+    times = [arrival_offset(s, rate, ramp) for s in range(1, 601)]
+    assert times == sorted(times)
+    for t in (0.5, 1.0, 2.0, 3.0, 5.0):
+        due = sum(1 for x in times if x <= t + 1e-9)
+        expected = rate * t * t / (2 * ramp) if t < ramp else rate * ramp / 2 + rate * (t - ramp)
+        assert due == math.floor(expected + 1e-9)
+    assert arrival_offset(100.0, rate, ramp) == pytest.approx(2.0)  # the ramp's last arrival
+    assert arrival_offset(101.0, rate, ramp) == pytest.approx(2.01)
+    assert arrival_offset(5.0, rate, 0.0) == pytest.approx(0.05)
+
+
+async def test_open_loop_phases_follow_the_schedule(server: LoopbackServer) -> None:
+    """Warmup and measurement hold the arrivals scheduled in them (ramp 0.4 s, warmup 0.4 s, 0.4 s measured)."""
+    config = target(
+        server, rate=200.0, arrival="constant", ramp_up=0.4, warmup_duration=0.4, duration=0.4
+    )
+    report = await run_async(config)
+    warm = report["warmup"]["completed"] + report["warmup"]["failed"]
+    assert 39 <= warm <= 40  # Λ(0.4) = 40 arrivals during the ramp
+    assert 79 <= report["completed"] + report["failed"] <= 81  # 200/s for 0.4 s
+    assert report["stopped_by"] == "duration"

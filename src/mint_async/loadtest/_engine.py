@@ -33,7 +33,7 @@ from ._histogram import LatencyHistogram
 from ._recorder import QueueStateTracker, Recorder, Timeline
 from ._runners import Runner
 
-__all__ = ["Engine", "RunResult"]
+__all__ = ["Engine", "RunResult", "arrival_offset"]
 
 Phase = Literal["warmup", "measure"]
 _WATCHDOG_TICK = 0.05
@@ -57,6 +57,17 @@ class RunResult:
     peak_in_flight: int
     stopped_by: str
     """``requests``, ``duration``, ``timeout`` (hit the run's time cap) or ``error``."""
+
+
+def arrival_offset(s: float, rate: float, ramp: float) -> float:
+    """When (seconds from the start) cumulative arrival ``s`` is due: the inverse of ``Λ``.
+
+    ``Λ(t) = rate * t**2 / (2 * ramp)`` during the ramp, ``rate * ramp / 2 + rate * (t - ramp)`` after.
+    """
+    ramped = rate * ramp / 2  # Λ(ramp): the arrivals due during the ramp
+    if s < ramped:
+        return math.sqrt(2 * ramp * s / rate)
+    return ramp + (s - ramped) / rate
 
 
 class _Budget:
@@ -95,11 +106,16 @@ class _Budget:
             is_duration = self.measure_start is not None and self._duration is not None
             self.stop("duration" if is_duration and now < self._deadline else "timeout")
 
-    def take(self) -> Phase | None:
-        """The phase of the next operation, or None once issuing has stopped."""
+    def take(self, now: float | None = None) -> Phase | None:
+        """The phase of the next operation, or None once issuing has stopped.
+
+        ``now``: the operation's scheduled time (open loop), so an arrival that
+        is late does not move from the warmup into the measurement.
+        """
         if self.stopped_by is not None:
             return None
-        now = time.perf_counter()
+        if now is None:
+            now = time.perf_counter()
         self.check(now)
         if self.stopped_by is not None:
             return None
@@ -195,28 +211,22 @@ class Engine:
         while (phase := self.budget.take()) is not None:
             await self._operation(phase)
 
-    def _arrival_offset(self, s: float) -> float:
-        """Seconds after the start of the ``s``-th unit-rate arrival (inverse cumulative rate)."""
-        rate, ramp = self.config.rate, self.config.ramp_up
-        assert rate is not None
-        if ramp > 0 and s < rate * ramp / 2:
-            return math.sqrt(2 * ramp * s / rate)
-        return (ramp / 2 if ramp > 0 else 0.0) + (s - (rate * ramp / 2 if ramp > 0 else 0.0)) / rate
-
     async def _scheduler(self, tg: anyio.abc.TaskGroup) -> None:
         poisson = self.config.arrival == "poisson"
+        rate = self.config.rate
+        assert rate is not None
         s = 0.0
         clock_offset = anyio.current_time() - time.perf_counter()
         while True:
             s += self._rng.expovariate(1.0) if poisson else 1.0
-            at = self.start + self._arrival_offset(s)
+            at = self.start + arrival_offset(s, rate, self.config.ramp_up)
             # Sleep until the arrival, but wake at once if issuing stops meanwhile.
             with anyio.move_on_at(min(at, self.budget.deadline()) + clock_offset):
                 await self.budget.stopped.wait()
             if at >= self.budget.deadline():
                 self.budget.check(time.perf_counter())
                 return
-            phase = self.budget.take()
+            phase = self.budget.take(at)
             if phase is None:
                 return
             while self.operations_in_flight >= self.config.max_in_flight:
