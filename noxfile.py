@@ -54,10 +54,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict and pyright strict over src/tests/benchmarks; verifytypes at 100%."""
+    """mypy --strict and pyright strict over src/tests/benchmarks/examples; verifytypes at 100%."""
     # The benchmarks import the official SDK (they compare against it).
     session.install(".[server,tests,typing,plot,wandb]", "trio>=0.25", TORCH, *TINKER_022, *BENCH_DEPS)
-    session.run("mypy", "src", "tests", "benchmarks")
+    session.run("mypy", "src", "tests", "benchmarks", "examples")
     session.run("pyright")
     # verifytypes inspects the installed (non-editable) package.
     session.run(

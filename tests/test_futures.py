@@ -293,3 +293,9 @@ async def test_gather_propagates_first_failure(mock: MockServer) -> None:
             await gathered
     finally:
         await transport.aclose()
+
+
+async def test_long_run_of_server_errors_keeps_polling(mock: MockServer) -> None:
+    """Thousands of consecutive 5xx answers neither overflow the backoff nor stop the poll."""
+    mock.script("retrieve_future", *([json_response(500, {})] * 1500), OK)
+    assert (await resolve(mock)).metrics == {"loss:sum": 1.0}

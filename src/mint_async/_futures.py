@@ -431,7 +431,9 @@ class PollingFuture(APIFuture[T]):
                     # Protocol: re-poll at once; we add a small capped backoff so a
                     # server that fails fast is not hammered in a hot loop.
                     await backoff_sleep(
-                        self._bounded(min(0.05 * 2.0 ** (server_errors - 3), 2.0), last_answer)
+                        self._bounded(
+                            min(0.05 * 2.0 ** min(server_errors - 3, 6), 2.0), last_answer
+                        )
                     )
             elif status == 429:
                 delay = min(2.0**backoff, 30.0)
