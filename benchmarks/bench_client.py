@@ -23,7 +23,7 @@ tokens, mint_async vs the SDK (seconds per pair, client CPU per pair), on each w
 (``--wires``): ``json``, ``proto`` (server ``--proto``: protobuf forward_backward bodies
 and results) and ``proto+zstd`` (``--proto --zstd``; tinker 0.22 never compresses, so its
 bodies stay plain protobuf there). A server per wire, started with the matching flags;
-each row says which body encodings the server actually received.
+each row says which body encodings the server actually received (in its last round).
 
 Output: one JSON line per measurement on stdout, tables on stderr.
 Run: ``python benchmarks/bench_client.py [--rounds 3] [--requests 2000] [--concurrency 64 512 2048]``.
@@ -422,27 +422,36 @@ def main() -> None:
                     if result is not None:
                         emit({"client": client, "concurrency": concurrency, **result})
                         samples.setdefault((client, concurrency), []).append(result)
-    training: dict[tuple[str, str], dict[str, Any]] = {}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if not args.no_training:
         for wire in args.wires:
             # A server per wire: the flags decide what the clients send and receive.
             with serve_subprocess(["--sdk-transport", "httpx", *WIRES[wire]]) as server:
-                for client in TRAINING_CLIENTS:
-                    before = server.statistics()
-                    result = _run_worker(
-                        client,
-                        server.base_url,
-                        server.api_key,
-                        ["--steps", str(args.steps)],
-                        args.timeout,
-                    )
-                    if result is None:
-                        continue
-                    after = server.statistics()
-                    result["bodies"] = _delta(before.fwdbwd_bodies, after.fwdbwd_bodies)
-                    result["results"] = _delta(before.results_sent, after.results_sent)
-                    emit({"client": client, "wire": wire, **result})
-                    training[(client, wire)] = result
+                for _ in range(args.rounds):
+                    for client in TRAINING_CLIENTS:
+                        before = server.statistics()
+                        result = _run_worker(
+                            client,
+                            server.base_url,
+                            server.api_key,
+                            ["--steps", str(args.steps)],
+                            args.timeout,
+                        )
+                        if result is None:
+                            continue
+                        after = server.statistics()
+                        result["bodies"] = _delta(before.fwdbwd_bodies, after.fwdbwd_bodies)
+                        result["results"] = _delta(before.results_sent, after.results_sent)
+                        emit({"client": client, "wire": wire, **result})
+                        runs.setdefault((client, wire), []).append(result)
+    training: dict[tuple[str, str], dict[str, Any]] = {}
+    for (client, wire), results in runs.items():
+        training[(client, wire)] = {
+            **results[-1],
+            "s_per_pair": statistics.median(r["s_per_pair"] for r in results),
+            "cpu_s_per_pair": statistics.median(r["cpu_s_per_pair"] for r in results),
+        }
+        emit({"summary": client, "wire": wire, **training[(client, wire)]})
 
     rows: list[list[object]] = []
     for concurrency in args.concurrency:
@@ -504,7 +513,8 @@ def main() -> None:
                 ]
             )
         table(
-            f"training: {args.steps} pipelined forward_backward+optim_step pairs (16 x 2048 tokens)",
+            f"training: {args.steps} pipelined forward_backward+optim_step pairs (16 x 2048 tokens), "
+            f"medians of {args.rounds} rounds",
             ["client", "wire", "s/pair", "client CPU s/pair", "json CPU / this", "bodies received"],
             rows,
         )
