@@ -2,8 +2,9 @@
 
 * forward / forward_backward bodies may be JSON or ``application/x-protobuf``,
   optionally ``Content-Encoding: zstd`` (decompressed with a bound: never more
-  than ``max_body_bytes``). A protobuf body with ``forward_only`` is a forward,
-  whichever of the two paths it was posted to. On the 0.38 wire a JSON
+  than ``max_body_bytes``). A protobuf body posted to forward_backward is a
+  forward when it says ``forward_only`` (tinker 0.38's forward); posted to
+  forward, it is a forward either way. On the 0.38 wire a JSON
   ``forward_backward`` body answers 415 with a body saying so (and does not
   use up its seq_id, so the client can resend it as protobuf).
 * results of forward/forward_backward and sample are encoded up front as
@@ -12,7 +13,9 @@
   server prefers it, or if it offers nothing else (e.g. tinker 0.38, which
   only takes protobuf): negotiated per poll, see :func:`answer`.
 
-Every body and binary answer is counted per encoding (``ServerStatistics``).
+Every forward/forward_backward body received and every such (or sample) result
+delivered is counted by its encoding (``ServerStatistics.fwdbwd_bodies`` and
+``results_sent``).
 """
 
 from __future__ import annotations
