@@ -207,3 +207,11 @@ async def test_no_progress_when_not_a_terminal(
     )
     await run_async(config)
     assert pipe.getvalue() == ""
+
+
+def test_a_failing_setup_exits_1(
+    server: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run that cannot start (a base model the server does not serve) exits 1 with the reason."""
+    assert main([*remote(server), "--base-model", "no/such-model", "--requests", "5"]) == 1
+    assert "the run failed" in capsys.readouterr().err

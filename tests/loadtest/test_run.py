@@ -223,3 +223,24 @@ async def test_open_loop_phases_follow_the_schedule(server: LoopbackServer) -> N
     assert 39 <= warm <= 40  # Λ(0.4) = 40 arrivals during the ramp
     assert 79 <= report["completed"] + report["failed"] <= 81  # 200/s for 0.4 s
     assert report["stopped_by"] == "duration"
+
+
+async def test_queue_states_and_polls_are_counted() -> None:
+    """A saturated server (capacity 1, short holds) reports paused_capacity; polls per request exceed 1."""
+    config = ServerConfig(capacity=1, poll_hold=0.01, latency=LatencyConfig.parse("sample=0.02"))
+    with serve_loopback(config) as srv:
+        report = await run_async(target(srv, concurrency=4, requests=20))
+    assert report["queue_state_changes"].get("paused_capacity", 0) >= 1
+    assert report["queue_state_seconds"]["paused_capacity"] > 0
+    assert report["max_polls"] > 1 and report["mean_polls"] > 1
+    assert report["total_polls"] == report["kinds"]["sample"]["total_polls"] > 20
+
+
+async def test_errors_by_http_status() -> None:
+    """A sample whose promise is always lost fails with 410 after its resubmissions; each one counted."""
+    with serve_loopback(ServerConfig(faults=FaultConfig.parse("retrieve_410=1.0"))) as srv:
+        report = await run_async(target(srv, concurrency=3, requests=3))
+        accepted = srv.statistics().accepted["sample"]
+    assert report["failed"] == 3 and report["errors_by_status"] == {"410": 3}
+    assert report["errors_by_type"] == {"PromiseExpiredError": 3}
+    assert accepted == report["accepted_by_kind"]["sample"] == 3 * 6  # 1 + 5 resubmissions each

@@ -102,7 +102,10 @@ def add_loadtest_parser(sub: Any) -> None:
     load.add_argument("--ramp-up", help="start workers / raise the rate over this long")
     load.add_argument("--timeout", help="cap on the whole run (default 1h)")
     load.add_argument("--drain-timeout", help="wait this long for running operations (default 60s)")
-    load.add_argument("--request-timeout", help="give up on a request after (default 10m)")
+    load.add_argument(
+        "--request-timeout",
+        help="give up on a request after this long (default: no per-request limit)",
+    )
     load.add_argument("--seed", type=int)
     out = p.add_argument_group("output")
     out.add_argument(

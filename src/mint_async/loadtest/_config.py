@@ -17,7 +17,9 @@ Bounds — a run always ends:
 * ``timeout`` caps the whole run's issuing phase (warmup included);
 * after issuing stops, operations still running get ``drain_timeout`` seconds,
   then they are cancelled and reported as *cancelled*;
-* each server request is given up after ``request_timeout`` seconds (an error).
+* with ``request_timeout`` set, a server request is given up after that many
+  seconds (an error, ``Timeout``); without it the client's own watchdogs and
+  the run's deadlines bound every request.
 
 Warmup: operations started while ``warmup_requests`` have not all started, or
 within ``warmup_duration`` seconds of the start, are reported separately.
@@ -107,7 +109,7 @@ class LoadTestConfig:
     ramp_up: float = 0.0
     timeout: float = 3600.0
     drain_timeout: float = 60.0
-    request_timeout: float = 600.0
+    request_timeout: float | None = None
     seed: int = 0
     base_url: str | None = None
     """The endpoint; None starts the local reference server in a child process."""
@@ -152,8 +154,12 @@ class LoadTestConfig:
         _positive("warmup_requests", self.warmup_requests, integer=True, zero=True)
         for name in ("warmup_duration", "ramp_up"):
             _positive(name, getattr(self, name), zero=True)
-        for name in ("timeout", "drain_timeout", "request_timeout"):
+        for name in ("timeout", "drain_timeout"):
+            if getattr(self, name) is None:
+                msg = f"{name} must be a number of seconds"
+                raise InvalidInputError(msg)
             _positive(name, getattr(self, name))
+        _positive("request_timeout", self.request_timeout)  # None: no per-request bound
         _positive("keep_samples", self.keep_samples, integer=True, zero=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             msg = f"seed must be an integer, got {self.seed!r}"

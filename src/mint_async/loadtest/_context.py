@@ -2,15 +2,19 @@
 
 :class:`OpContext` wraps the client's own calls (``SamplingClient.post_request``,
 ``TrainingClient.forward_backward``, ...). Each request is bounded by the
-run's ``request_timeout`` (an expired request is an error, ``Timeout``), and
+run's ``request_timeout`` when one is set (an expired request is an error,
+``Timeout``; without one no cancel scope is spent per request: the run's own
+deadlines bound everything), and
 counted exactly once: completed, failed, or cancelled (a run's drain deadline,
 or an operation that gave up on it after an earlier failure).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -48,12 +52,23 @@ class Pending(Generic[T]):
 class OpContext:
     """Records the requests of one operation into a phase's :class:`Recorder`."""
 
-    def __init__(self, recorder: Recorder, live: Live, *, request_timeout: float) -> None:
+    def __init__(self, recorder: Recorder, live: Live, *, request_timeout: float | None) -> None:
         self.recorder = recorder
         self._live = live
         self._timeout = request_timeout
         self.recorded: BaseException | None = None
         """The last error already counted (so the operation does not count it again)."""
+
+    def _bounded(self, deadline: float) -> AbstractContextManager[object]:
+        """The request's timeout scope (none without a request_timeout: the hot path stays lean)."""
+        if self._timeout is None:
+            return nullcontext()
+        return anyio.fail_after(max(0.0, deadline - time.perf_counter()))
+
+    def _pending(self, kind: str) -> Pending[Any]:
+        stats, started = self._begin(kind)
+        timeout = math.inf if self._timeout is None else self._timeout
+        return Pending(stats, started, started + timeout)
 
     def on_retry(self, status: int | None) -> None:
         """Count a retried submission (the client's ``on_retry`` hook)."""
@@ -99,10 +114,9 @@ class OpContext:
         training_tokens: int = 0,
     ) -> Pending[T]:
         """Send one request (``send`` returns once the server accepted it); raises its error."""
-        stats, started = self._begin(kind)
-        pending: Pending[T] = Pending(stats, started, started + self._timeout)
+        pending: Pending[T] = self._pending(kind)
         try:
-            with anyio.fail_after(self._timeout):
+            with self._bounded(pending.deadline):
                 fut = await send()
         except BaseException as exc:
             self._end(pending, exc)
@@ -125,7 +139,7 @@ class OpContext:
         """Wait for a submitted request's result (within its deadline); raises its error."""
         assert pending.future is not None
         try:
-            with anyio.fail_after(max(0.0, pending.deadline - time.perf_counter())):
+            with self._bounded(pending.deadline):
                 value = await pending.future
         except BaseException as exc:
             self._end(pending, exc)
@@ -146,10 +160,9 @@ class OpContext:
         training_tokens: int = 0,
     ) -> T:
         """Submit and wait: one whole request (one timeout scope, the hot path)."""
-        stats, started = self._begin(kind)
-        pending: Pending[T] = Pending(stats, started, started + self._timeout)
+        pending: Pending[T] = self._pending(kind)
         try:
-            with anyio.fail_after(self._timeout):
+            with self._bounded(pending.deadline):
                 fut = await send()
                 self._accepted(pending, fut, input_tokens, training_tokens)
                 value = await fut
@@ -164,15 +177,14 @@ class OpContext:
 
         Its duration counts as time to result; it has no separate submit latency.
         """
-        stats, started = self._begin(kind)
-        pending: Pending[T] = Pending(stats, started, started + self._timeout)
+        pending: Pending[T] = self._pending(kind)
         try:
-            with anyio.fail_after(self._timeout):
+            with self._bounded(pending.deadline):
                 value = await fn()
         except BaseException as exc:
             self._end(pending, exc)
             raise
-        stats.accepted += 1
+        pending.stats.accepted += 1
         self._end(pending, None)
         return value
 

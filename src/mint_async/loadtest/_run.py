@@ -53,40 +53,56 @@ async def run_async(config: LoadTestConfig) -> LoadTestReport:
         report = await loadtest.run_async(LoadTestConfig(concurrency=64, requests=2000))
         print(report.render())
     """
-    rng = _seeded(config.seed)
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    progress = ProgressLine(sys.stderr) if config.progress else None
     async with open_target(config) as target:
         settings: dict[str, Any] = {"limits": _limits(config), **config.client_settings}
+        outcome: tuple[RunResult, dict[str, Any] | None] | None = None
+        failure: Exception | None = None
         async with ServiceClient(
             base_url=target.base_url, api_key=target.api_key, **settings
         ) as svc:
-            engine_rng = _seeded(rng.randrange(2**32))
-            tracker = QueueStateTracker()
-            runners = [
-                make_runner(w, _seeded(rng.randrange(2**32)), tracker) for w in config.workloads
-            ]
-            slots = config.effective_concurrency if config.load_model == "closed" else 4
-            for runner in runners:
-                await runner.setup(svc, slots)
-            before = await target.statistics()
-            await target.reset_peaks()
-
-            engine = Engine(
-                config,
-                runners,
-                engine_rng,
-                tracker,
-                on_tick=progress.update if progress is not None else None,
-            )
             try:
-                result = await engine.run()
-            finally:
-                if progress is not None:
-                    progress.close()
-            after = await target.statistics()
-    server = server_delta(before, after) if before is not None and after is not None else None
+                outcome = await _drive(config, svc, target)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
+                # An error leaving the ServiceClient's block comes out wrapped in its
+                # heartbeat task group's ExceptionGroup; callers get the error itself.
+                failure = exc
+        if failure is not None:
+            raise failure
+    assert outcome is not None
+    result, server = outcome
     return build_report(config, result, target, server, started_at)
+
+
+async def _drive(
+    config: LoadTestConfig, svc: ServiceClient, target: Target
+) -> tuple[RunResult, dict[str, Any] | None]:
+    """Set the workloads up (unmeasured), run the engine, diff the server's counters."""
+    rng = _seeded(config.seed)
+    engine_rng = _seeded(rng.randrange(2**32))
+    tracker = QueueStateTracker()
+    runners = [make_runner(w, _seeded(rng.randrange(2**32)), tracker) for w in config.workloads]
+    slots = config.effective_concurrency if config.load_model == "closed" else 4
+    for runner in runners:
+        await runner.setup(svc, slots)
+    before = await target.statistics()
+    await target.reset_peaks()
+    progress = ProgressLine(sys.stderr) if config.progress else None
+    engine = Engine(
+        config,
+        runners,
+        engine_rng,
+        tracker,
+        on_tick=progress.update if progress is not None else None,
+    )
+    try:
+        result = await engine.run()
+    finally:
+        if progress is not None:
+            progress.close()
+    after = await target.statistics()
+    server = server_delta(before, after) if before is not None and after is not None else None
+    return result, server
 
 
 def run(

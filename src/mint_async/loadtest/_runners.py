@@ -12,6 +12,7 @@ concurrent calls on one run). Data (prompts, batches) is random but seeded.
 
 from __future__ import annotations
 
+import abc
 import itertools
 import random
 from collections import OrderedDict
@@ -67,7 +68,7 @@ def make_datum(tokens: I64, loss_fn: t.LossFnType, *, prompt_len: int, advantage
     return t.Datum(model_input=t.ModelInput.from_ints(tokens[:-1]), loss_fn_inputs=inputs)
 
 
-class Runner:
+class Runner(abc.ABC):
     """One workload: set up its clients once, then run operations."""
 
     def __init__(self, workload: Workload, rng: random.Random, tracker: QueueStateTracker) -> None:
@@ -80,13 +81,13 @@ class Runner:
     def _watch(self, client: SamplingClient | TrainingClient) -> None:
         client.on_queue_state_change(self._tracker.observer(id(client)))
 
+    @abc.abstractmethod
     async def setup(self, svc: ServiceClient, slots: int) -> None:
         """Create the clients (not measured); ``slots``: operations that may run at once."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def run(self, ctx: OpContext) -> None:
         """One operation; raises the error that ended it."""
-        raise NotImplementedError
 
 
 class SampleRunner(Runner):
