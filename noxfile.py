@@ -56,7 +56,9 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict and pyright strict over src/tests/benchmarks/examples; verifytypes at 100%."""
     # The benchmarks import the official SDK (they compare against it).
-    session.install(".[server,tests,typing,plot,wandb]", "trio>=0.25", TORCH, *TINKER_022, *BENCH_DEPS)
+    session.install(
+        ".[server,tests,typing,plot,wandb]", "trio>=0.25", TORCH, *TINKER_022, *BENCH_DEPS
+    )
     session.run("mypy", "src", "tests", "benchmarks", "examples")
     session.run("pyright")
     # verifytypes inspects the installed (non-editable) package.

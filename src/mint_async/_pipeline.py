@@ -245,12 +245,17 @@ class _Pipeline(Generic[T]):
         try:
             return await tg.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
-            errors = [
-                e for e in group.exceptions if not isinstance(e, anyio.get_cancelled_exc_class())
-            ]
-            if len(errors) == 1 and not isinstance(errors[0], BaseExceptionGroup):
-                raise errors[0] from None
-            raise
+            # With fail_fast the caller gets the first failure itself (several requests
+            # may fail at once; the others are named in a note), not an ExceptionGroup.
+            errors = _flatten(group)
+            if not errors:
+                raise
+            first = errors[0]
+            if len(errors) > 1:
+                first.add_note(
+                    f"({len(errors) - 1} more request(s) of the pipeline failed as well)"
+                )
+            raise first from None
         finally:
             self._wake()
 
@@ -393,6 +398,17 @@ class _Pipeline(Generic[T]):
             latency_p99=pct(0.99),
             latency_mean=(sum(lat) / len(lat)) if lat else None,
         )
+
+
+def _flatten(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The non-cancellation exceptions in a (nested) exception group, in order."""
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out += _flatten(exc)  # pyright: ignore[reportUnknownArgumentType]
+        elif not isinstance(exc, anyio.get_cancelled_exc_class()):
+            out.append(exc)
+    return out
 
 
 class SamplePipeline(_Pipeline[t.SampleResponse]):

@@ -236,3 +236,21 @@ async def test_training_pipeline_orders_and_collects() -> None:
     assert [rid for rid in counts if rid.startswith(model_id + ":")][1:] == [
         f"{model_id}:{i}" for i in range(1, 21)
     ]
+
+
+async def test_fail_fast_with_simultaneous_failures_raises_one_error() -> None:
+    """Several requests failing at once under fail_fast surface as one RequestFailedError with a note."""
+    config = ServerConfig(faults=FaultConfig.parse("error_result=1.0:server,seed=2"))
+    with serve_loopback(config) as srv:
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+
+            async def run() -> None:
+                async with sc.pipeline(max_in_flight=16, fail_fast=True) as pipe:
+                    for _ in range(16):
+                        await pipe.submit(PROMPT, 1, PARAMS)
+                    async for _h in pipe.as_completed():
+                        pass
+
+            with pytest.raises(mint_async.RequestFailedError):
+                await run()
