@@ -616,3 +616,23 @@ async def test_tokenizer_override_env(monkeypatch: pytest.MonkeyPatch, tmp_path:
         tc = await svc.create_lora_training_client()
         tok = await tc.get_tokenizer()
     assert tok.decode(tok.encode("12 * 3")) == "12 * 3"
+
+
+async def test_errors_in_the_block_propagate_unwrapped() -> None:
+    """An exception raised inside `async with ServiceClient()` comes out as itself, not an ExceptionGroup."""
+    mock = TrainingMock()
+    with pytest.raises(KeyError, match="boom"):
+        async with mock.service():
+            raise KeyError("boom")
+
+
+async def test_cancellation_of_the_block_is_clean() -> None:
+    """A timeout around `async with ServiceClient()` cancels the body and closes the client."""
+    mock = TrainingMock()
+    svc = mock.service(heartbeat_interval=0.01)
+    with anyio.move_on_after(0.1) as scope:
+        async with svc:
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    with pytest.raises(mint_async.ClientClosedError):
+        await svc.create_lora_training_client()

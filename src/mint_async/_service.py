@@ -170,8 +170,11 @@ class ServiceClient:
         tg, self._tg = self._tg, None
         try:
             if tg is not None:
+                # The heartbeat never raises, so the group has nothing to report: the
+                # body's own exception (if any) is not fed into it, which would wrap it
+                # in an ExceptionGroup — it propagates unchanged after we return.
                 tg.cancel_scope.cancel()
-                await tg.__aexit__(exc_type, exc, tb)
+                await tg.__aexit__(None, None, None)
         finally:
             with anyio.CancelScope(shield=True):
                 for closer in self._closers:
