@@ -244,3 +244,15 @@ async def test_errors_by_http_status() -> None:
     assert report["failed"] == 3 and report["errors_by_status"] == {"410": 3}
     assert report["errors_by_type"] == {"PromiseExpiredError": 3}
     assert accepted == report["accepted_by_kind"]["sample"] == 3 * 6  # 1 + 5 resubmissions each
+
+
+async def test_closed_loop_measures_after_the_warmup_drained() -> None:
+    """Closed loop: the measured window starts after the last warmup operation finished."""
+    with serve_loopback(
+        ServerConfig(latency=LatencyConfig.parse("sample=uniform(0.005,0.03)"))
+    ) as srv:
+        report = await run_async(target(srv, concurrency=6, requests=30, warmup_requests=10))
+    warm, timeline = report["warmup"], report["timeline"]
+    assert warm["completed"] == 10
+    assert warm["last_finished_at"] <= timeline["warmup_end"]
+    assert report["completed"] == 30

@@ -22,7 +22,10 @@ Bounds — a run always ends:
   the run's deadlines bound every request.
 
 Warmup: operations started while ``warmup_requests`` have not all started, or
-within ``warmup_duration`` seconds of the start, are reported separately.
+within ``warmup_duration`` seconds of the start, are reported separately. In
+the closed loop, measurement then starts once every warmup operation has
+finished (warm connections, no warmup work in the measured window); the open
+loop keeps its schedule and measures from the first arrival due after the warmup.
 Ramp-up: over the first ``ramp_up`` seconds the closed loop starts its workers
 one by one, the open loop raises its rate linearly from 0 to ``rate``.
 """

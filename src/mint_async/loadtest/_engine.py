@@ -106,6 +106,12 @@ class _Budget:
             is_duration = self.measure_start is not None and self._duration is not None
             self.stop("duration" if is_duration and now < self._deadline else "timeout")
 
+    def start_measuring(self, now: float) -> None:
+        """Mark the start of the measured phase (the first call wins)."""
+        if self.measure_start is None:
+            self.measure_start = now
+            self._on_measure()
+
     def take(self, now: float | None = None) -> Phase | None:
         """The phase of the next operation, or None once issuing has stopped.
 
@@ -124,9 +130,6 @@ class _Budget:
         ):
             self.warmup_taken += 1
             return "warmup"
-        if self.measure_start is None:
-            self.measure_start = now
-            self._on_measure()
         self.measured_taken += 1
         if self._requests is not None and self.measured_taken >= self._requests:
             self.stop("requests")
@@ -165,6 +168,7 @@ class Engine:
         self.live = Live(self.timeline)
         self.budget = _Budget(config, self.start, self._measuring)
         self.operations_in_flight = 0
+        self._warmup_in_flight = 0
         self._room = anyio.Event()
         self._cpu_start = time.process_time()
 
@@ -186,6 +190,8 @@ class Engine:
         recorder = self.measured if phase == "measure" else self.warmup
         ctx = OpContext(recorder, self.live, request_timeout=self.config.request_timeout)
         self.operations_in_flight += 1
+        warmup = phase == "warmup"
+        self._warmup_in_flight += warmup
         started = time.perf_counter()
         try:
             await runner.run(ctx)
@@ -200,6 +206,7 @@ class Engine:
             recorder.operation_done(runner.name, started, None)
         finally:
             self.operations_in_flight -= 1
+            self._warmup_in_flight -= warmup
             self._room.set()
             self._room = anyio.Event()
 
@@ -209,6 +216,12 @@ class Engine:
         if self.config.ramp_up > 0:
             await anyio.sleep(self.config.ramp_up * index / workers)
         while (phase := self.budget.take()) is not None:
+            if phase == "measure" and self.budget.measure_start is None:
+                # Measurement starts once every warmup operation is done, so neither
+                # their completions nor their CPU (nor cold connections) fall into it.
+                while self._warmup_in_flight:
+                    await self._room.wait()
+                self.budget.start_measuring(time.perf_counter())
             await self._operation(phase)
 
     async def _scheduler(self, tg: anyio.abc.TaskGroup) -> None:
@@ -229,6 +242,9 @@ class Engine:
             phase = self.budget.take(at)
             if phase is None:
                 return
+            if phase == "measure":
+                # The open loop never pauses: measurement starts on schedule.
+                self.budget.start_measuring(at)
             while self.operations_in_flight >= self.config.max_in_flight:
                 await self._room.wait()
             recorder = self.measured if phase == "measure" else self.warmup

@@ -206,7 +206,7 @@ def build_report(
         "queue_state_seconds": result.queue_states.seconds(),
         "kinds": {name: _kind(k, per_s) for name, k in kinds.items()},
         "workloads": {name: _workload(config, name, w, per_s) for name, w in m.workloads.items()},
-        "warmup": _warmup(result.warmup),
+        "warmup": _warmup(result.warmup, result.timeline.origin),
         "server": server,
         "timeline": _timeline(result),
         "percentile_precision": "exact"
@@ -248,8 +248,10 @@ def _workload(
     }
 
 
-def _warmup(r: Recorder) -> dict[str, Any]:
+def _warmup(r: Recorder, origin: float) -> dict[str, Any]:
+    last = r.last_completion
     return {
+        "last_finished_at": None if last is None else round(last - origin, 4),
         "completed": sum(k.completed for k in r.kinds.values()),
         "failed": sum(k.failed for k in r.kinds.values()),
         "cancelled": sum(k.cancelled for k in r.kinds.values()),
