@@ -56,20 +56,10 @@ async def run_async(config: LoadTestConfig) -> LoadTestReport:
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     async with open_target(config) as target:
         settings: dict[str, Any] = {"limits": _limits(config), **config.client_settings}
-        outcome: tuple[RunResult, dict[str, Any] | None] | None = None
-        failure: Exception | None = None
         async with ServiceClient(
             base_url=target.base_url, api_key=target.api_key, **settings
         ) as svc:
-            try:
-                outcome = await _drive(config, svc, target)
-            except Exception as exc:  # noqa: BLE001 - re-raised below, unwrapped
-                # An error leaving the ServiceClient's block comes out wrapped in its
-                # heartbeat task group's ExceptionGroup; callers get the error itself.
-                failure = exc
-        if failure is not None:
-            raise failure
-    assert outcome is not None
+            outcome = await _drive(config, svc, target)
     result, server = outcome
     return build_report(config, result, target, server, started_at)
 
