@@ -478,7 +478,7 @@ class SamplePipeline(_Pipeline[t.SampleResponse]):
             from ._sampling import SampleFuture  # noqa: PLC0415 - import cycle
 
             inner = await self._client.post_request(request, on_retry=self._on_retry(handle))
-            return SampleFuture(self._client, request, inner)
+            return SampleFuture(self._client, request, inner, on_retry=self._on_retry(handle))
 
         self._task_group().start_soon(self._run, handle, job)
         return handle
