@@ -318,7 +318,7 @@ class PollingFuture(APIFuture[T]):
     ) -> None:
         super().__init__()
         self._resubmit = resubmit
-        self.resubmits = 0
+        self.resubmits: int = 0
         """How often a lost promise (410) was recovered by resubmitting the same request."""
         self._transport = transport
         self._promise = promise
@@ -328,7 +328,7 @@ class PollingFuture(APIFuture[T]):
         self._monitor = monitor
         self._roundtrip = roundtrip
         self._binary_decoder = binary_decoder
-        self.polls = 0
+        self.polls: int = 0
         """How many ``retrieve_future`` requests this future made (for statistics)."""
 
     @property

@@ -78,13 +78,13 @@ class Handle(Generic[T]):
     """One request in a pipeline: awaitable; ``request_id`` is known before it is sent."""
 
     def __init__(self, index: int, *, request_id: str | None, tag: object, nbytes: int) -> None:
-        self.index = index
+        self.index: int = index
         """Position in submission order."""
-        self.request_id = request_id
-        self.tag = tag
+        self.request_id: str | None = request_id
+        self.tag: object = tag
         """Whatever the caller attached at submit()."""
-        self.nbytes = nbytes
-        self.submitted_at = time.monotonic()
+        self.nbytes: int = nbytes
+        self.submitted_at: float = time.monotonic()
         self.completed_at: float | None = None
         self._done = anyio.Event()
         self._value: T | None = None

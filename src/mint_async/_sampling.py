@@ -56,7 +56,7 @@ class SampleFuture(APIFuture[t.SampleResponse]):
         self._inner = inner
         self._on_retry = on_retry
         """Told of the HTTP retries of resubmissions too (the first submission's hook)."""
-        self.resubmits = 0
+        self.resubmits: int = 0
         """How often the request was resubmitted after the server lost it."""
         self._earlier_polls = 0
 

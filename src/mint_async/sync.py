@@ -62,6 +62,7 @@ class _Bridge:
         self.closed = False
 
     def call(self, fn: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run ``fn(*args, **kwargs)`` on the portal's loop and return its result."""
         if self.closed:
             msg = "this ServiceClient is closed"
             raise ClientClosedError(msg)

@@ -1707,6 +1707,8 @@ class InterpolateCheckpointsResponse(
 
 
 class _Event(_Wire, tag_field="event", kw_only=True):
+    """Fields every telemetry event has; the ``event`` tag tells the kinds apart."""
+
     event_id: str
     event_session_index: int
     severity: Severity
