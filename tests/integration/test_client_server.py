@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 import mint_async
@@ -15,6 +14,8 @@ from mint_async import ServiceClient
 from mint_async import types as t
 from mint_async.server import ServerConfig
 from mint_async.testing import LoopbackServer, serve_loopback
+
+from ._support import rl_datum, sft_datum
 
 pytestmark = pytest.mark.anyio
 
@@ -30,27 +31,6 @@ def server() -> Iterator[LoopbackServer]:
 
 def service(server: LoopbackServer, **kwargs: Any) -> ServiceClient:
     return ServiceClient(base_url=server.base_url, api_key=server.api_key, **kwargs)
-
-
-def sft_datum(prompt: list[int], answer: list[int]) -> t.Datum:
-    tokens = prompt + answer
-    weights = [0.0] * len(prompt) + [1.0] * len(answer)
-    return t.Datum(
-        model_input=t.ModelInput.from_ints(tokens[:-1]),
-        loss_fn_inputs={"target_tokens": tokens[1:], "weights": weights[1:]},
-    )
-
-
-def rl_datum(n: int, advantage: float) -> t.Datum:
-    tokens = list(range(5, 5 + n + 1))
-    return t.Datum(
-        model_input=t.ModelInput.from_ints(tokens[:-1]),
-        loss_fn_inputs={
-            "target_tokens": tokens[1:],
-            "logprobs": np.full(n, -1.5, dtype=np.float32),
-            "advantages": np.full(n, advantage, dtype=np.float32),
-        },
-    )
 
 
 async def test_training_round_trip(server: LoopbackServer) -> None:

@@ -27,6 +27,7 @@ from mint_async._config import WireMode
 from mint_async.server import FaultConfig, ServerConfig
 from mint_async.testing import LoopbackServer, serve_loopback
 
+from ._support import rl_datum, sft_datum
 from .test_faults import FAULTS
 
 pytestmark = pytest.mark.anyio
@@ -91,27 +92,6 @@ def check_wire(server: LoopbackServer, mode: Mode) -> None:
     assert set(stats.fwdbwd_bodies) <= {mode.fwdbwd, mode.forward}, stats.fwdbwd_bodies
     assert stats.fwdbwd_bodies.get(mode.fwdbwd, 0) > 0, stats.fwdbwd_bodies
     assert set(stats.results_sent) == {mode.results}, stats.results_sent
-
-
-def sft_datum(prompt: list[int], answer: list[int]) -> t.Datum:
-    tokens = prompt + answer
-    weights = [0.0] * len(prompt) + [1.0] * len(answer)
-    return t.Datum(
-        model_input=t.ModelInput.from_ints(tokens[:-1]),
-        loss_fn_inputs={"target_tokens": tokens[1:], "weights": weights[1:]},
-    )
-
-
-def rl_datum(n: int, advantage: float) -> t.Datum:
-    tokens = list(range(5, 5 + n + 1))
-    return t.Datum(
-        model_input=t.ModelInput.from_ints(tokens[:-1]),
-        loss_fn_inputs={
-            "target_tokens": tokens[1:],
-            "logprobs": np.full(n, -1.5, dtype=np.float32),
-            "advantages": np.full(n, advantage, dtype=np.float32),
-        },
-    )
 
 
 async def test_training_round_trip(servers: dict[str, LoopbackServer], mode: Mode) -> None:

@@ -16,7 +16,19 @@ from mint_async.server.backends import SampleSpec
 from mint_async.server.backends._bigram import SyntheticModel
 from mint_async.server.backends.synthetic import SyntheticBackend
 
+from ..backend_support import next_token_datum, sample_spec
+
 TOKENS = [11, 42, 7, 300, 5, 19, 2, 77]
+
+
+def datum(tokens: list[int] = TOKENS, **inputs: Any) -> t.Datum:
+    """A next-token datum over ``tokens`` (default: this module's TOKENS)."""
+    return next_token_datum(tokens, **inputs)
+
+
+def spec(**kwargs: Any) -> SampleSpec:
+    """A sample spec prompting with the first four TOKENS."""
+    return sample_spec(**{"prompt": np.array(TOKENS[:4]), **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -30,32 +42,6 @@ def new_model(backend: SyntheticBackend, seed: int = 1, rank: int = 4) -> Synthe
     return backend.create_model(
         "s:train:0", backend.models()[0], t.LoraConfig(rank=rank, seed=seed)
     )
-
-
-def datum(tokens: list[int] = TOKENS, **inputs: Any) -> t.Datum:
-    """A next-token datum with unit weights unless overridden."""
-    base: dict[str, Any] = {"target_tokens": tokens[1:], "weights": [1.0] * (len(tokens) - 1)}
-    base.update(inputs)
-    return t.Datum(model_input=t.ModelInput.from_ints(tokens[:-1]), loss_fn_inputs=base)
-
-
-def spec(**kwargs: Any) -> SampleSpec:
-    """A sample spec with small defaults."""
-    values: dict[str, Any] = {
-        "prompt": np.array(TOKENS[:4]),
-        "num_samples": 1,
-        "max_tokens": 8,
-        "temperature": 1.0,
-        "top_k": -1,
-        "top_p": 1.0,
-        "stop_token_ids": (),
-        "stop_strings": (),
-        "seed": 7,
-        "prompt_logprobs": False,
-        "topk_prompt_logprobs": 0,
-    }
-    values.update(kwargs)
-    return SampleSpec(**values)
 
 
 def loss(

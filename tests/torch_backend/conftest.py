@@ -13,7 +13,19 @@ from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.server.backends import SampleSpec
 from mint_async.server.backends.torch import TorchBackend, TorchModel
 
+from ..backend_support import next_token_datum, sample_spec
+
 TOKENS = [11, 42, 7, 300, 5, 19, 2, 77, 120, 33]
+
+
+def datum(tokens: list[int] = TOKENS, **inputs: Any) -> t.Datum:
+    """A next-token datum over ``tokens`` (default: this module's TOKENS)."""
+    return next_token_datum(tokens, **inputs)
+
+
+def spec(**kwargs: Any) -> SampleSpec:
+    """A sample spec prompting with the first four TOKENS."""
+    return sample_spec(**{"prompt": np.array(TOKENS[:4]), **kwargs})
 
 
 @pytest.fixture(scope="session")
@@ -34,32 +46,6 @@ def new_model(
             for layer in model.layers.values():
                 layer.lora_B.copy_(0.05 * torch.randn(layer.lora_B.shape, generator=generator))
     return model
-
-
-def datum(tokens: list[int] = TOKENS, **inputs: Any) -> t.Datum:
-    """A next-token datum (targets are the input shifted by one), unit weights unless overridden."""
-    base: dict[str, Any] = {"target_tokens": tokens[1:], "weights": [1.0] * (len(tokens) - 1)}
-    base.update(inputs)
-    return t.Datum(model_input=t.ModelInput.from_ints(tokens[:-1]), loss_fn_inputs=base)
-
-
-def spec(**kwargs: Any) -> SampleSpec:
-    """A sample spec with small defaults."""
-    values: dict[str, Any] = {
-        "prompt": np.array(TOKENS[:4]),
-        "num_samples": 1,
-        "max_tokens": 8,
-        "temperature": 1.0,
-        "top_k": -1,
-        "top_p": 1.0,
-        "stop_token_ids": (),
-        "stop_strings": (),
-        "seed": 7,
-        "prompt_logprobs": False,
-        "topk_prompt_logprobs": 0,
-    }
-    values.update(kwargs)
-    return SampleSpec(**values)
 
 
 def direct_logprobs(module: torch.nn.Module, tokens: list[int], targets: list[int]) -> torch.Tensor:
