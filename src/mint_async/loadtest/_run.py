@@ -257,7 +257,10 @@ def _warmup(r: Recorder, origin: float) -> dict[str, Any]:
 def _timeline(result: RunResult) -> dict[str, Any]:
     bin_seconds, completed, failed = result.timeline.binned()
     return {
-        "warmup_end": result.timeline.warmup_end,
+        # Rounded like the warmup's own timestamps, so their order survives the rounding.
+        "warmup_end": None
+        if result.timeline.warmup_end is None
+        else round(result.timeline.warmup_end, 4),
         "bin_seconds": bin_seconds,
         "completed": completed,
         "failed": failed,
