@@ -65,15 +65,8 @@ def ours_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[[]
     return lambda: _codec.encode(req)
 
 
-def tinker_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[[], bytes] | None:
-    try:
-        import httpx
-
-        tt: Any = importlib.import_module("tinker.types")
-        compat: Any = importlib.import_module("tinker._compat")
-        conv: Any = importlib.import_module("tinker.lib._pydantic_conv")
-    except ImportError:
-        return None
+def _tinker_request(tt: Any, tokens: Arrays, targets: Arrays, weights: Arrays) -> Any:
+    """The same cross_entropy request, built with the official SDK's types."""
     data = [
         tt.Datum(
             model_input=tt.ModelInput.from_ints(tk.tolist()),
@@ -84,11 +77,23 @@ def tinker_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[
         )
         for tk, tg, w in zip(tokens, targets, weights, strict=True)
     ]
-    req = tt.ForwardBackwardRequest(
+    return tt.ForwardBackwardRequest(
         forward_backward_input=tt.ForwardBackwardInput(data=data, loss_fn="cross_entropy"),
         model_id="s:train:0",
         seq_id=1,
     )
+
+
+def tinker_encode(tokens: Arrays, targets: Arrays, weights: Arrays) -> Callable[[], bytes] | None:
+    try:
+        import httpx
+
+        tt: Any = importlib.import_module("tinker.types")
+        compat: Any = importlib.import_module("tinker._compat")
+        conv: Any = importlib.import_module("tinker.lib._pydantic_conv")
+    except ImportError:
+        return None
+    req = _tinker_request(tt, tokens, targets, weights)
 
     def run() -> bytes:
         body = compat.model_dump(
@@ -295,21 +300,7 @@ def tinker_proto_encode(
         request_conv: Any = importlib.import_module("tinker.proto.request_conv")
     except ImportError:
         return None
-    data = [
-        tt.Datum(
-            model_input=tt.ModelInput.from_ints(tk.tolist()),
-            loss_fn_inputs={
-                "target_tokens": tt.TensorData.from_numpy(tg),
-                "weights": tt.TensorData.from_numpy(w),
-            },
-        )
-        for tk, tg, w in zip(tokens, targets, weights, strict=True)
-    ]
-    req = tt.ForwardBackwardRequest(
-        forward_backward_input=tt.ForwardBackwardInput(data=data, loss_fn="cross_entropy"),
-        model_id="s:train:0",
-        seq_id=1,
-    )
+    req = _tinker_request(tt, tokens, targets, weights)
 
     def run() -> bytes:
         body: bytes = request_conv.forward_backward_request_to_proto(req).SerializeToString()

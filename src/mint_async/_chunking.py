@@ -18,7 +18,7 @@ from typing import Final
 
 from . import types as t
 
-__all__ = ["combine_outputs", "estimate_bytes", "split_batch"]
+__all__ = ["combine_outputs", "estimate_bytes", "estimate_input_bytes", "split_batch"]
 
 logger = logging.getLogger("mint_async")
 
@@ -26,16 +26,22 @@ MAX_CHUNK_LEN: Final = 1024
 MAX_CHUNK_BYTES: Final = 5_000_000
 
 
-def estimate_bytes(datum: t.Datum) -> int:
-    """The SDK's size estimate of one datum."""
+def estimate_input_bytes(model_input: t.ModelInput) -> int:
+    """The SDK's size estimate of a model input (10 bytes a token; images by their size)."""
     total = 0
-    for chunk in datum.model_input.chunks:
+    for chunk in model_input.chunks:
         if isinstance(chunk, t.EncodedTextChunk):
             total += 10 * len(chunk.tokens)
         elif isinstance(chunk, t.ImageChunk):
             total += len(chunk.data)
         else:
             total += len(chunk.location)
+    return total
+
+
+def estimate_bytes(datum: t.Datum) -> int:
+    """The SDK's size estimate of one datum."""
+    total = estimate_input_bytes(datum.model_input)
     for td in datum.loss_fn_inputs.values():
         total += 10 * int(td.data.size)
     return total

@@ -288,7 +288,8 @@ class GatherFuture(APIFuture[T], Generic[S, T]):
                         tg.start_soon(fetch, i, part)
             except BaseExceptionGroup as group:
                 # A failing part cancels the others; the caller gets that error itself.
-                raise _first_error(group) from None
+                errors = errors_in(group)
+                raise (errors[0] if errors else group.exceptions[0]) from None
         return self._combine(results)
 
 
@@ -478,14 +479,15 @@ class PollingFuture(APIFuture[T]):
             raise APIResponseValidationError(msg) from exc
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first non-cancellation exception in a (nested) exception group."""
+def errors_in(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The non-cancellation exceptions in a (nested) exception group, in order."""
+    out: list[BaseException] = []
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            return _first_error(exc)  # pyright: ignore[reportUnknownArgumentType]
-        if not isinstance(exc, anyio.get_cancelled_exc_class()):
-            return exc
-    return group.exceptions[0]
+            out += errors_in(exc)  # pyright: ignore[reportUnknownArgumentType]
+        elif not isinstance(exc, anyio.get_cancelled_exc_class()):
+            out.append(exc)
+    return out
 
 
 def _queue_state_of(content: bytes) -> tuple[str | None, str | None]:

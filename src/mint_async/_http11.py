@@ -158,7 +158,7 @@ class _BodyStream(httpx.AsyncByteStream):
         if conn is None:
             return
         try:
-            with _read_errors(self._timeout) as scope:
+            with _ReadErrors(self._timeout) as scope:
                 while True:
                     scope.deadline = anyio.current_time() + (self._timeout or float("inf"))
                     if kind == "length":
@@ -203,12 +203,8 @@ class _BodyStream(httpx.AsyncByteStream):
                 await conn.aclose()
 
 
-def _read_errors(timeout: float | None) -> Any:
-    return _ReadErrorsScope(timeout)
-
-
-class _ReadErrorsScope:
-    """``with _read_errors(t) as scope``: a cancel scope with a deadline, errors translated."""
+class _ReadErrors:
+    """``with _ReadErrors(t) as scope``: a cancel scope with a deadline, errors translated."""
 
     def __init__(self, timeout: float | None) -> None:
         deadline = anyio.current_time() + timeout if timeout is not None else float("inf")
@@ -324,7 +320,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.WriteTimeout("timed out sending the request") from None
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise httpx.WriteError(f"sending the request failed: {exc}") from exc
-        with _read_errors(read_timeout):
+        with _ReadErrors(read_timeout):
             status, headers = await conn.read_head()
         connection = (_header(headers, b"connection") or b"").lower()
         conn.reusable = connection != b"close"
@@ -340,7 +336,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             framing = ("close", 0)
             conn.reusable = False
         if framing[0] == "length" and framing[1] <= _INLINE_BODY:
-            with _read_errors(read_timeout):
+            with _ReadErrors(read_timeout):
                 content = await conn.read_exactly(framing[1])
             if conn.reusable:
                 await self.release(conn)

@@ -30,9 +30,9 @@ import anyio
 import anyio.abc
 
 from . import types as t
-from ._chunking import estimate_bytes
+from ._chunking import estimate_bytes, estimate_input_bytes
 from ._exceptions import ClientClosedError, InvalidInputError
-from ._futures import APIFuture
+from ._futures import APIFuture, errors_in
 
 if TYPE_CHECKING:
     from ._sampling import SamplingClient
@@ -247,7 +247,7 @@ class _Pipeline(Generic[T]):
         except BaseExceptionGroup as group:
             # With fail_fast the caller gets the first failure itself (several requests
             # may fail at once; the others are named in a note), not an ExceptionGroup.
-            errors = _flatten(group)
+            errors = errors_in(group)
             if not errors:
                 raise
             first = errors[0]
@@ -400,17 +400,6 @@ class _Pipeline(Generic[T]):
         )
 
 
-def _flatten(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    """The non-cancellation exceptions in a (nested) exception group, in order."""
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            out += _flatten(exc)  # pyright: ignore[reportUnknownArgumentType]
-        elif not isinstance(exc, anyio.get_cancelled_exc_class()):
-            out.append(exc)
-    return out
-
-
 class SamplePipeline(_Pipeline[t.SampleResponse]):
     """A pipeline of sample requests. Create it with ``SamplingClient.pipeline(...)``.
 
@@ -465,10 +454,7 @@ class SamplePipeline(_Pipeline[t.SampleResponse]):
             include_prompt_logprobs=include_prompt_logprobs,
             topk_prompt_logprobs=topk_prompt_logprobs,
         )
-        nbytes = 10 * sum(
-            len(c.tokens) if isinstance(c, t.EncodedTextChunk) else len(getattr(c, "data", b""))
-            for c in prompt.chunks
-        )
+        nbytes = estimate_input_bytes(prompt)
         handle = self._new_handle(
             request_id=self._client.request_id_for(request.seq_id or 0), tag=tag, nbytes=nbytes
         )

@@ -75,7 +75,7 @@ _BODY_PREVIEW: Final = 2000
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """An HTTP answer, with lower-cased header names and the whole body read."""
+    """An HTTP answer with the whole body read; header lookups are case-insensitive."""
 
     status_code: int
     headers: Mapping[str, str]
@@ -321,7 +321,7 @@ class Transport:
                     content = await resp.aread()
                 finally:
                     await resp.aclose()
-        return Response(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, content)
+        return Response(resp.status_code, resp.headers, content)
 
     async def request(
         self,
@@ -472,7 +472,7 @@ class Transport:
                     raise status_error(
                         Response(
                             resp.status_code,
-                            {k.lower(): v for k, v in resp.headers.items()},
+                            resp.headers,
                             content,
                         )
                     )
