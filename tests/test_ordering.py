@@ -162,3 +162,17 @@ def test_single_chunk_passes_metrics_through() -> None:
     """One chunk's metrics are returned unchanged (even odd keys)."""
     a = _out(2, {"loss": 1.0, "loss:sum": 2.0})
     assert combine_outputs([a]) is a
+
+
+def test_model_input_size_estimate() -> None:
+    """Model inputs are estimated as the SDK does: 10 bytes a token, images by their size."""
+    from mint_async._chunking import estimate_input_bytes
+
+    mi = t.ModelInput(
+        chunks=[
+            t.EncodedTextChunk(tokens=[1, 2, 3]),
+            t.ImageChunk(data=b"x" * 50, format="png"),
+            t.ImageAssetPointerChunk(format="jpeg", location="gs://b/i.jpg"),
+        ]
+    )
+    assert estimate_input_bytes(mi) == 30 + 50 + len("gs://b/i.jpg")
