@@ -77,7 +77,7 @@ class Outcome:
 
 
 async def quickstart(
-    base_url: str, api_key: str | None, *, steps: int, lr: float, max_operand: int
+    base_url: str, api_key: str | None, *, steps: int, lr: float, max_operand: int, seed: int | None
 ) -> Outcome:
     """Train on every ``a * b`` with ``a, b`` in ``1..max_operand``, then ask each question."""
     questions = [
@@ -86,7 +86,9 @@ async def quickstart(
         for b in range(1, max_operand + 1)
     ]
     async with ServiceClient(base_url=base_url, api_key=api_key) as service:
-        training = await service.create_lora_training_client(base_model="Qwen/Qwen3-0.6B", rank=16)
+        training = await service.create_lora_training_client(
+            base_model="Qwen/Qwen3-0.6B", rank=16, seed=seed
+        )
         tokenizer = await training.get_tokenizer()
         batch = [process_sft_example(q, a, tokenizer) for q, a in questions]
         n_trained = sum(float(d.loss_fn_inputs["weights"].to_numpy().sum()) for d in batch)
@@ -124,11 +126,19 @@ def main(argv: list[str] | None = None) -> Outcome:
     parser.add_argument("--steps", type=int, default=160)
     parser.add_argument("--lr", type=float, default=3e-3, help="suits the local tiny model")
     parser.add_argument("--max-operand", type=int, default=9)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the LoRA's initial weights; -1 lets the server pick"
+    )
     args = parser.parse_args(argv)
     with endpoint() as (base_url, api_key):
         return anyio.run(
             lambda: quickstart(
-                base_url, api_key, steps=args.steps, lr=args.lr, max_operand=args.max_operand
+                base_url,
+                api_key,
+                steps=args.steps,
+                lr=args.lr,
+                max_operand=args.max_operand,
+                seed=None if args.seed < 0 else args.seed,
             )
         )
 

@@ -37,8 +37,11 @@ def _no_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_async_quickstart_learns(capsys: pytest.CaptureFixture[str]) -> None:
     """sft_quickstart_async: loss per token halves and most questions are then answered right."""
-    # The example's LoRA is unseeded: 100 steps leave a wide margin (all 16 right in 8/8 trials).
-    outcome = load("sft_quickstart_async").main(["--steps", "100", "--max-operand", "4"])
+    # Seeded, so the run is the same on every machine. Unseeded, 100 steps got all 16 right for 57 of
+    # 60 seeds (seed 29 stalled at 8/16; the example's default 160 steps got all three laggards right).
+    outcome = load("sft_quickstart_async").main(
+        ["--steps", "100", "--max-operand", "4", "--seed", "0"]
+    )
     assert len(outcome.losses) == 100 and outcome.losses[-1] < 0.5 * outcome.losses[0]
     assert outcome.accuracy >= 0.75
     out = capsys.readouterr().out
