@@ -335,9 +335,14 @@ class RestClient:
         )
 
     async def get_audit_log(
-        self, event_type: Literal["all", "checkpoints"] = "all", day: date | None = None
+        self, event_type: t.AuditEventType = "all", day: date | None = None
     ) -> t.AuditLogResponse:
-        """Audit log entries (admin)."""
+        """The organization's audit log for one UTC ``day`` (the server's default: today).
+
+        ``event_type`` picks the resource (``checkpoints``, ``projects``,
+        ``teams``, ``organizations``) or ``all``; on MinT/Tinker it needs the
+        admin role.
+        """
         params: dict[str, str | int] = {"event_type": event_type}
         if day is not None:
             params["day"] = day.isoformat()

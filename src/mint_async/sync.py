@@ -345,7 +345,7 @@ class RestClient:
         return result
 
     def get_audit_log(
-        self, event_type: Literal["all", "checkpoints"] = "all", day: date | None = None
+        self, event_type: t.AuditEventType = "all", day: date | None = None
     ) -> t.AuditLogResponse:
         """Audit log entries."""
         result: t.AuditLogResponse = self._bridge.call(self._inner.get_audit_log, event_type, day)

@@ -123,6 +123,7 @@ __all__ = [
     "TryAgainResponse",
     "UntypedAPIFuture",
     # checkpoints and REST
+    "AuditEventType",
     "AuditLogEntry",
     "AuditLogResponse",
     "Checkpoint",
@@ -168,6 +169,7 @@ LOSS_FNS: Final[tuple[LossFnType, ...]] = get_args(LossFnType)
 StopReason: TypeAlias = Literal["length", "stop"]
 QueueState: TypeAlias = Literal["active", "paused_capacity", "paused_rate_limit", "unknown"]
 CheckpointType: TypeAlias = Literal["training", "sampler", "external"]
+AuditEventType: TypeAlias = Literal["all", "checkpoints", "projects", "teams", "organizations"]
 Severity: TypeAlias = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 MAX_LORA_RANK: Final = 64
@@ -1530,6 +1532,8 @@ class AuditLogEntry(_Wire, kw_only=True):
     model_id: str | None = None
     tinker_path: str | None = None
     purpose: str | None = None
+    event_details: dict[str, Any] | None = None
+    """[0.38] Event-specific details."""
 
 
 class AuditLogResponse(_Wire, kw_only=True):

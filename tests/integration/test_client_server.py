@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,9 @@ async def test_custom_loss(server: LoopbackServer) -> None:
 
 
 async def test_checkpoints_sampling_and_rest(server: LoopbackServer, tmp_path: Path) -> None:
-    """save/load state, sampler weights, sampling (n>1, prompt and top-k logprobs), REST, archive download."""
+    """save/load state, sampler weights, sampling (n>1, prompt and top-k logprobs), REST, archive, audit log."""
     prompt = t.ModelInput.from_ints([1, 2, 3, 4])
+    started = datetime.now(UTC).date()
     async with service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=8)
         await (await tc.forward_backward([sft_datum([1, 2, 3], [4, 5])]))
@@ -174,6 +176,36 @@ async def test_checkpoints_sampling_and_rest(server: LoopbackServer, tmp_path: P
         a = await (await resumed.forward([sft_datum([1, 2, 3], [4, 5])]))
         b = await (await fresh.forward([sft_datum([1, 2, 3], [4, 5])]))
         assert a.loss_fn_outputs[0]["logprobs"] == b.loss_fn_outputs[0]["logprobs"]  # same weights
+
+        # The log is per UTC day (default today): read every day this test ran on.
+        days = sorted({started, datetime.now(UTC).date()})
+        logs = [await rest.get_audit_log(day=day) for day in days]
+        mine = [e for log in logs for e in log.entries if e.model_id == tc.model_id]
+        ck, s1 = state.path, sampler.path
+        assert [(e.event, e.tinker_path, e.purpose) for e in mine] == [
+            ("training_run_created", None, None),
+            ("checkpoint_saved", ck, None),
+            ("checkpoint_saved", s1, None),
+            *[("checkpoint_read", ck, "load_weights")] * 2,  # load_state, ..._with_optimizer
+            ("checkpoint_read", s1, "sampling"),
+            ("checkpoint_published", ck, None),
+            ("checkpoint_unpublished", ck, None),
+            *[("checkpoint_ttl_set", ck, None)] * 2,
+            ("checkpoint_read", ck, "archive"),
+            *[("checkpoint_read", s1, "interpolate")] * 2,
+            ("checkpoint_saved", mix.path, None),
+            ("checkpoint_deleted", s1, None),
+            *[("checkpoint_read", ck, "load_weights")] * 2,  # the two clients created from state
+        ]
+        assert [e.timestamp for e in mine] == sorted(e.timestamp for e in mine)
+        assert [(e.event_details or {}).get("ttl_seconds") for e in mine[8:10]] == [3600, None]
+        assert all((e.event_details or {}).get("model_id") == tc.model_id for e in mine)
+        checkpoint_events = await rest.get_audit_log("checkpoints")
+        assert {e.event for e in checkpoint_events.entries} >= {"checkpoint_saved"}
+        assert all(e.event.startswith("checkpoint_") for e in checkpoint_events.entries)
+        assert (await rest.get_audit_log("teams")).entries == []
+        yesterday = started - timedelta(days=1)
+        assert (await rest.get_audit_log(day=yesterday)).entries == []
 
 
 async def test_reverse_kl(server: LoopbackServer) -> None:

@@ -251,6 +251,15 @@ class Flows:
         rest.delete_checkpoint_from_tinker_path(temp).result()
         listed = [c.tinker_path for c in rest.list_checkpoints(model_id).result().checkpoints]
         check(temp not in listed, "deleted checkpoint is gone")
+        log = rest.get_audit_log("checkpoints").result()
+        events = [(e.event, e.tinker_path) for e in log.entries]
+        wanted = [
+            ("checkpoint_published", self.state_path),
+            ("checkpoint_unpublished", self.state_path),
+            ("checkpoint_ttl_set", self.sampler_path),
+            ("checkpoint_deleted", temp),
+        ]
+        check([e for e in events if e in wanted] == wanted, f"audit log {events}")
 
     def archive(self) -> None:
         """The archive URL, through a second server over the same data directory.

@@ -227,6 +227,12 @@ class Flows:
         check(self.state_path in listed and self.sampler_path in listed, f"checkpoints {listed}")
         info = rest.get_weights_info_by_tinker_path(self.state_path).result()
         check(info.base_model == BASE_MODEL and info.lora_rank == 8, f"weights info {info}")
+        admin = self.tinker.AdminClient(base_url=self.server.base_url, api_key=self.server.api_key)
+        log = admin.get_audit_log("checkpoints").result()
+        saved = {
+            e.event_details.get("tinker_path") for e in log.entries if e.event == "checkpoint_saved"
+        }
+        check({self.state_path, self.sampler_path} <= saved, f"audit log {log.entries}")
 
     def wire(self) -> None:
         stats = self.server.statistics()

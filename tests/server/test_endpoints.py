@@ -11,6 +11,7 @@ import pytest
 from mint_async import types as t
 from mint_async._codec import decode
 from mint_async.server import LatencyConfig, ServerConfig
+from mint_async.server._auth import owner_of_key
 
 from ._support import BASE_MODEL, TOKENS, Api, datum, fb_body, optim_body, running, sample_body
 
@@ -330,6 +331,39 @@ async def test_other_users_see_only_public_checkpoints() -> None:
         assert (await other.post("weights_info", {"tinker_path": path})).status_code == 200
         runs = (await other.get("training_runs", params={"access_scope": "accessible"})).json()
         assert [r["training_run_id"] for r in runs["training_runs"]] == [mid]
+
+
+async def test_audit_log() -> None:
+    """GET audit: own events only, a public checkpoint's read by another key in the owner's log, 400s."""
+    async with running(ServerConfig(api_keys=("sk-a", "sk-b"))) as (server, api):
+        mid = await api.model(await api.session())
+        path = (
+            await api.run(
+                "save_weights", {"model_id": mid, "path": "c", "seq_id": 1, "type": "save_weights"}
+            )
+        )["path"]
+        other = Api(server.client(headers={"X-API-Key": "sk-b"}))
+        await api.http.post(f"/api/v1/training_runs/{mid}/checkpoints/weights/c/publish")
+        other_sampler = await other.sampler(await other.session(), model_path=path)
+        assert other_sampler
+        entries = (await api.get("audit")).json()["entries"]
+        assert [(e["event"], e.get("tinker_path"), e.get("purpose")) for e in entries] == [
+            ("training_run_created", None, None),
+            ("checkpoint_saved", path, None),
+            ("checkpoint_published", path, None),
+            ("checkpoint_read", path, "sampling"),
+        ]
+        details = [e["event_details"] for e in entries]
+        assert details[1]["checkpoint_type"] == "training" and details[1]["size_bytes"] > 0
+        assert details[3]["actor"] == owner_of_key("sk-b") != details[2]["actor"]
+        assert (await other.get("audit")).json() == {"entries": []}  # b owns nothing
+        checkpoints_only = await api.get("audit", params={"event_type": "checkpoints"})
+        assert checkpoints_only.json()["entries"] == entries[1:]  # not training_run_created
+        assert (await api.get("audit", params={"event_type": "teams"})).json() == {"entries": []}
+        assert (await api.get("audit", params={"event_type": "nope"})).status_code == 400
+        assert (await api.get("audit", params={"day": "22-11-2026"})).status_code == 400
+        parsed = decode(t.AuditLogResponse, (await api.get("audit")).content)
+        assert parsed.entries[0].timestamp.tzinfo is not None
 
 
 async def test_session_endpoints() -> None:

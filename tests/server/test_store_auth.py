@@ -104,6 +104,42 @@ def test_ttl_and_delete(tmp_path: Path) -> None:
     assert store.checkpoints() == [] and not store.directory(keep).exists()
 
 
+def test_audit_log_is_per_owner_and_survives_a_restart(tmp_path: Path) -> None:
+    """Events are kept per owner, read back after a restart; a line torn by a crash is cut off."""
+    store = CheckpointStore(tmp_path)
+    store.open()
+    store.save_run(RunMeta(training_run_id=RUN, owner="u", base_model="m", lora_rank=4))
+    old = write(store, meta("old", expires_at=time.time() - 1))
+    store.record("checkpoint_read", old, actor="v", purpose="sampling")
+    store.delete(old, expired=True)
+    store.save_run(
+        RunMeta(training_run_id="sess-2:train:0", owner="w", base_model="m", lora_rank=4)
+    )
+    expected = [
+        ("training_run_created", None, None, "u"),
+        ("checkpoint_saved", f"tinker://{RUN}/weights/old", None, "u"),
+        ("checkpoint_read", f"tinker://{RUN}/weights/old", "sampling", "v"),
+        ("checkpoint_expired", f"tinker://{RUN}/weights/old", None, "u"),
+    ]
+
+    def summary(s: CheckpointStore) -> list[tuple[str, str | None, str | None, object]]:
+        return [(e.event, e.tinker_path, e.purpose, e.details["actor"]) for e in s.audit("u")]
+
+    assert summary(store) == expected
+    assert [e.event for e in store.audit("w")] == ["training_run_created"]
+    with (tmp_path / "audit.jsonl").open("a") as f:
+        f.write('{"timestamp": 1.0, "event": "checkpoint_sa')  # a crash mid-append
+    again = CheckpointStore(tmp_path)
+    again.open()
+    assert summary(again) == expected
+    again.save_run(
+        RunMeta(training_run_id="sess-3:train:0", owner="u", base_model="m", lora_rank=4)
+    )
+    third = CheckpointStore(tmp_path)
+    third.open()
+    assert summary(third) == [*expected, ("training_run_created", None, None, "u")]
+
+
 def test_archive_holds_the_files(tmp_path: Path) -> None:
     """The archive is a tar.gz of the checkpoint's files under <name>/ (metadata excluded)."""
     store = CheckpointStore(tmp_path)

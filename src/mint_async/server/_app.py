@@ -77,6 +77,7 @@ _ROUTES: Final[dict[tuple[str, str], tuple[Handler, str | None]]] = {
     ("GET", "/api/v1/training_runs"): (_rest.list_training_runs, None),
     ("GET", "/api/v1/checkpoints"): (_rest.list_checkpoints, None),
     ("GET", "/api/v1/sessions"): (_rest.list_sessions, None),
+    ("GET", "/api/v1/audit"): (_rest.audit_log, None),
     ("GET", "/api/v1/local/statistics"): (_service.statistics, None),
     ("POST", "/api/v1/local/statistics/reset_peaks"): (_service.reset_statistics_peaks, None),
 }

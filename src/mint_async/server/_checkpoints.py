@@ -60,13 +60,19 @@ async def write_checkpoint(
     return await executor.call(blocking, io=True)
 
 
-def read_checkpoint(core: ServerCore, owner: str, path: str) -> tuple[CheckpointMeta, Path]:
-    """The checkpoint ``path`` names, if ``owner`` may read it (theirs or public)."""
+def read_checkpoint(
+    core: ServerCore, owner: str, path: str, purpose: str
+) -> tuple[CheckpointMeta, Path]:
+    """The checkpoint ``path`` names, if ``owner`` may read it (theirs or public).
+
+    The read is audited (``checkpoint_read`` with ``purpose``) in the owner's log.
+    """
     _, store, _ = core.require_running()
     meta = store.resolve(path)
     if meta is None or (meta.owner != owner and not meta.public):
         msg = f"checkpoint {path!r} not found"
         raise InvalidInputError(msg)
+    store.record("checkpoint_read", meta, actor=owner, purpose=purpose)
     return meta, store.directory(meta)
 
 
@@ -76,7 +82,7 @@ async def load_reference(core: ServerCore, owner: str, reference: str) -> Any:
     spec = core.specs.get(reference)
     if spec is not None:
         return await executor.call(lambda: backend.base_sampler(spec))
-    meta, directory = read_checkpoint(core, owner, reference)
+    meta, directory = read_checkpoint(core, owner, reference, "reference_model")
     ref_spec = core.specs.get(meta.base_model)
     if ref_spec is None:
         msg = f"{reference} is of {meta.base_model!r}, which this server does not serve"

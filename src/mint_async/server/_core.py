@@ -10,6 +10,7 @@ in-process under trio.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import shutil
@@ -162,7 +163,9 @@ class ServerCore:
             store = self.store
             if store is not None:
                 for meta in store.expired():
-                    await anyio.to_thread.run_sync(store.delete, meta)
+                    await anyio.to_thread.run_sync(
+                        functools.partial(store.delete, meta, expired=True)
+                    )
 
     def finish_session(self, session: Session, reason: str) -> None:
         """End a session: fail its unanswered requests, cancel its work, drop its models."""

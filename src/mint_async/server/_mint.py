@@ -112,7 +112,9 @@ async def interpolate_checkpoints(core: ServerCore, req: Request) -> Response:
     rec = core.futures.create(rid, "interpolate", req.owner, None)
 
     async def work() -> InterpolateCheckpointsResponse:
-        sources = [read_checkpoint(core, req.owner, path) for path in body.source_paths]
+        sources = [
+            read_checkpoint(core, req.owner, path, "interpolate") for path in body.source_paths
+        ]
         first = sources[0][0]
         if any(meta.base_model != first.base_model for meta, _ in sources):
             msg = "interpolated checkpoints must share a base model"

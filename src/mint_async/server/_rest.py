@@ -1,4 +1,4 @@
-"""The REST endpoints (protocol §4.7): training runs, checkpoints, sessions, archives.
+"""The REST endpoints (protocol §4.7): training runs, checkpoints, sessions, archives, audit.
 
 Path ids: ``run_id`` contains colons, ``checkpoint_id`` is two segments
 (``weights/<name>`` or ``sampler_weights/<name>``), so
@@ -8,6 +8,17 @@ parsed by segment count (names cannot contain ``/``).
 Access: runs and checkpoints are their owner's; another user sees a run only
 with ``access_scope=accessible`` and only through its public checkpoints.
 
+Audit: ``GET audit?event_type&day`` lists the caller's own events (each API key
+is its own organization here, and its own admin), oldest first. ``event_type``
+``all`` or ``checkpoints`` (``checkpoint_*`` events); ``projects``, ``teams`` and
+``organizations`` are accepted and empty, as this server has none of them.
+``day`` (``YYYY-MM-DD``, UTC; default today) picks the day, as tinker 0.38's
+AdminClient documents. Events: ``training_run_created``, ``checkpoint_saved``,
+``checkpoint_read`` (with the ``purpose``: load_weights, sampling, create_model,
+interpolate, reference_model, archive), ``checkpoint_published``,
+``checkpoint_unpublished``, ``checkpoint_ttl_set``, ``checkpoint_deleted``,
+``checkpoint_expired``; ``event_details`` carries the actor and the rest.
+
 Archives: ``GET …/archive`` answers 302 to a signed, expiring URL on this same
 server, which streams a real ``.tar.gz`` of the checkpoint's files (no API key
 needed, like a presigned storage URL).
@@ -16,11 +27,13 @@ needed, like a presigned storage URL).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
 from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -30,6 +43,8 @@ import anyio.to_thread
 
 from mint_async import _codec
 from mint_async.types import (
+    AuditLogEntry,
+    AuditLogResponse,
     CheckpointsListResponse,
     Cursor,
     GetSessionResponse,
@@ -48,6 +63,7 @@ if TYPE_CHECKING:
     from ._core import ServerCore
 
 __all__ = [
+    "audit_log",
     "checkpoint_route",
     "download_archive",
     "list_checkpoints",
@@ -172,7 +188,9 @@ async def checkpoint_route(core: ServerCore, req: Request, rest: str) -> Respons
     action = parts[4] if len(parts) == 5 else None
     path = f"tinker://{run_id}/{checkpoint_id}"
     if action == "archive" and req.method == "GET":
-        return _archive_redirect(core, req, core.readable_checkpoint(req.owner, meta, path))
+        meta = core.readable_checkpoint(req.owner, meta, path)
+        store.record("checkpoint_read", meta, actor=req.owner, purpose="archive")
+        return _archive_redirect(core, req, meta)
     if meta is None or meta.owner != req.owner:
         raise HTTPError(404, f"checkpoint {path!r} not found")
     match (action, req.method):
@@ -182,19 +200,56 @@ async def checkpoint_route(core: ServerCore, req: Request, rest: str) -> Respons
             if meta.public:
                 raise HTTPError(409, f"{path} is already public")
             meta.public = True
-            await anyio.to_thread.run_sync(store.update, meta)
+            await anyio.to_thread.run_sync(store.update, meta, "checkpoint_published")
         case ("publish", "DELETE"):
             if not meta.public:
                 raise HTTPError(409, f"{path} is already private")
             meta.public = False
-            await anyio.to_thread.run_sync(store.update, meta)
+            await anyio.to_thread.run_sync(store.update, meta, "checkpoint_unpublished")
         case ("ttl", "PUT"):
             ttl = _codec.decode(SetCheckpointTTLRequest, req.body).ttl_seconds
             meta.expires_at = None if ttl is None else time.time() + ttl
-            await anyio.to_thread.run_sync(store.update, meta)
+            await anyio.to_thread.run_sync(
+                functools.partial(store.update, meta, "checkpoint_ttl_set", ttl_seconds=ttl)
+            )
         case _:
             raise HTTPError(405, f"{req.method} is not allowed on training_runs/{rest}")
     return json_response(_EMPTY)
+
+
+_AUDIT_TYPES: Final = ("all", "checkpoints", "projects", "teams", "organizations")
+
+
+async def audit_log(core: ServerCore, req: Request) -> Response:
+    """``GET audit?event_type&day``: the caller's audit events, oldest first."""
+    _, store, _ = core.require_running()
+    event_type = req.query("event_type") or "all"
+    if event_type not in _AUDIT_TYPES:
+        raise HTTPError(400, f"event_type must be one of {list(_AUDIT_TYPES)}, not {event_type!r}")
+    day_text = req.query("day") or ""
+    try:
+        day = date.fromisoformat(day_text) if day_text else datetime.now(UTC).date()
+    except ValueError:
+        raise HTTPError(400, f"day must be YYYY-MM-DD, not {day_text!r}") from None
+    entries: list[AuditLogEntry] = []
+    if event_type in ("all", "checkpoints"):
+        for e in store.audit(req.owner):
+            when = datetime.fromtimestamp(e.timestamp, tz=UTC)
+            if when.date() != day or (
+                event_type == "checkpoints" and not e.event.startswith("checkpoint_")
+            ):
+                continue
+            entries.append(
+                AuditLogEntry(
+                    timestamp=when,
+                    event=e.event,
+                    model_id=e.model_id,
+                    tinker_path=e.tinker_path,
+                    purpose=e.purpose,
+                    event_details=e.details,
+                )
+            )
+    return json_response(AuditLogResponse(entries=entries))
 
 
 def _b64(data: bytes) -> str:

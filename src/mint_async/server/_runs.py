@@ -189,7 +189,7 @@ async def create_via_load(core: ServerCore, req: Request) -> Response:
     except InvalidInputError as exc:  # not a tinker:// checkpoint path
         raise HTTPError(400, str(exc)) from None
     try:
-        meta, directory = read_checkpoint(core, req.owner, body.path)
+        meta, directory = read_checkpoint(core, req.owner, body.path, "create_model")
     except InvalidInputError as exc:
         raise HTTPError(404, str(exc)) from None
     if body.base_model is not None and body.base_model != meta.base_model:

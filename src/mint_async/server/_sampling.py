@@ -56,7 +56,7 @@ async def create_sampling_session(core: ServerCore, req: Request) -> Response:
         handle: Any
         if body.model_path is not None:
             try:
-                meta, directory = read_checkpoint(core, req.owner, body.model_path)
+                meta, directory = read_checkpoint(core, req.owner, body.model_path, "sampling")
             except InvalidInputError as exc:
                 raise HTTPError(404, str(exc)) from None
             spec = core.spec(meta.base_model)
@@ -153,7 +153,7 @@ async def _adhoc_sampler(core: ServerCore, req: Request, body: SampleRequest) ->
     backend, _, executor = core.require_running()
     if body.model_path is not None:
         try:
-            meta, directory = read_checkpoint(core, req.owner, body.model_path)
+            meta, directory = read_checkpoint(core, req.owner, body.model_path, "sampling")
         except InvalidInputError as exc:
             raise HTTPError(404, str(exc)) from None
         spec = core.spec(meta.base_model)

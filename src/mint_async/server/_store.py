@@ -3,6 +3,7 @@
 Layout under the data directory (ids are percent-quoted into file names)::
 
     runs/<run_id>.json                          training run metadata
+    audit.jsonl                                 the audit log, one event per line
     checkpoints/<run_id>/<kind>/<name>/         backend files + _checkpoint.json
     .staging/<uuid>/                            checkpoints being written
 
@@ -11,6 +12,11 @@ the directory are fsynced, then the directory is renamed into place (and the
 parent fsynced). Metadata files are replaced with ``os.replace`` after an
 fsync. A restart with the same data directory rebuilds the index from disk,
 so checkpoints are listed and loadable again.
+
+The audit log records, per owner, when training runs were created and when
+checkpoints were saved, published, unpublished, given a TTL, deleted or
+expired (``GET /api/v1/audit``). It is appended to, line by line; a restart
+reads it back, and a torn last line (a crash mid-append) is cut off.
 
 Every method that touches the disk is blocking: callers run it in a worker
 thread. The in-memory index is guarded by a lock because the event loop reads
@@ -36,11 +42,19 @@ from urllib.parse import quote
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import Checkpoint, TrainingRun
 
-__all__ = ["CheckpointExistsError", "CheckpointMeta", "CheckpointStore", "RunMeta", "parse_path"]
+__all__ = [
+    "AuditEvent",
+    "CheckpointExistsError",
+    "CheckpointMeta",
+    "CheckpointStore",
+    "RunMeta",
+    "parse_path",
+]
 
 Kind = Literal["weights", "sampler_weights"]
 _META: Final = "_checkpoint.json"
 _KIND_TYPE: Final = {"weights": "training", "sampler_weights": "sampler"}
+_AUDIT: Final = "audit.jsonl"
 
 
 class CheckpointExistsError(InvalidInputError):
@@ -151,6 +165,19 @@ def run_to_wire(run: RunMeta, checkpoints: list[CheckpointMeta]) -> TrainingRun:
     )
 
 
+@dataclass(slots=True, frozen=True)
+class AuditEvent:
+    """One audit log entry, as persisted (``timestamp`` in epoch seconds)."""
+
+    timestamp: float
+    event: str
+    owner: str
+    model_id: str | None = None
+    tinker_path: str | None = None
+    purpose: str | None = None
+    details: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -180,6 +207,7 @@ class CheckpointStore:
         self._lock = threading.Lock()
         self._runs: dict[str, RunMeta] = {}
         self._checkpoints: dict[tuple[str, str], CheckpointMeta] = {}
+        self._audit: list[AuditEvent] = []
 
     # -- startup -------------------------------------------------------------
 
@@ -201,15 +229,77 @@ class CheckpointStore:
             except (ValueError, TypeError):
                 continue
             self._checkpoints[(meta.training_run_id, meta.checkpoint_id)] = meta
+        self._audit = self._read_audit()
+
+    # -- audit log ---------------------------------------------------------------
+
+    def _read_audit(self) -> list[AuditEvent]:
+        path = self.root / _AUDIT
+        if not path.exists():
+            return []
+        text = path.read_text()
+        if not text.endswith("\n"):  # cut a torn last line, or the next append would join it
+            text = text[: text.rfind("\n") + 1]
+            with path.open("r+") as f:
+                f.truncate(len(text.encode()))
+        events: list[AuditEvent] = []
+        for line in text.splitlines():
+            try:
+                events.append(AuditEvent(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue  # a line torn by a crash mid-append, or not ours
+        return events
+
+    def record(
+        self,
+        event: str,
+        meta: CheckpointMeta | RunMeta,
+        *,
+        actor: str | None = None,
+        purpose: str | None = None,
+        **details: Any,
+    ) -> None:
+        """Append an audit event about a checkpoint or a run to its owner's log.
+
+        ``actor`` is who did it (default: the owner; a public checkpoint's
+        reader may be someone else); ``purpose`` is set on reads.
+        """
+        details = {"actor": actor or meta.owner, "model_id": meta.training_run_id, **details}
+        tinker_path = None
+        if isinstance(meta, CheckpointMeta):
+            tinker_path = meta.tinker_path
+            details.update(tinker_path=tinker_path, checkpoint_type=_KIND_TYPE[meta.kind])
+        if purpose is not None:
+            details["purpose"] = purpose
+        entry = AuditEvent(
+            timestamp=time.time(),
+            event=event,
+            owner=meta.owner,
+            model_id=meta.training_run_id,
+            tinker_path=tinker_path,
+            purpose=purpose,
+            details=details,
+        )
+        line = json.dumps(asdict(entry)) + "\n"
+        with self._lock:
+            self._audit.append(entry)
+            with (self.root / _AUDIT).open("a") as f:
+                f.write(line)
+
+    def audit(self, owner: str) -> list[AuditEvent]:
+        """``owner``'s audit events, oldest first."""
+        with self._lock:
+            return [e for e in self._audit if e.owner == owner]
 
     # -- runs ------------------------------------------------------------------
 
     def save_run(self, run: RunMeta) -> None:
-        """Persist (and index) a run's metadata. Blocking."""
+        """Persist (and index) a new run's metadata. Blocking."""
         with self._lock:
             self._runs[run.training_run_id] = run
             data = asdict(run)
         _write_json_atomic(self._runs_dir / f"{quote(run.training_run_id, safe='')}.json", data)
+        self.record("training_run_created", run, base_model=run.base_model, lora_rank=run.lora_rank)
 
     def run(self, run_id: str) -> RunMeta | None:
         """A run by id."""
@@ -264,6 +354,13 @@ class CheckpointStore:
         _fsync_dir(target.parent)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
+        self.record(
+            "checkpoint_saved",
+            meta,
+            size_bytes=meta.size_bytes,
+            overwrote=trash is not None,
+            expires_at=meta.expires_at,
+        )
         return meta
 
     def get(self, run_id: str, checkpoint_id: str) -> CheckpointMeta | None:
@@ -289,17 +386,19 @@ class CheckpointStore:
             reverse=True,
         )
 
-    def update(self, meta: CheckpointMeta) -> None:
-        """Persist changed metadata (public flag, TTL). Blocking."""
+    def update(self, meta: CheckpointMeta, event: str, **details: Any) -> None:
+        """Persist changed metadata (public flag, TTL) and audit it as ``event``. Blocking."""
         with self._lock:
             data = asdict(meta)
         _write_json_atomic(self.directory(meta) / _META, data)
+        self.record(event, meta, **details)
 
-    def delete(self, meta: CheckpointMeta) -> None:
+    def delete(self, meta: CheckpointMeta, *, expired: bool = False) -> None:
         """Remove a checkpoint (index first, then files). Blocking."""
         with self._lock:
             self._checkpoints.pop((meta.training_run_id, meta.checkpoint_id), None)
         shutil.rmtree(self.directory(meta), ignore_errors=True)
+        self.record("checkpoint_expired" if expired else "checkpoint_deleted", meta)
 
     def expired(self) -> list[CheckpointMeta]:
         """Checkpoints whose TTL has run out (still indexed until deleted)."""

@@ -227,7 +227,7 @@ async def load_weights(core: ServerCore, req: Request) -> Response:
 
     async def work() -> LoadWeightsResponse:
         handle = _handle(model)
-        meta, directory = read_checkpoint(core, req.owner, body.path)
+        meta, directory = read_checkpoint(core, req.owner, body.path, "load_weights")
         if meta.base_model != model.spec.name:
             msg = f"{body.path} was trained from {meta.base_model}, this model is {model.spec.name}"
             raise InvalidInputError(msg)
