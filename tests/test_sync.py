@@ -58,6 +58,8 @@ def test_sync_facade_on_trio_and_rest() -> None:
         assert any(c.tinker_path == path for c in rest.list_checkpoints(tc.model_id).checkpoints)
         info = rest.get_weights_info_by_tinker_path(path)  # via the generic passthrough
         assert info.base_model == "Qwen/Qwen3-0.6B"
+        saved = rest.get_audit_log("checkpoints").entries
+        assert ("checkpoint_saved", path) in {(e.event, e.tinker_path) for e in saved}
         assert tc.get_info().model_id == tc.model_id
         sc = svc.create_sampling_client()
         samples = sc.sample(
