@@ -63,10 +63,18 @@ class MultiplyService:
     """The ASGI app: the lifespan opens the clients and fine-tunes; ``/multiply`` samples."""
 
     def __init__(
-        self, base_url: str, api_key: str | None, *, train_steps: int, lr: float, max_operand: int
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        train_steps: int,
+        lr: float,
+        max_operand: int,
+        seed: int | None = 0,
     ) -> None:
         self.base_url, self.api_key = base_url, api_key
         self.train_steps, self.lr, self.max_operand = train_steps, lr, max_operand
+        self.seed = seed
         self._stack = contextlib.AsyncExitStack()
         self._sampler: SamplingClient | None = None
         self._tokenizer: Any = None
@@ -98,7 +106,9 @@ class MultiplyService:
         service = await self._stack.enter_async_context(
             ServiceClient(base_url=self.base_url, api_key=self.api_key)
         )
-        training = await service.create_lora_training_client("Qwen/Qwen3-0.6B", rank=16)
+        training = await service.create_lora_training_client(
+            "Qwen/Qwen3-0.6B", rank=16, seed=self.seed
+        )
         tokenizer = await training.get_tokenizer()
         batch: list[t.Datum] = []
         for a in range(1, self.max_operand + 1):
@@ -203,6 +213,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--train-steps", type=int, default=160)
     parser.add_argument("--lr", type=float, default=3e-3, help="suits the local tiny model")
     parser.add_argument("--max-operand", type=int, default=9)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the LoRA's initial weights; -1 lets the server pick"
+    )
     args = parser.parse_args(argv)
     with endpoint() as (base_url, api_key):
         app = MultiplyService(
@@ -211,6 +224,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             train_steps=args.train_steps,
             lr=args.lr,
             max_operand=args.max_operand,
+            seed=None if args.seed < 0 else args.seed,
         )
         if args.smoke:
             return asyncio.run(smoke(app, args.smoke))

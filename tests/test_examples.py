@@ -76,7 +76,7 @@ def test_sync_quickstart_uses_a_configured_endpoint(
 def test_async_service_answers_concurrent_requests(capsys: pytest.CaptureFixture[str]) -> None:
     """async_service --smoke: uvicorn on asyncio serves concurrent requests, each awaiting a sample."""
     answers = load("async_service").main(
-        ["--smoke", "8", "--train-steps", "100", "--max-operand", "4"]
+        ["--smoke", "8", "--train-steps", "100", "--max-operand", "4", "--seed", "0"]
     )
     assert len(answers) == 8
     assert {a["question"] for a in answers} >= {"What is 1 * 1?", "What is 4 * 2?"}
