@@ -1,9 +1,11 @@
-"""The public surface: __all__ is complete and importable; the client never imports asyncio."""
+"""The public surface: __all__ is complete and importable; heavy optional imports stay lazy."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+import pytest
 
 import mint_async
 from mint_async import types
@@ -40,3 +42,12 @@ def test_client_import_graph_has_no_asyncio() -> None:
     code = "import sys, mint_async, mint_async.types, mint_async._codec; print('asyncio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("module", ["mint_async", "mint_async.sync"])
+def test_heavy_optional_imports_stay_lazy(module: str) -> None:
+    """Importing the package or its sync facade imports neither transformers nor torch (nor asyncio)."""
+    heavy = ("asyncio", "transformers", "torch", "tokenizers")
+    code = f"import sys, {module}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
