@@ -153,9 +153,8 @@ async def test_binary_mode_sends_forward_as_forward_only() -> None:
     assert mock.calls("forward") == []
 
 
-async def test_415_switches_auto_mode_to_protobuf() -> None:
-    """A server refusing JSON bodies (415) gets the same request (same seq_id) as protobuf, then always."""
-    mock = BinaryMock()
+def refuse_json_bodies(mock: BinaryMock) -> None:
+    """Make ``mock`` answer JSON forward_backward bodies with 415, as a 0.38-wire server does."""
     original = mock.promise
 
     def picky(request: httpx.Request) -> Any:
@@ -164,6 +163,21 @@ async def test_415_switches_auto_mode_to_protobuf() -> None:
         return original(request)
 
     mock.routes["forward_backward"] = picky
+
+
+def json_fwdbwd_requests(mock: BinaryMock) -> list[t.ForwardBackwardRequest]:
+    """The forward_backward requests ``mock`` received as JSON (the refused ones), in order."""
+    return [
+        _codec.decode(t.ForwardBackwardRequest, c.content)
+        for c in mock.calls("forward_backward")
+        if c.headers.get("content-type") == "application/json"
+    ]
+
+
+async def test_415_switches_auto_mode_to_protobuf() -> None:
+    """A server refusing JSON bodies (415) gets the same request (same seq_id) as protobuf, then always."""
+    mock = BinaryMock()
+    refuse_json_bodies(mock)
     async with mock.service() as svc:
         tc = await svc.create_lora_training_client()
         first = await tc.forward_backward([make_datum()])
@@ -172,3 +186,43 @@ async def test_415_switches_auto_mode_to_protobuf() -> None:
         await second
     assert [r.seq_id for _, r, _ in mock.binary_bodies] == [1, 2]
     assert len(mock.calls("forward_backward")) == 3  # one refused JSON attempt, then protobuf only
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
+async def test_415_resends_every_chunk_of_a_split_batch(parallel: bool) -> None:
+    """Every JSON chunk of a split batch refused with 415 is resent once as protobuf, same request and seq_id."""
+    mock = BinaryMock()
+    mock.script("client/config", {"fwdbwd_max_chunk_len": 1, "parallel_fwdbwd_chunks": parallel})
+    refuse_json_bodies(mock)
+    batch = [make_datum(1), make_datum(2), make_datum(3)]
+    async with mock.service() as svc:
+        tc = await svc.create_lora_training_client()
+        out = await (await tc.forward_backward(batch))
+        after = await (await tc.forward_backward([make_datum()]))
+    # Three chunks of one datum each, combined in batch order.
+    assert len(out.loss_fn_outputs) == 3 and out.metrics == {"loss:sum": 3.0}
+    assert out.loss_fn_outputs[2]["logprobs"].tolist() == [-1.0, -2.0]
+    assert after.metrics == {"loss:sum": 1.0}
+    refused = {r.seq_id: r for r in json_fwdbwd_requests(mock)}
+    resent = {r.seq_id: r for _, r, _ in mock.binary_bodies if r.seq_id in refused}
+    # Each chunk met the 415 once and went again as the very same request.
+    assert sorted(refused) == [1, 2, 3] == sorted(resent)
+    assert len(mock.calls("forward_backward")) == 3 + 3 + 1  # the next batch: protobuf only
+    for seq_id, request in refused.items():
+        assert resent[seq_id] == request
+        assert request.forward_backward_input.data == [batch[seq_id - 1]]
+    if not parallel:
+        assert [r.seq_id for _, r, _ in mock.binary_bodies] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("wire", ["json", "binary"])
+async def test_415_raises_outside_auto_mode(wire: str) -> None:
+    """wire='json' (no switching) and a refused protobuf body raise APIStatusError 415, sent once."""
+    mock = BinaryMock()
+    mock.routes["forward_backward"] = lambda _: json_response(415, {"detail": "no"})
+    async with mock.service(wire=wire) as svc:
+        tc = await svc.create_lora_training_client()
+        with pytest.raises(mint_async.APIStatusError) as info:
+            await tc.forward_backward([make_datum()])
+    assert info.value.status_code == 415
+    assert len(mock.calls("forward_backward")) == 1

@@ -259,8 +259,11 @@ class TrainingClient:
             try:
                 futures[i] = await self._submit_body(path, request_type, body, headers, plan)
             except APIStatusError as exc:
-                # A server that only takes protobuf bodies: switch once, resend
-                # (same seq_id, so a deduplicating server still runs it once).
+                # A server that only takes protobuf bodies: switch the wire to
+                # binary and resend this chunk as protobuf (the same request, so
+                # the same seq_id: a deduplicating server still runs it once).
+                # Every JSON chunk of the batch may get here, the later ones
+                # after the wire has already switched; each is resent once.
                 if (
                     exc.status_code != UNSUPPORTED_MEDIA_TYPE
                     or headers

@@ -76,8 +76,14 @@ class Wire:
         )
 
     def refused_json(self) -> bool:
-        """Record that the server refused a JSON body (415); True if switching to binary helps."""
-        if self.mode != "auto" or self._forced_binary:
+        """Record that the server refused a JSON body (415); True if it should go again as protobuf.
+
+        True for every refusal in ``auto`` mode, not only the one that switches:
+        a batch's chunks are all encoded before the first is sent, so the chunks
+        after it (or racing it, with ``parallel_fwdbwd_chunks``) still carry JSON
+        and meet the same 415 once the wire is already binary.
+        """
+        if self.mode != "auto":
             return False
         self._forced_binary = True
         return True
