@@ -175,6 +175,87 @@ class TestDatum:
         }
         assert d.loss_fn_inputs["weights"].shape == [2]
 
+    @pytest.mark.parametrize(
+        ("key", "value", "dtype", "expected"),
+        [
+            # plain lists of the "wrong" Python type
+            ("target_tokens", [2.0, 3.0], "int64", [2, 3]),
+            ("target_tokens", [True, False], "int64", [1, 0]),
+            ("weights", [0, 1], "float32", [0.0, 1.0]),
+            ("advantages", [1, -2], "float32", [1.0, -2.0]),
+            ("logprobs", [-1, 0], "float32", [-1.0, 0.0]),
+            ("clip_low_threshold", [0, 1], "float32", [0.0, 1.0]),
+            ("clip_high_threshold", [1, 2], "float32", [1.0, 2.0]),
+            ("sequence_ratio_mask", [1, 0], "float32", [1.0, 0.0]),
+            # numpy arrays of the wrong dtype
+            ("target_tokens", np.array([2.0, 3.0]), "int64", [2, 3]),
+            ("target_tokens", np.array([2, 3], dtype=np.int32), "int64", [2, 3]),
+            ("target_tokens", np.array([2, 3], dtype=np.uint16), "int64", [2, 3]),
+            ("weights", np.array([0, 1], dtype=np.int64), "float32", [0.0, 1.0]),
+            ("weights", np.array([True, False]), "float32", [1.0, 0.0]),
+            ("advantages", np.array([0.5, -0.25], dtype=np.float64), "float32", [0.5, -0.25]),
+            ("logprobs", np.array([-1.5, -0.5], dtype=np.float16), "float32", [-1.5, -0.5]),
+            ("clip_low_threshold", np.array([1, 2], dtype=np.int32), "float32", [1.0, 2.0]),
+            ("clip_high_threshold", np.array([1, 2], dtype=np.int8), "float32", [1.0, 2.0]),
+            # keys the protocol does not fix: inferred from the values
+            ("custom", [1, 2], "int64", [1, 2]),
+            ("custom", [1, 2.5], "float32", [1.0, 2.5]),
+            ("custom", np.array([1.0, 2.0]), "float32", [1.0, 2.0]),
+        ],
+    )
+    def test_coercion_per_key(self, key: str, value: Any, dtype: str, expected: list[Any]) -> None:
+        """Each loss_fn_inputs key gets its protocol dtype (§8.2) whatever the input's own type."""
+        d = t.Datum(model_input=t.ModelInput.from_ints([1, 2]), loss_fn_inputs={key: value})
+        td = d.loss_fn_inputs[key]
+        assert td.dtype == dtype
+        assert td.data.dtype == np.dtype(dtype)
+        assert td.shape == [2]
+        assert td.tolist() == expected
+        wire = _json(d)["loss_fn_inputs"][key]
+        assert wire == {"data": expected, "dtype": dtype, "shape": [2]}
+        assert all(type(v) is (int if dtype == "int64" else float) for v in wire["data"])
+
+    def test_matching_numpy_input_is_not_copied(self) -> None:
+        """Arrays already in the key's dtype are stored as they are (no copy)."""
+        targets = np.array([2, 3], dtype=np.int64)
+        weights = np.array([1.0, 0.0], dtype=np.float32)
+        d = t.Datum(
+            model_input=t.ModelInput.from_ints([1, 2]),
+            loss_fn_inputs={"target_tokens": targets, "weights": weights},
+        )
+        assert d.loss_fn_inputs["target_tokens"].data is targets
+        assert d.loss_fn_inputs["weights"].data is weights
+
+    @pytest.mark.parametrize(
+        "value",
+        [[2.5, 3.0], np.array([2.5, 3.0]), np.array([np.nan, 1.0]), ["a", "b"], "ab"],
+    )
+    def test_target_tokens_that_are_not_integers_rejected(self, value: Any) -> None:
+        """target_tokens holding non-integral floats or text raise InvalidInputError."""
+        with pytest.raises(InvalidInputError):
+            t.Datum(
+                model_input=t.ModelInput.from_ints([1, 2]),
+                loss_fn_inputs={"target_tokens": value},
+            )
+
+    def test_torch_inputs_coerced_per_key(self) -> None:
+        """torch tensors of the wrong dtype are coerced by key like numpy arrays."""
+        torch = pytest.importorskip("torch")
+        d = t.Datum(
+            model_input=t.ModelInput.from_ints([1, 2]),
+            loss_fn_inputs={
+                "target_tokens": torch.tensor([2.0, 3.0]),
+                "weights": torch.tensor([1, 0]),
+                "advantages": torch.tensor([0.5, 1.5], dtype=torch.bfloat16),
+            },
+        )
+        got = {k: (v.dtype, v.data.dtype, v.tolist()) for k, v in d.loss_fn_inputs.items()}
+        assert got == {
+            "target_tokens": ("int64", np.dtype(np.int64), [2, 3]),
+            "weights": ("float32", np.dtype(np.float32), [1.0, 0.0]),
+            "advantages": ("float32", np.dtype(np.float32), [0.5, 1.5]),
+        }
+
     def test_length_mismatch_rejected(self) -> None:
         """Per-token inputs must have one row per model-input token."""
         with pytest.raises(InvalidInputError, match="3 rows but model_input has 2"):
