@@ -14,8 +14,10 @@ import anyio.to_thread
 import httpx
 import pytest
 
+from mint_async.cli import build_parser
 from mint_async.cli import main as cli_main
 from mint_async.server import FaultConfig, LatencyConfig, ServerConfig
+from mint_async.server._cli import config_from_args
 from mint_async.testing import LoopbackServer, serve_loopback, serve_subprocess
 
 from ._support import Api, fb_body, sample_body, wait_until
@@ -229,3 +231,11 @@ def test_serve_subprocess_and_cli() -> None:
         check=True,
     ).stdout
     assert "--faults" in help_text and "--data-dir" in help_text
+
+
+def test_data_dir_option(tmp_path: Path) -> None:
+    """``serve --data-dir p`` keeps checkpoints in ``Path(p)``; without it, a temporary directory."""
+    for given in ("ckpts/run-1", str(tmp_path)):
+        args = build_parser().parse_args(["serve", "--data-dir", given])
+        assert config_from_args(args).data_dir == Path(given)
+    assert config_from_args(build_parser().parse_args(["serve"])).data_dir is None
