@@ -15,19 +15,42 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_held_poll_is_released_when_the_result_is_ready() -> None:
-    """A poll held on a 60 s hold returns as soon as the (0.2 s) work completes, not at the hold boundary."""
-    config = ServerConfig(poll_hold=60.0, latency=LatencyConfig.parse("sample=0.2"))
+    """A poll held on a 600 s hold returns once the (1 s) work completes, not at the hold boundary."""
+    # 1 s of work: long enough that the poll surely arrives (and is held) before it ends.
+    config = ServerConfig(poll_hold=600.0, latency=LatencyConfig.parse("sample=1"))
     async with running(config) as (server, api):
         sampler = await api.sampler(await api.session())
         rid = await api.submit("asample", sample_body(sampler, 0))
         start = time.monotonic()
-        r = await api.poll(rid)
+        with anyio.fail_after(60):  # a poll that waited for the hold would fail here, not hang
+            r = await api.poll(rid)
         elapsed = time.monotonic() - start
         assert r.json()["type"] == "sample"
-        assert server.statistics().peak_held_polls == 1
-        assert elapsed < 30  # liveness bound: far below the 60 s hold
+        assert server.statistics().peak_held_polls == 1  # it really was held
+        assert server.statistics().held_polls == 0
+        assert elapsed < 10  # liveness bound: 1 s of work against a 600 s hold
         server.reset_peaks()
         assert server.statistics().peak_held_polls == 0
+
+
+async def test_held_poll_is_released_when_the_future_fails() -> None:
+    """A held poll returns as soon as its request fails (here: cancelled), long before the hold."""
+    config = ServerConfig(poll_hold=600.0, latency=LatencyConfig.parse("sample=600"))
+    async with running(config) as (server, api):
+        sampler = await api.sampler(await api.session())
+        rid = await api.submit("asample", sample_body(sampler, 0))
+        answers: list[dict[str, object]] = []
+
+        async def poll() -> None:
+            answers.append((await api.poll(rid)).json())
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(poll)
+                await wait_until(lambda: server.statistics().held_polls == 1)
+                assert (await api.ok("cancel_future", {"request_id": rid}))["cancelled"] is True
+        assert answers == [{"error": "cancelled by the client", "category": "user"}]
+        assert server.statistics().held_polls == 0
 
 
 async def test_try_again_after_the_hold() -> None:
