@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -90,12 +91,19 @@ async def test_retrieve_410_leaves_the_future_valid() -> None:
 
 
 async def test_slow_poll_still_answers() -> None:
-    """A slowed poll is answered after its extra delay."""
-    async with running(faulty("slow_poll=1:0.05")) as (server, api):
+    """A slowed poll of a finished result takes at least the injected delay, then answers it."""
+    delay = 0.5
+    async with running(faulty(f"slow_poll=1:{delay}")) as (server, api):
         sampler = await api.sampler(await api.session())
         rid = await api.submit("asample", sample_body(sampler, 0))
-        assert (await api.result(rid))["type"] == "sample"
-        assert server.statistics().faults["slow_poll"] >= 1
+        await wait_until(lambda: server.statistics().outstanding == 0)  # the result is ready
+        start = time.monotonic()
+        answer = await api.poll(rid)
+        elapsed = time.monotonic() - start
+        assert answer.status_code == 200 and answer.json()["type"] == "sample"
+        assert elapsed >= delay * 0.9  # lower bound only (a little slack for timer granularity)
+        assert server.statistics().faults["slow_poll"] == 1
+        assert server.statistics().peak_held_polls == 0  # the time went to the fault, not a hold
 
 
 async def test_error_results_consume_the_slot_without_running() -> None:
