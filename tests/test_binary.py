@@ -498,7 +498,7 @@ def test_sample_all_empty_topk_rows_stay_rows() -> None:
             "stop_reason",
         ),
         (
-            pb.SampleResponse(sequences=[pb.SampledSequence(tokens=b"\0" * 4, logprobs=b"")]),
+            pb.SampleResponse(sequences=[pb.SampledSequence(tokens=b"\0" * 4, logprobs=b"\0" * 8)]),
             "logprobs",
         ),
         (pb.SampleResponse(prompt_logprobs=b"\0" * 3), "prompt_logprobs"),
@@ -514,6 +514,22 @@ def test_invalid_samples_raise_decode_error(msg: pb.SampleResponse, match: str) 
     """Unknown stop reasons, mismatched lengths and short top-k matrices raise DecodeError."""
     with pytest.raises(DecodeError, match=match):
         b.decode_sample_response(msg.SerializeToString())
+
+
+def test_sample_empty_logprob_bytes_read_as_none() -> None:
+    """logprobs=b"" and prompt_logprobs=b"" (set but empty) decode to None, as both SDKs read them."""
+    msg = pb.SampleResponse(
+        sequences=[
+            pb.SampledSequence(tokens=np.array([5, 6], np.int32).tobytes(), logprobs=b""),
+            pb.SampledSequence(logprobs=b""),
+        ],
+        prompt_logprobs=b"",
+    )
+    assert msg.sequences[0].HasField("logprobs") and msg.HasField("prompt_logprobs")
+    resp = b.decode_sample_response(msg.SerializeToString())
+    assert resp.prompt_logprobs is None and resp.prompt_logprobs_np is None
+    assert [s.tokens for s in resp.sequences] == [[5, 6], []]
+    assert [s.logprobs_np for s in resp.sequences] == [None, None]
 
 
 def test_decode_result_dispatches_by_type() -> None:

@@ -252,7 +252,9 @@ def _sequence_from_pb(msg: pb.SampledSequence) -> t.SampledSequence:
         err = f"unknown stop_reason {msg.stop_reason}"
         raise DecodeError(err)
     tokens = frombuffer(msg.tokens, I32, "tokens")
-    logprobs = frombuffer(msg.logprobs, F32, "logprobs") if msg.HasField("logprobs") else None
+    # Empty bytes read as "no logprobs", set or not, as both SDKs (0.22, 0.38) read
+    # them: a server that writes logprobs=b"" means None, not a length mismatch.
+    logprobs = frombuffer(msg.logprobs, F32, "logprobs") if msg.logprobs else None
     return t.SampledSequence(stop_reason=reason, tokens_np=tokens, logprobs_np=logprobs)
 
 
@@ -269,14 +271,15 @@ def decode_sample_response(data: Buffer) -> t.SampleResponse:
 
     ``tokens_np`` (int32) and ``logprobs_np`` (float32) are views of the message's
     bytes; NaN prompt logprobs read as ``None``; top-k rows drop trailing sentinel
-    cells and are ``None`` where the first cell is a sentinel.
+    cells and are ``None`` where the first cell is a sentinel. Empty ``logprobs``
+    and ``prompt_logprobs`` bytes read as ``None`` (as the SDKs read them), so a
+    zero-token sequence's ``logprobs=[]`` comes back as ``None``.
     """
     with decoding("SampleResponse"):
         msg = parse(pb.SampleResponse, data)
+        # As for per-sequence logprobs: empty bytes are None, like the SDKs read them.
         prompt_logprobs = (
-            _prompt_logprobs_from_pb(msg.prompt_logprobs)
-            if msg.HasField("prompt_logprobs")
-            else None
+            _prompt_logprobs_from_pb(msg.prompt_logprobs) if msg.prompt_logprobs else None
         )
         topk = msg.topk_prompt_logprobs if msg.HasField("topk_prompt_logprobs") else None
         return t.SampleResponse(
