@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from mint_async import InvalidInputError, _codec
+from mint_async import DecodeError, InvalidInputError, _codec
 from mint_async import types as t
 
 
@@ -411,8 +411,6 @@ class TestResults:
 
     def test_wrong_type_tag_rejected(self) -> None:
         """A present `type` must carry the expected constant."""
-        from mint_async import DecodeError
-
         with pytest.raises(DecodeError):
             _codec.decode(t.CreateModelResponse, b'{"model_id": "m", "type": "get_info"}')
 
@@ -465,3 +463,181 @@ class TestMintExtensions:
         """Coefficients must match the source paths."""
         with pytest.raises(InvalidInputError):
             t.InterpolateCheckpointsRequest(source_paths=["a"], coefficients=[0.5, 0.5])
+
+
+_TS = datetime(2026, 11, 22, 0, 0, 1, 161240, tzinfo=UTC)
+_TS_WIRE = "2026-11-22T00:00:01.161240Z"
+
+# Each event beside the body tinker 0.22 sends for it (its model_dump with exclude_none, the
+# settings of its telemetry resource), key order aside: protocol §4.8.
+TELEMETRY_EVENTS: list[tuple[t.TelemetryEvent, dict[str, Any]]] = [
+    (
+        t.SessionStartEvent(event_id="e0", event_session_index=0, severity="INFO", timestamp=_TS),
+        {
+            "event": "SESSION_START",
+            "event_id": "e0",
+            "event_session_index": 0,
+            "severity": "INFO",
+            "timestamp": _TS_WIRE,
+        },
+    ),
+    (
+        t.SessionEndEvent(
+            event_id="e1", event_session_index=3, severity="INFO", timestamp=_TS, duration="PT1M30S"
+        ),
+        {
+            "event": "SESSION_END",
+            "event_id": "e1",
+            "event_session_index": 3,
+            "severity": "INFO",
+            "timestamp": _TS_WIRE,
+            "duration": "PT1M30S",
+        },
+    ),
+    (
+        t.UnhandledExceptionEvent(
+            event_id="e2",
+            event_session_index=4,
+            severity="ERROR",
+            timestamp=_TS,
+            error_type="ValueError",
+            error_message="boom",
+        ),
+        {
+            "event": "UNHANDLED_EXCEPTION",
+            "event_id": "e2",
+            "event_session_index": 4,
+            "severity": "ERROR",
+            "timestamp": _TS_WIRE,
+            "error_type": "ValueError",
+            "error_message": "boom",
+        },
+    ),
+    (
+        t.UnhandledExceptionEvent(
+            event_id="e3",
+            event_session_index=5,
+            severity="CRITICAL",
+            timestamp=_TS,
+            error_type="KeyError",
+            error_message="k",
+            traceback="Traceback...",
+        ),
+        {
+            "event": "UNHANDLED_EXCEPTION",
+            "event_id": "e3",
+            "event_session_index": 5,
+            "severity": "CRITICAL",
+            "timestamp": _TS_WIRE,
+            "error_type": "KeyError",
+            "error_message": "k",
+            "traceback": "Traceback...",
+        },
+    ),
+    (
+        t.GenericEvent(
+            event_id="e4",
+            event_session_index=6,
+            severity="DEBUG",
+            timestamp=_TS,
+            event_name="checkpoint",
+        ),
+        {
+            "event": "GENERIC_EVENT",
+            "event_id": "e4",
+            "event_session_index": 6,
+            "severity": "DEBUG",
+            "timestamp": _TS_WIRE,
+            "event_name": "checkpoint",
+            "event_data": {},
+        },
+    ),
+    (
+        t.GenericEvent(
+            event_id="e5",
+            event_session_index=7,
+            severity="WARNING",
+            timestamp=_TS,
+            event_name="n",
+            event_data={"a": 1, "b": [1.5, None], "c": {"d": "x"}},
+        ),
+        {
+            "event": "GENERIC_EVENT",
+            "event_id": "e5",
+            "event_session_index": 7,
+            "severity": "WARNING",
+            "timestamp": _TS_WIRE,
+            "event_name": "n",
+            "event_data": {"a": 1, "b": [1.5, None], "c": {"d": "x"}},
+        },
+    ),
+]
+
+
+_ENVELOPE: dict[str, Any] = {"platform": "Linux", "sdk_version": "0.22.0", "session_id": "s"}
+
+
+class TestTelemetry:
+    @pytest.mark.parametrize(
+        ("event", "wire"),
+        TELEMETRY_EVENTS,
+        ids=[f"{type(e).__name__}-{e.event_id}" for e, _ in TELEMETRY_EVENTS],
+    )
+    def test_event_wire_shape_and_round_trip(
+        self, event: t.TelemetryEvent, wire: dict[str, Any]
+    ) -> None:
+        """Each event kind sends its tag and fields as §4.8 and tinker 0.22 do, and decodes back."""
+        assert _json(event) == wire
+        decoded = _codec.decode(type(event), _codec.encode(event))
+        assert type(decoded) is type(event) and decoded == event
+
+    def test_send_request_batch(self) -> None:
+        """A mixed batch keeps each event's kind; process_uuid ([0.38]) is sent only when set."""
+        events = [e for e, _ in TELEMETRY_EVENTS]
+        req = t.TelemetrySendRequest(
+            events=events, platform="Linux", sdk_version="0.22.0", session_id="sess1"
+        )
+        assert _json(req) == {
+            "events": [w for _, w in TELEMETRY_EVENTS],
+            "platform": "Linux",
+            "sdk_version": "0.22.0",
+            "session_id": "sess1",
+        }
+        back = _codec.decode(t.TelemetrySendRequest, _codec.encode(req))
+        assert back == req
+        assert [type(e) for e in back.events] == [type(e) for e in events]
+        with_uuid = t.TelemetrySendRequest(
+            events=[], platform="p", sdk_version="0.38.0", session_id="s", process_uuid="u"
+        )
+        assert _json(with_uuid)["process_uuid"] == "u"
+        assert _codec.decode(t.TelemetrySendRequest, _codec.encode(with_uuid)) == with_uuid
+
+    def test_generic_event_data_may_be_absent(self) -> None:
+        """A GENERIC_EVENT without event_data (the SDK's default is {}) decodes with {}."""
+        body = {k: v for k, v in TELEMETRY_EVENTS[4][1].items() if k != "event_data"}
+        event = _codec.decode(t.GenericEvent, orjson.dumps(body))
+        assert event.event_data == {}
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"event": "SESSION_PAUSED"},
+            {"severity": "FATAL"},
+            {"timestamp": "yesterday"},
+            {"event": "SESSION_END"},  # without its duration
+            {"event": "UNHANDLED_EXCEPTION", "error_type": "E"},  # without error_message
+            {"event": "GENERIC_EVENT", "event_name": "n", "event_data": [1]},
+        ],
+    )
+    def test_invalid_events_rejected(self, change: dict[str, Any]) -> None:
+        """Unknown tags, severities, bad timestamps and missing or mistyped fields are DecodeError."""
+        body = {**TELEMETRY_EVENTS[0][1], **change}
+        with pytest.raises(DecodeError):
+            _codec.decode(t.TelemetrySendRequest, orjson.dumps({**_ENVELOPE, "events": [body]}))
+
+    def test_response_must_be_accepted(self) -> None:
+        """TelemetryResponse always sends status "accepted" and rejects anything else."""
+        assert _json(t.TelemetryResponse()) == {"status": "accepted"}
+        assert _codec.decode(t.TelemetryResponse, b'{"status":"accepted"}') == t.TelemetryResponse()
+        with pytest.raises(DecodeError):
+            _codec.decode(t.TelemetryResponse, b'{"status":"rejected"}')
