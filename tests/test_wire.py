@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ import mint_async
 from mint_async import _binary, _codec
 from mint_async import types as t
 
-from .mock_server import json_response
+from .mock_server import API_KEY, json_response
 from .test_clients import TrainingMock, make_datum
 
 pytestmark = pytest.mark.anyio
@@ -226,3 +227,96 @@ async def test_415_raises_outside_auto_mode(wire: str) -> None:
             await tc.forward_backward([make_datum()])
     assert info.value.status_code == 415
     assert len(mock.calls("forward_backward")) == 1
+
+
+@pytest.mark.parametrize("wire", ["auto", "json", "binary"])
+async def test_mint_wire_env_selects_the_wire(monkeypatch: pytest.MonkeyPatch, wire: str) -> None:
+    """MINT_WIRE picks the wire mode when no wire= argument is given."""
+    monkeypatch.setenv("MINT_WIRE", wire)
+    assert mint_async.ClientConfig.resolve(api_key=API_KEY).wire == wire
+
+
+async def test_mint_wire_unset_or_empty_means_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without MINT_WIRE (or with it empty) the wire is auto."""
+    monkeypatch.delenv("MINT_WIRE", raising=False)
+    assert mint_async.ClientConfig.resolve(api_key=API_KEY).wire == "auto"
+    monkeypatch.setenv("MINT_WIRE", "")
+    assert mint_async.ClientConfig.resolve(api_key=API_KEY).wire == "auto"
+
+
+async def test_explicit_wire_argument_beats_mint_wire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """wire=... given to resolve or to ServiceClient wins over MINT_WIRE."""
+    monkeypatch.setenv("MINT_WIRE", "binary")
+    assert mint_async.ClientConfig.resolve(api_key=API_KEY, wire="json").wire == "json"
+    mock = BinaryMock()
+    async with mint_async.ServiceClient(
+        api_key=API_KEY, base_url="http://mock.invalid", transport=mock.transport, wire="json"
+    ) as svc:
+        tc = await svc.create_lora_training_client()
+        await (await tc.forward([make_datum()]))
+    assert mock.binary_bodies == [] and len(mock.calls("forward")) == 1
+
+
+async def test_mint_wire_binary_reaches_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ServiceClient built from the environment with MINT_WIRE=binary sends protobuf bodies."""
+    monkeypatch.setenv("MINT_WIRE", "binary")
+    mock = BinaryMock()
+    async with mint_async.ServiceClient(
+        api_key=API_KEY, base_url="http://mock.invalid", transport=mock.transport
+    ) as svc:
+        tc = await svc.create_lora_training_client()
+        await (await tc.forward([make_datum()]))
+    [(path, req, _)] = mock.binary_bodies
+    assert path == "forward_backward" and isinstance(req, t.ForwardRequest)
+    assert mock.calls("forward") == []
+
+
+@pytest.mark.parametrize("value", ["xml", "JSON", "protobuf"])
+async def test_bad_mint_wire_is_a_typed_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """An unknown MINT_WIRE raises InvalidInputError naming the value, before any request."""
+    monkeypatch.setenv("MINT_WIRE", value)
+    with pytest.raises(mint_async.InvalidInputError, match=f"wire must be .*{value!r}"):
+        mint_async.ClientConfig.resolve(api_key=API_KEY)
+    mock = BinaryMock()
+    with pytest.raises(mint_async.InvalidInputError, match="wire must be"):
+        mint_async.ServiceClient(
+            api_key=API_KEY, base_url="http://mock.invalid", transport=mock.transport
+        )
+    assert mock.requests == []
+
+
+@pytest.mark.parametrize("kind", ["forward_backward", "sample"])
+async def test_corrupt_protobuf_result_is_a_validation_error(kind: str) -> None:
+    """A protobuf result body that does not parse raises APIResponseValidationError, not a hang or a retry."""
+    mock = BinaryMock()
+    mock.script("create_sampling_session", {"sampling_session_id": "s:sample:0"})
+    original = mock.retrieve
+
+    def corrupt(request: httpx.Request) -> Any:
+        answer = original(request)
+        if isinstance(answer, httpx.Response):  # a protobuf result: garble it
+            return httpx.Response(
+                200,
+                content=b"\xff\xff\xff\xff not protobuf",
+                headers={"content-type": "application/x-protobuf"},
+            )
+        return answer
+
+    mock.routes["retrieve_future"] = corrupt
+    async with mock.service() as svc:
+        tc = await svc.create_lora_training_client()
+        sc = await svc.create_sampling_client()
+        if kind == "forward_backward":
+            fut: Awaitable[object] = await tc.forward_backward([make_datum()])
+        else:
+            fut = sc.sample(t.ModelInput.from_ints([1]), 1)
+        with pytest.raises(
+            mint_async.APIResponseValidationError, match="undecodable binary result"
+        ):
+            await fut
+    polls = [
+        c
+        for c in mock.calls("retrieve_future")
+        if c.headers["x-tinker-request-type"] != "CreateModel"
+    ]
+    assert len(polls) == 1  # a corrupt body is not polled again
