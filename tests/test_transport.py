@@ -7,6 +7,8 @@ import logging
 import time
 from typing import Any
 
+import anyio
+import anyio.abc
 import httpx
 import orjson
 import pytest
@@ -22,11 +24,70 @@ from mint_async import (
     RateLimitError,
 )
 from mint_async._retry import backoff_delay, retry_after, should_retry_status
-from mint_async._transport import Transport
+from mint_async._transport import Transport, is_read_timeout
 
 from .mock_server import API_KEY, MockServer, json_response
 
 pytestmark = pytest.mark.anyio
+
+
+class FakeClock:
+    """A monotonic clock for the transport and the poll loop that moves only when told.
+
+    Backoff sleeps are recorded (``sleeps``) and advance it; a mock server
+    simulates holding a request with :meth:`advance`.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        """The simulated monotonic time."""
+        return self.now
+
+    def time(self) -> float:
+        """Wall-clock time (JWT expiry checks), shifted with the simulated clock."""
+        return time.time() + self.now - 1000.0
+
+    def advance(self, seconds: float) -> None:
+        """Let simulated time pass (a server holding a request)."""
+        self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """A backoff sleep: recorded, taken in simulated time."""
+        self.sleeps.append(round(seconds, 6))
+        self.now += max(0.0, seconds)
+        await anyio.sleep(0)
+
+
+def install_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Run the transport's and the poll loop's clocks and backoff sleeps on a FakeClock."""
+    clock = FakeClock()
+    for module in ("mint_async._transport", "mint_async._futures"):
+        monkeypatch.setattr(f"{module}.time", clock)
+        monkeypatch.setattr(f"{module}.backoff_sleep", clock.sleep)
+    return clock
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A fake clock recording every backoff sleep."""
+    return install_clock(monkeypatch)
+
+
+def decisions(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int | None, str]]:
+    """``(action, status, reason)`` of every retry decision logged so far."""
+    out: list[tuple[str, int | None, str]] = []
+    for record in caplog.records:
+        action = getattr(record, "retry_action", None)
+        if action is not None:
+            assert record.levelno == logging.DEBUG and record.name == "mint_async"
+            assert isinstance(getattr(record, "retry_attempt", None), int)
+            reason: str = getattr(record, "retry_reason", "")
+            assert reason and reason in record.getMessage()
+            out.append((action, getattr(record, "retry_status", None), reason))
+    return out
 
 
 def _jwt(exp: float, iat: float) -> str:
@@ -111,8 +172,9 @@ async def test_jwt_exchange_refresh_and_invalid_token_replay() -> None:
     assert len(issued) == 3
 
 
-async def test_retry_on_transport_errors_then_give_up() -> None:
-    """Connection errors are retried up to max_retries, then APIConnectionError."""
+async def test_retry_on_transport_errors_then_give_up(caplog: pytest.LogCaptureFixture) -> None:
+    """Connection errors are retried up to max_retries, then APIConnectionError; each decision logged."""
+    caplog.set_level(logging.DEBUG, logger="mint_async")
     mock = MockServer()
     mock.script("weights_info", httpx.ConnectError("refused"))
     transport = Transport(mock.config(retry=mint_async.RetryPolicy(max_retries=3)), mock.transport)
@@ -122,6 +184,15 @@ async def test_retry_on_transport_errors_then_give_up() -> None:
     finally:
         await transport.aclose()
     assert len(mock.calls("weights_info")) == 4
+    logged = decisions(caplog)
+    assert [action for action, _, _ in logged] == ["retry", "retry", "retry", "give_up"]
+    assert all(status is None and "ConnectError" in reason for _, status, reason in logged)
+    assert [reason.rsplit("(", 1)[1] for _, _, reason in logged] == [
+        "retry 1 of 3)",
+        "retry 2 of 3)",
+        "retry 3 of 3)",
+        "3 of 3 retries used)",
+    ]
 
 
 async def test_timeout_maps_to_api_timeout_error() -> None:
@@ -141,12 +212,16 @@ async def test_timeout_maps_to_api_timeout_error() -> None:
     [
         (400, BadRequestError),
         (401, AuthenticationError),
+        (403, mint_async.PermissionDeniedError),
         (404, NotFoundError),
         (422, mint_async.UnprocessableEntityError),
     ],
 )
-async def test_non_retryable_statuses_raise_at_once(status: int, exc: type[Exception]) -> None:
-    """4xx answers (other than 408/409/429) raise their APIStatusError subclass without retry."""
+async def test_non_retryable_statuses_raise_at_once(
+    status: int, exc: type[Exception], caplog: pytest.LogCaptureFixture
+) -> None:
+    """4xx answers (other than 408/409/429) raise their APIStatusError subclass without retry, logged."""
+    caplog.set_level(logging.DEBUG, logger="mint_async")
     mock = MockServer()
     mock.script("weights_info", json_response(status, {"detail": "nope"}))
     transport = Transport(mock.config(), mock.transport)
@@ -160,6 +235,7 @@ async def test_non_retryable_statuses_raise_at_once(status: int, exc: type[Excep
     assert isinstance(err, mint_async.APIStatusError)
     assert err.status_code == status and err.body == {"detail": "nope"}
     assert str(err).startswith(f"Error code: {status}")
+    assert decisions(caplog) == [("raise", status, f"status {status} is not retryable")]
 
 
 async def test_retryable_statuses_and_x_should_retry() -> None:
@@ -257,8 +333,16 @@ async def test_api_key_never_logged_or_in_errors(caplog: pytest.LogCaptureFixtur
         await transport.aclose()
         texts = [repr(svc), repr(svc.config), str(info.value), repr(info.value), repr(transport)]
         texts += [r.getMessage() for r in caplog.records]
-    assert caplog.records  # the retries were logged
     assert all(API_KEY not in text for text in texts)
+    logged = decisions(caplog)
+    assert [(action, status) for action, status, _ in logged] == [
+        ("retry", None),
+        ("retry", 500),
+        ("raise", 401),
+    ]
+    assert logged[0][2].startswith("connection error: POST /api/v1/a failed: ConnectError")
+    assert logged[1][2] == "server error 500 (retry 2 of 10)"
+    assert logged[2][2] == "status 401 is not retryable"
 
 
 def test_should_retry_and_backoff() -> None:
@@ -275,3 +359,114 @@ def test_should_retry_and_backoff() -> None:
     assert backoff_delay(3, policy, {"retry-after-ms": "250"}) == 0.25
     assert retry_after({"retry-after": "120"}) is None  # beyond 60 s: ignored
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None  # in the past
+
+
+async def test_give_up_after_bounds_the_total_retry_time(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RetryPolicy.give_up_after stops retrying once that much time has passed, retries left or not."""
+    caplog.set_level(logging.DEBUG, logger="mint_async")
+    mock = MockServer()
+    mock.script("a", json_response(429, {"detail": "slow down"}, {"retry-after": "1"}))
+    policy = mint_async.RetryPolicy(max_retries=10, give_up_after=2.5)
+    transport = Transport(mock.config(retry=policy), mock.transport)
+    try:
+        with pytest.raises(RateLimitError):
+            await transport.request("POST", "api/v1/a", body=b"{}")
+    finally:
+        await transport.aclose()
+    # Attempts at t = 0, 1, 2 are retried (Retry-After: 1); at t = 3 the 2.5 s are used up.
+    assert clock.sleeps == [1.0, 1.0, 1.0]
+    assert len(mock.calls("a")) == 4
+    action, status, reason = decisions(caplog)[-1]
+    assert (action, status) == ("give_up", 429)
+    assert reason == "status 429 is retryable (3.0 s of give_up_after=2.5 s used)"
+
+
+async def test_every_decision_is_logged_with_its_reason(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retries, the empty-400 reset, billing pauses, token refreshes and the final refusal are logged."""
+    caplog.set_level(logging.DEBUG, logger="mint_async")
+    mock = MockServer()
+    mock.script("client/config", {"pjwt_auth_enabled": True})
+    now = time.time()
+    mock.script("auth/token", {"jwt": _jwt(now + 3600, now)})
+    mock.script(
+        "a",
+        json_response(503, {}),
+        httpx.Response(400, content=b""),
+        json_response(402, {"detail": "pay"}),
+        json_response(401, {}, {"www-authenticate": 'Bearer error="invalid_token"'}),
+        json_response(404, {"detail": "gone"}),
+    )
+    transport = Transport(mock.config(), mock.transport)
+    try:
+        with pytest.raises(NotFoundError):
+            await transport.request("POST", "api/v1/a", body=b"{}")
+    finally:
+        await transport.aclose()
+    assert decisions(caplog) == [
+        ("retry", 503, "server error 503 (retry 1 of 10)"),
+        ("retry", 400, "empty 400 treated as a connection reset (retry 2 of 10)"),
+        ("pause", 402, "402 within the billing window (0 s of 3600 s)"),
+        (
+            "refresh",
+            401,
+            "401 invalid_token: the token is refreshed once and the request replayed",
+        ),
+        ("raise", 404, "status 404 is not retryable"),
+    ]
+    assert clock.sleeps[2] == 5.0  # the billing pause
+
+
+async def test_billing_error_after_the_window_is_logged(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """402s are paused in 5 s steps until the billing window is used up, then raised (and logged)."""
+    caplog.set_level(logging.DEBUG, logger="mint_async")
+    mock = MockServer()
+    mock.script("a", json_response(402, {"detail": "pay"}))
+    policy = mint_async.RetryPolicy(billing_pause=12.0)
+    transport = Transport(mock.config(retry=policy), mock.transport)
+    try:
+        with pytest.raises(BillingError):
+            await transport.request("POST", "api/v1/a", body=b"{}")
+    finally:
+        await transport.aclose()
+    assert clock.sleeps == [5.0, 5.0, 5.0]
+    assert decisions(caplog)[-1] == ("raise", 402, "402 after the billing window (15 s of 12 s)")
+
+
+async def _hold_forever(stream: anyio.abc.SocketStream) -> None:
+    async with stream:
+        await stream.receive()
+        await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize("http_client", ["builtin", "httpx"])
+async def test_read_timeout_is_told_from_connection_errors(http_client: str) -> None:
+    """A server holding the request past the read timeout is a read timeout; a refused connect is not."""
+    mock = MockServer()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    url = f"http://127.0.0.1:{port}"
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, _hold_forever)
+        transport = Transport(mock.config(base_url=url, http_client=http_client))
+        try:
+            with pytest.raises(mint_async.APITimeoutError) as held:
+                await transport.send_once("POST", "api/v1/x", body=b"{}", auth=False, timeout=0.2)
+            assert is_read_timeout(held.value)
+        finally:
+            await transport.aclose()
+        tg.cancel_scope.cancel()
+    # The listener is closed now: connecting is refused.
+    transport = Transport(mock.config(base_url=url, http_client=http_client))
+    try:
+        with pytest.raises(APIConnectionError) as refused:
+            await transport.send_once("POST", "api/v1/x", body=b"{}", auth=False, timeout=0.2)
+    finally:
+        await transport.aclose()
+    assert not is_read_timeout(refused.value)
+    assert not is_read_timeout(mint_async.APITimeoutError("connect timed out"))

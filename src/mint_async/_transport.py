@@ -53,7 +53,7 @@ from ._retry import backoff_delay, should_retry_status
 from ._retry import sleep as backoff_sleep
 from ._version import __version__
 
-__all__ = ["Response", "Transport", "status_error"]
+__all__ = ["Response", "Transport", "is_read_timeout", "log_decision", "status_error"]
 
 logger = logging.getLogger("mint_async")
 
@@ -71,6 +71,7 @@ _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
     429: RateLimitError,
 }
 _BODY_PREVIEW: Final = 2000
+_BILLING_STEP: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,54 @@ def _map_transport_errors(what: str) -> Generator[None]:
     except httpx.TransportError as exc:
         msg = f"{what} failed: {type(exc).__name__}: {exc}"
         raise APIConnectionError(msg) from exc
+
+
+def is_read_timeout(exc: BaseException) -> bool:
+    """Whether a transport failure was a timeout *waiting for the response*.
+
+    The connection was made and the request sent, so the server is alive and
+    holding it (a long poll held past our read timeout). Connect, write and
+    pool timeouts, refusals and resets are not: those are connection errors.
+    """
+    return isinstance(exc, APITimeoutError) and isinstance(exc.__cause__, httpx.ReadTimeout)
+
+
+def log_decision(
+    subject: str,
+    *,
+    attempt: int,
+    status: int | None,
+    action: str,
+    reason: str,
+    delay: float | None = None,
+) -> None:
+    """Log one retry decision at DEBUG: what was tried, how it ended, what happens next and why.
+
+    ``action`` is one word: ``retry`` (after ``delay`` s), ``repoll`` (at once),
+    ``refresh`` (the token, then replay), ``pause`` (billing), ``resubmit``,
+    ``raise`` (not retryable) or ``give_up`` (retries exhausted). The record
+    also carries the fields as ``retry_action``, ``retry_reason``,
+    ``retry_attempt``, ``retry_status`` and ``retry_delay`` for structured handlers.
+    """
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    outcome = f"status {status}" if status is not None else "no response"
+    then = f"{action} in {delay:.2f} s" if delay is not None else action
+    logger.debug(
+        "%s: attempt %d got %s; %s: %s",
+        subject,
+        attempt,
+        outcome,
+        then,
+        reason,
+        extra={
+            "retry_action": action,
+            "retry_reason": reason,
+            "retry_attempt": attempt,
+            "retry_status": status,
+            "retry_delay": delay,
+        },
+    )
 
 
 def _jwt_times(token: str) -> tuple[float | None, float | None]:
@@ -352,11 +401,15 @@ class Transport:
             hdrs.setdefault("X-Idempotency-Key", f"mint-async-{uuid.uuid4()}")
         started = time.monotonic()
         retries = 0
+        attempt = 0
         replayed_auth = False
+        subject = f"{method} /{path.split('?', 1)[0]}"
         while True:
+            attempt += 1
             reason: str
             delay_headers: Mapping[str, str] | None = None
-            failed_status: int | None = None
+            failed_status: int | None = None  # for on_retry: None means a transport failure
+            answered: int | None = None  # for the log
             try:
                 resp = await self.send_once(
                     method,
@@ -369,9 +422,9 @@ class Transport:
                 )
             except APIConnectionError as exc:
                 failure: BaseException = exc
-                reason = str(exc)
+                reason = f"connection error: {exc}"
             else:
-                status = resp.status_code
+                status = answered = resp.status_code
                 if status < 300 or (expect_redirect and 300 <= status < 400):
                     self._billing_started = None
                     return resp
@@ -383,7 +436,13 @@ class Transport:
                     and "invalid_token" in resp.headers.get("www-authenticate", "")
                 ):
                     replayed_auth = True
-                    logger.debug("401 invalid_token on /%s: refreshing the token once", path)
+                    log_decision(
+                        subject,
+                        attempt=attempt,
+                        status=status,
+                        action="refresh",
+                        reason="401 invalid_token: the token is refreshed once and the request replayed",
+                    )
                     await self._credential(force_refresh=True)
                     continue
                 if (
@@ -391,41 +450,62 @@ class Transport:
                     and not resp.content
                     and resp.headers.get("content-length", "0") == "0"
                 ):
-                    failure = APIConnectionError(f"{method} /{path}: empty 400 (proxy reset)")
+                    failure = APIConnectionError(f"{subject}: empty 400 (proxy reset)")
                     reason = "empty 400 treated as a connection reset"
                 elif status == 402:
-                    await self.billing_pause(resp)
+                    await self.billing_pause(resp, subject=subject, attempt=attempt)
                     continue
                 else:
                     retryable, reason = should_retry_status(status, resp.headers)
                     failure = status_error(resp)
                     failed_status = status
                     if not retryable:
+                        log_decision(
+                            subject, attempt=attempt, status=status, action="raise", reason=reason
+                        )
                         raise failure
                     delay_headers = resp.headers
             elapsed = time.monotonic() - started
             if retries >= retries_allowed or elapsed >= policy.give_up_after:
-                logger.debug(
-                    "giving up on %s /%s after %d retries: %s", method, path, retries, reason
+                limit = (
+                    f"{retries} of {retries_allowed} retries used"
+                    if retries >= retries_allowed
+                    else f"{elapsed:.1f} s of give_up_after={policy.give_up_after:g} s used"
+                )
+                log_decision(
+                    subject,
+                    attempt=attempt,
+                    status=answered,
+                    action="give_up",
+                    reason=f"{reason} ({limit})",
                 )
                 raise failure
             delay = backoff_delay(retries, policy, delay_headers)
             retries += 1
             if on_retry is not None:
                 on_retry(failed_status)
-            logger.debug(
-                "retrying %s /%s in %.2f s (retry %d/%d): %s",
-                method,
-                path,
-                delay,
-                retries,
-                retries_allowed,
-                reason,
+            log_decision(
+                subject,
+                attempt=attempt,
+                status=answered,
+                action="retry",
+                reason=f"{reason} (retry {retries} of {retries_allowed})",
+                delay=delay,
             )
             await backoff_sleep(delay)
 
-    async def billing_pause(self, resp: Response) -> None:
-        """Wait out a 402 in 5 s steps within the billing window (protocol §5.5, §6.2)."""
+    def end_billing_pause(self) -> None:
+        """Forget an earlier 402: the next one starts a new billing window (the server answered)."""
+        self._billing_started = None
+
+    async def billing_pause(
+        self, resp: Response, *, subject: str = "request", attempt: int = 1
+    ) -> None:
+        """Wait out a 402 in 5 s steps within the billing window (protocol §5.5, §6.2).
+
+        The window starts at the first 402 and ends with any successful answer
+        (:meth:`end_billing_pause`); a 402 after it raises BillingError.
+        """
         now = time.monotonic()
         if self._billing_started is None:
             self._billing_started = now
@@ -433,11 +513,27 @@ class Transport:
         window = min(
             self.config.retry.billing_pause, float(config.billing_exception_max_pause_duration_sec)
         )
-        if now - self._billing_started >= window:
+        waited = now - self._billing_started
+        if waited >= window:
             self._billing_started = None
+            log_decision(
+                subject,
+                attempt=attempt,
+                status=resp.status_code,
+                action="raise",
+                reason=f"402 after the billing window ({waited:.0f} s of {window:g} s)",
+            )
             raise status_error(resp)
         logger.warning("billing problem (402); pausing requests for 5 s")
-        await backoff_sleep(5.0)
+        log_decision(
+            subject,
+            attempt=attempt,
+            status=resp.status_code,
+            action="pause",
+            reason=f"402 within the billing window ({waited:.0f} s of {window:g} s)",
+            delay=_BILLING_STEP,
+        )
+        await backoff_sleep(_BILLING_STEP)
 
     async def post_json(
         self, path: str, payload: msgspec.Struct, *, traffic: TrafficClass = "train", **kwargs: Any
