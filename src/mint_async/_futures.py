@@ -7,21 +7,28 @@ is cancelled the next awaiter takes over. The poll loop follows protocol §5.5:
 ====================  ======================================================
 answer                action
 ====================  ======================================================
-200 try_again         report the queue state, re-poll at once (server long-polls)
+200 try_again         report the queue state, re-poll at once (server long-polls) (*)
 200 complete_metadata re-poll at once with ``allow_metadata_only=false``
 200 ``{"error"}``     raise RequestFailedError(category)
 200 result            decode and return it
-408                   re-poll at once (queue state may be in the body)
+408                   like try_again, queue state may be in the body (*); resets the 400 budget
+read timeout          the server held the poll past our timeout: re-poll at once, and it
+                      counts as an answer for the watchdog (our choice, see the loop)
 5xx                   re-poll at once; after a few in a row, back off a little
-429, transport error  back off ``min(2**k, 30)`` s, re-poll
+429, connection error back off ``min(2**k, 30)`` s, re-poll (any other answer resets ``k``)
 400                   re-poll up to 3 times, then raise
 402                   billing pause (5 s steps within the window), then raise
 410                   raise PromiseExpiredError (sampling resubmits, new seq_id)
 anything else         raise the APIStatusError
 ====================  ======================================================
 
+(*) A try_again/408 that came back within 50 ms was not held by the server;
+re-polling at once would be a hot loop, so the loop first sleeps 0.05 s,
+doubling per such answer in a row up to 0.25 s (1 s while paused).
+
 A progress watchdog raises StuckRequestError when the server has not answered
 a poll for ``stuck_timeout`` seconds; ``result(timeout=...)`` bounds one wait.
+Every decision is logged at DEBUG with its reason (see ``log_decision``).
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from ._exceptions import (
     StuckRequestError,
 )
 from ._retry import sleep as backoff_sleep
-from ._transport import Response, Transport, status_error
+from ._transport import Response, Transport, is_read_timeout, log_decision, status_error
 
 __all__ = [
     "APIFuture",
@@ -69,6 +76,13 @@ QueueStateObserver = Callable[[t.QueueState, "str | None"], None]
 """Called with ``(queue_state, reason)`` whenever a client's queue state changes."""
 
 _PAUSE_LOG_INTERVAL: Final = 60.0
+_BAD_REQUEST_BUDGET: Final = 3
+_HELD_ANSWER: Final = 0.05
+"""A try_again/408 answered faster than this (seconds after sending) was not held by the server."""
+_UNHELD_FIRST: Final = 0.05
+_UNHELD_CAP: Final = 0.25
+_UNHELD_CAP_PAUSED: Final = 1.0
+_PAUSED: Final = frozenset({"paused_capacity", "paused_rate_limit"})
 MAX_RESUBMITS: Final = 5
 """How often a lost promise (410) is resubmitted before the error reaches the caller."""
 _DEFAULT_REASONS: Final[dict[str, str]] = {
@@ -366,11 +380,24 @@ class PollingFuture(APIFuture[T]):
         if self._monitor is not None:
             self._monitor.report(state, reason)
 
+    def _log(
+        self, status: int | None, action: str, reason: str, delay: float | None = None
+    ) -> None:
+        log_decision(
+            f"poll of {self.request_id}",
+            attempt=self.polls,
+            status=status,
+            action=action,
+            reason=reason,
+            delay=delay,
+        )
+
     async def _resolve(self) -> T:
         allow_metadata = True
-        backoff = 0
+        backoff = 0  # k of min(2**k, 30): consecutive 429s and connection errors
         bad_requests = 0
         server_errors = 0
+        unheld = 0.0  # the last pacing sleep after an un-held try_again/408 (0: none)
         last_answer = time.monotonic()
         stuck = self._settings.stuck_timeout
         while True:
@@ -382,6 +409,7 @@ class PollingFuture(APIFuture[T]):
                     request_id=self.request_id, allow_metadata_only=allow_metadata
                 )
             )
+            sent = time.monotonic()
             try:
                 resp = await self._transport.send_once(
                     "POST",
@@ -393,26 +421,52 @@ class PollingFuture(APIFuture[T]):
                 )
             except APIConnectionError as exc:
                 self.polls += 1
+                if is_read_timeout(exc):
+                    # Our choice (§5.5 treats a client timeout like a connection
+                    # error): the request reached a live server that held it
+                    # longer than our read timeout, i.e. it long-polls longer
+                    # than we wait. Backing off would only add latency, and not
+                    # counting it would let the watchdog kill healthy long
+                    # operations. So re-poll at once and count it as an answer.
+                    # The price: a server that accepts connections but never
+                    # answers is not caught by the watchdog (result(timeout=)
+                    # bounds that wait); a dead or unreachable one still is, as
+                    # the next poll's connect fails.
+                    last_answer, backoff, unheld = time.monotonic(), 0, 0.0
+                    self._log(None, "repoll", "read timeout: the server held the poll past it")
+                    continue
                 delay = min(2.0**backoff, 30.0)
                 backoff = min(backoff + 1, 8)
-                logger.debug(
-                    "poll of %s failed (%s); retrying in %.1f s", self.request_id, exc, delay
-                )
+                self._log(None, "retry", f"connection error: {exc}", delay)
                 await backoff_sleep(self._bounded(delay, last_answer))
                 continue
             self.polls += 1
             status = resp.status_code
+            held = time.monotonic() - sent >= _HELD_ANSWER
+            if status != 429:
+                backoff = 0  # any other answer proves the server reachable (as tinker does)
             if status == 200:
-                last_answer, backoff, bad_requests, server_errors = time.monotonic(), 0, 0, 0
+                last_answer, bad_requests, server_errors = time.monotonic(), 0, 0
+                self._transport.end_billing_pause()
                 outcome = self._decode(resp)
                 if isinstance(outcome, t.TryAgainResponse):
                     self._queue_state(outcome.queue_state, outcome.queue_state_reason)
+                    unheld = await self._pace(
+                        status, held, unheld, outcome.queue_state, last_answer, "try_again"
+                    )
                 elif isinstance(outcome, t.CompleteMetadataResponse):
                     if not allow_metadata:
                         msg = f"request {self.request_id}: server answered metadata-only twice"
+                        self._log(status, "raise", msg)
                         raise APIResponseValidationError(msg)
                     allow_metadata = False
+                    self._log(status, "repoll", "complete_metadata: fetching the payload")
                 elif isinstance(outcome, t.RequestFailedResponse):
+                    self._log(
+                        status,
+                        "raise",
+                        f"the request failed ({outcome.error_category}); never retried",
+                    )
                     raise RequestFailedError(
                         outcome.error, category=outcome.error_category, request_id=self.request_id
                     )
@@ -421,42 +475,75 @@ class PollingFuture(APIFuture[T]):
                     result: T = outcome
                     return result
             elif status == 408:
-                last_answer, bad_requests = time.monotonic(), 0
+                last_answer, bad_requests, server_errors = time.monotonic(), 0, 0
                 state, reason = _queue_state_of(resp.content)
                 if state is not None:
                     self._queue_state(state, reason)
+                unheld = await self._pace(status, held, unheld, state, last_answer, "408")
             elif status >= 500:
                 server_errors += 1
-                logger.debug("poll of %s: server error %d", self.request_id, status)
                 if server_errors > 3:
                     # Protocol: re-poll at once; we add a small capped backoff so a
                     # server that fails fast is not hammered in a hot loop.
-                    await backoff_sleep(
-                        self._bounded(
-                            min(0.05 * 2.0 ** min(server_errors - 3, 6), 2.0), last_answer
-                        )
-                    )
+                    delay = min(0.05 * 2.0 ** min(server_errors - 3, 6), 2.0)
+                    self._log(status, "retry", f"server error ({server_errors} in a row)", delay)
+                    await backoff_sleep(self._bounded(delay, last_answer))
+                else:
+                    self._log(status, "repoll", f"server error ({server_errors} in a row)")
             elif status == 429:
                 delay = min(2.0**backoff, 30.0)
                 backoff = min(backoff + 1, 8)
-                logger.debug("poll of %s rate limited; retrying in %.1f s", self.request_id, delay)
+                self._log(status, "retry", "rate limited", delay)
                 await backoff_sleep(self._bounded(delay, last_answer))
             elif status == 400:
                 bad_requests += 1
-                if bad_requests > 3:
+                if bad_requests > _BAD_REQUEST_BUDGET:
+                    self._log(status, "raise", f"bad request, budget of {_BAD_REQUEST_BUDGET} used")
                     raise status_error(resp, request_id=self.request_id)
+                self._log(
+                    status, "repoll", f"bad request ({bad_requests} of {_BAD_REQUEST_BUDGET})"
+                )
             elif status == 402:
-                await self._transport.billing_pause(resp)
+                await self._transport.billing_pause(
+                    resp, subject=f"poll of {self.request_id}", attempt=self.polls
+                )
             elif status == 410 and self._resubmit is not None and self.resubmits < MAX_RESUBMITS:
                 # The server lost the promise. The same body (same seq_id) is
                 # resubmitted: a deduplicating server answers with the original
                 # request, so the work still runs exactly once.
                 self.resubmits += 1
-                logger.debug("request %s: promise lost (410); resubmitting it", self.request_id)
+                self._log(status, "resubmit", f"promise lost ({self.resubmits} of {MAX_RESUBMITS})")
                 self._promise = await self._resubmit()
                 allow_metadata = True
             else:
+                self._log(status, "raise", f"status {status} is fatal while polling")
                 raise status_error(resp, request_id=self.request_id)
+
+    async def _pace(
+        self,
+        status: int,
+        held: bool,
+        previous: float,
+        state: str | None,
+        last_answer: float,
+        what: str,
+    ) -> float:
+        """Re-poll after a try_again/408; returns the pacing delay used (0 after a held answer).
+
+        §5.5 says "no sleep" because the server holds each poll. An answer that
+        came back faster than _HELD_ANSWER was not held, and re-polling at once
+        would be a hot loop: sleep 0.05 s, doubling per un-held answer in a row,
+        up to 0.25 s (1 s while the queue is paused, when the result is far off).
+        """
+        label = f"{what} (queue_state={state})" if state else what
+        if held:
+            self._log(status, "repoll", f"{label} after a held poll")
+            return 0.0
+        cap = _UNHELD_CAP_PAUSED if state in _PAUSED else _UNHELD_CAP
+        delay = min(max(previous * 2.0, _UNHELD_FIRST), cap)
+        self._log(status, "retry", f"{label} answered without holding the poll", delay)
+        await backoff_sleep(self._bounded(delay, last_answer))
+        return delay
 
     def _bounded(self, delay: float, last_answer: float) -> float:
         """A backoff delay that never sleeps past the stuck watchdog."""
