@@ -109,12 +109,18 @@ class Limits:
         return value
 
 
-def _env(*names: str) -> str | None:
+def _env_named(*names: str) -> tuple[str, str] | None:
+    """The first of these variables that is set and not empty, with its name."""
     for name in names:
         value = os.environ.get(name)
         if value:
-            return value
+            return name, value
     return None
+
+
+def _env(*names: str) -> str | None:
+    found = _env_named(*names)
+    return found[1] if found is not None else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,12 +189,14 @@ class ClientConfig:
         key = api_key or _env("MINT_API_KEY", "TINKER_API_KEY") or ""
         url = base_url or _env("MINT_BASE_URL", "TINKER_BASE_URL") or DEFAULT_BASE_URL
         model = base_model or _env("MINT_BASE_MODEL", "TINKER_BASE_MODEL") or DEFAULT_BASE_MODEL
-        rank_text = _env("MINT_LORA_RANK", "TINKER_LORA_RANK")
-        try:
-            rank = lora_rank if lora_rank is not None else int(rank_text or DEFAULT_LORA_RANK)
-        except ValueError:
-            msg = f"MINT_LORA_RANK must be an integer, got {rank_text!r}"
-            raise InvalidInputError(msg) from None
+        rank = lora_rank
+        rank_env = _env_named("MINT_LORA_RANK", "TINKER_LORA_RANK") if rank is None else None
+        if rank_env is not None:
+            try:
+                rank = int(rank_env[1])
+            except ValueError:
+                msg = f"{rank_env[0]} must be an integer, got {rank_env[1]!r}"
+                raise InvalidInputError(msg) from None
         tags_text = _env("MINT_TAGS", "TINKER_TAGS")
         tags = (
             tuple(sorted({t.strip() for t in tags_text.split(",") if t.strip()}))
@@ -200,7 +208,7 @@ class ClientConfig:
             "api_key": key,
             "base_url": url.rstrip("/"),
             "base_model": model,
-            "lora_rank": rank,
+            "lora_rank": rank if rank is not None else DEFAULT_LORA_RANK,
             "project_id": project_id or _env("MINT_PROJECT_ID", "TINKER_PROJECT_ID"),
             "tags": tags,
         }
