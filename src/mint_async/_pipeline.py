@@ -14,6 +14,8 @@ budget bounds the estimated size of what is in flight.
 One failure does not cancel the rest unless ``fail_fast=True``. Leaving the
 ``async with`` block — normally, by an exception or by cancellation — cancels
 whatever is still outstanding and stops its polls: consume results inside it.
+A cancelled request's handle ends with ``ClientClosedError`` (never pending
+forever, never a success).
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ class PipelineStatistics:
     max_in_flight_bytes: int
     submitted: int
     completed: int
+    """Handles done: successes, failures and cancellations."""
     failed: int
+    cancelled: int
+    """Requests cancelled before their result arrived (by leaving the block, fail_fast,
+    or a cancelled submit); their handles raise ClientClosedError."""
     retries: int
     """HTTP-level retries of submissions (all causes)."""
     rate_limited: int
@@ -214,6 +220,7 @@ class _Pipeline(Generic[T]):
         self._closed_for_submissions = False
         self._changed = anyio.Event()
         self._failed = 0
+        self._cancelled = 0
         self._retries = 0
         self._rate_limited = 0
         self._latencies: list[float] = []
@@ -317,6 +324,17 @@ class _Pipeline(Generic[T]):
         self._completed.append(handle)
         self._wake()
 
+    def _cancel(self, handle: Handle[T], why: str) -> None:
+        """End a handle whose request was cancelled: an error, not a success (no growth)."""
+        # Recorded as done so that awaiting the handle raises instead of hanging and
+        # as_completed()/in_order() still end; counted apart from server failures.
+        msg = f"request {handle.index} was cancelled before its result arrived ({why})"
+        handle.set_outcome(None, ClientClosedError(msg))
+        self._window.release(handle.nbytes)
+        self._cancelled += 1
+        self._completed.append(handle)
+        self._wake()
+
     async def _run(self, handle: Handle[T], job: Callable[[], Awaitable[APIFuture[T]]]) -> None:
         try:
             value = await (await job())
@@ -324,6 +342,10 @@ class _Pipeline(Generic[T]):
             self._finish(handle, None, exc)
             if self._fail_fast:
                 raise
+        except BaseException:
+            # Cancellation of the task group: the block was left or fail_fast fired.
+            self._cancel(handle, "the pipeline was left or stopped by fail_fast")
+            raise
         else:
             self._finish(handle, value, None)
 
@@ -390,6 +412,7 @@ class _Pipeline(Generic[T]):
             submitted=len(self._handles),
             completed=len(self._completed),
             failed=self._failed,
+            cancelled=self._cancelled,
             retries=self._retries,
             rate_limited=self._rate_limited,
             window_decreases=w.decreases,
@@ -498,8 +521,14 @@ class TrainingPipeline(_Pipeline[Any]):
         await self._admit(handle)
         try:
             fut = await submit()
-        except BaseException as exc:
-            self._finish(handle, None, exc if isinstance(exc, Exception) else None)
+        except Exception as exc:
+            self._finish(handle, None, exc)
+            raise
+        except BaseException:
+            # Cancelled mid-submit. Once its seq_id was taken the submission itself
+            # completed (shielded, see _ordering), so the server may run it; but its
+            # result is not collected and it must not count as a success.
+            self._cancel(handle, "its submit() was cancelled; the server may still run it")
             raise
         handle.request_id = fut.request_id
 

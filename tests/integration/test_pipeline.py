@@ -151,7 +151,8 @@ async def test_cancellation_leaves_nothing_behind() -> None:
                             await anyio.sleep(0.02)
                     scope.cancel()  # like a timeout or a cancelled caller
                     await anyio.sleep_forever()
-            assert pipe.statistics().in_flight == 20  # none finished: all were cancelled
+            stats = pipe.statistics()
+            assert stats.cancelled == 20 and stats.in_flight == 0 and stats.failed == 0
             with anyio.fail_after(5):
                 while srv.statistics().held_polls or srv.statistics().http_in_flight:
                     await anyio.sleep(0.02)
@@ -162,7 +163,11 @@ async def test_cancellation_leaves_nothing_behind() -> None:
 
 async def test_fail_fast_and_independent_failures() -> None:
     """A failure stays on its handle unless fail_fast, which cancels the rest and raises it."""
-    config = ServerConfig(faults=FaultConfig.parse("error_result=0.5:server,seed=5"))
+    config = ServerConfig(
+        faults=FaultConfig.parse("error_result=0.5:server,seed=5"),
+        # Requests take a while, so several are in flight when the first one fails.
+        latency=LatencyConfig.parse("sample=uniform(0.02,0.06)"),
+    )
     with serve_loopback(config) as srv:
         async with client(srv) as svc:
             sc = await svc.create_sampling_client()
@@ -176,15 +181,23 @@ async def test_fail_fast_and_independent_failures() -> None:
             with pytest.raises(mint_async.RequestFailedError):
                 await failed[0]
 
+            handles2: list[mint_async.Handle[t.SampleResponse]] = []
+
             async def fail_fast_run() -> None:
                 async with sc.pipeline(max_in_flight=8, fail_fast=True) as pipe2:
                     for _ in range(40):
-                        await pipe2.submit(PROMPT, 1, PARAMS)
+                        # One by one: the loop is cancelled midway by the first failure.
+                        handles2.append(await pipe2.submit(PROMPT, 1, PARAMS))  # noqa: PERF401
                     async for _h in pipe2.as_completed():
                         pass
 
             with pytest.raises(mint_async.RequestFailedError):
                 await fail_fast_run()
+    # The first failure stopped the producer and cancelled what was still in flight.
+    assert len(handles2) < 40
+    assert all(h.done() for h in handles2)
+    cancelled = [h for h in handles2 if isinstance(h.exception(), mint_async.ClientClosedError)]
+    assert cancelled
 
 
 async def test_producer_in_another_task_with_close() -> None:
@@ -254,3 +267,65 @@ async def test_fail_fast_with_simultaneous_failures_raises_one_error() -> None:
 
             with pytest.raises(mint_async.RequestFailedError):
                 await run()
+
+
+class BoomError(Exception):
+    """The caller's own error, raised in the body of a pipeline block."""
+
+
+@pytest.mark.parametrize("how", ["normally", "by an exception"])
+async def test_leaving_the_block_cancels_unconsumed_work(how: str) -> None:
+    """Leaving with work outstanding (normally or by the caller's error) cancels it and stops its polls."""
+    config = ServerConfig(latency=LatencyConfig.parse("sample=10"), poll_hold=30.0)
+    with serve_loopback(config) as srv:
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+            handles: list[mint_async.Handle[t.SampleResponse]] = []
+            pipe = sc.pipeline(max_in_flight=8)
+
+            async def body() -> None:
+                async with pipe:
+                    handles.extend([await pipe.submit(PROMPT, 1, PARAMS) for _ in range(8)])
+                    with anyio.fail_after(10):
+                        while srv.statistics().held_polls < 8:
+                            await anyio.sleep(0.02)
+                    if how == "by an exception":
+                        raise BoomError
+
+            with anyio.fail_after(10):  # liveness: leaving must not wait for the 10 s samples
+                if how == "normally":
+                    await body()
+                else:
+                    # pytest.raises(BoomError) does not match an ExceptionGroup: it comes out unwrapped.
+                    with pytest.raises(BoomError):
+                        await body()
+            stats = pipe.statistics()
+            assert stats.cancelled == 8 and stats.in_flight == 0 and stats.completed == 8
+            assert all(isinstance(h.exception(), mint_async.ClientClosedError) for h in handles)
+            with pytest.raises(mint_async.ClientClosedError):
+                await handles[0]
+            with anyio.fail_after(5):
+                while srv.statistics().held_polls:
+                    await anyio.sleep(0.02)
+
+
+async def test_training_submit_cancelled_midway_is_not_a_success() -> None:
+    """A training op cancelled during submit() ends cancelled (ClientClosedError) and the run goes on."""
+    with serve_loopback() as srv:
+        async with client(srv) as svc:
+            tc = await svc.create_lora_training_client(rank=4)
+            async with tc.pipeline(max_in_flight=4) as pipe:
+                with anyio.CancelScope() as scope:
+                    scope.cancel()  # lands once the (shielded) submission returned
+                    await pipe.optim_step(t.AdamParams(learning_rate=0.01), tag="cancelled")
+                await pipe.optim_step(t.AdamParams(learning_rate=0.01), tag="next")
+                handles = [h async for h in pipe.in_order()]
+                stats = pipe.statistics()
+    assert [h.tag for h in handles] == ["cancelled", "next"]
+    cancelled, after = handles
+    assert isinstance(cancelled.exception(), mint_async.ClientClosedError)
+    with pytest.raises(mint_async.ClientClosedError):
+        await cancelled
+    assert isinstance(after.result(), t.OptimStepResponse)
+    assert stats.cancelled == 1 and stats.failed == 0 and stats.completed == 2
+    assert stats.in_flight == 0 and stats.in_flight_bytes == 0
