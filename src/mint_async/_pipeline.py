@@ -86,7 +86,8 @@ class Handle(Generic[T]):
     def __init__(self, index: int, *, request_id: str | None, tag: object, nbytes: int) -> None:
         self.index: int = index
         """Position in submission order."""
-        self.request_id: str | None = request_id
+        self._request_id = request_id
+        self._future: APIFuture[Any] | None = None
         self.tag: object = tag
         """Whatever the caller attached at submit()."""
         self.nbytes: int = nbytes
@@ -99,6 +100,21 @@ class Handle(Generic[T]):
     def __repr__(self) -> str:
         state = "done" if self.done() else "pending"
         return f"Handle(index={self.index}, request_id={self.request_id!r}, {state})"
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id of the current attempt (``<session>:<seq_id>`` for samples).
+
+        A sample the server lost (410) is resubmitted with a new seq_id; this
+        follows it. ``None`` for a training call split into several requests.
+        """
+        if self._future is not None:
+            return self._future.request_id
+        return self._request_id
+
+    def attach(self, future: APIFuture[Any]) -> None:
+        """Follow ``future`` for ``request_id`` (called by the pipeline that owns the handle)."""
+        self._future = future
 
     def done(self) -> bool:
         """Whether the result (or error) is known."""
@@ -487,7 +503,9 @@ class SamplePipeline(_Pipeline[t.SampleResponse]):
             from ._sampling import SampleFuture  # noqa: PLC0415 - import cycle
 
             inner = await self._client.post_request(request, on_retry=self._on_retry(handle))
-            return SampleFuture(self._client, request, inner, on_retry=self._on_retry(handle))
+            fut = SampleFuture(self._client, request, inner, on_retry=self._on_retry(handle))
+            handle.attach(fut)  # request_id follows resubmissions after a 410
+            return fut
 
         self._task_group().start_soon(self._run, handle, job)
         return handle
@@ -530,7 +548,7 @@ class TrainingPipeline(_Pipeline[Any]):
             # result is not collected and it must not count as a success.
             self._cancel(handle, "its submit() was cancelled; the server may still run it")
             raise
-        handle.request_id = fut.request_id
+        handle.attach(fut)
 
         async def job() -> APIFuture[Any]:
             return fut

@@ -329,3 +329,20 @@ async def test_training_submit_cancelled_midway_is_not_a_success() -> None:
     assert isinstance(after.result(), t.OptimStepResponse)
     assert stats.cancelled == 1 and stats.failed == 0 and stats.completed == 2
     assert stats.in_flight == 0 and stats.in_flight_bytes == 0
+
+
+async def test_request_id_follows_resubmission_after_410() -> None:
+    """A sample the server lost (410) is resubmitted with a new seq_id; the handle's request_id follows."""
+    config = ServerConfig(faults=FaultConfig.parse("retrieve_410=1.0,seed=1"))
+    with serve_loopback(config) as srv:
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+            sid = sc.sampling_session_id
+            async with sc.pipeline(max_in_flight=4) as pipe:
+                handle = await pipe.submit(PROMPT, 1, PARAMS)
+                assert handle.request_id == f"{sid}:0"
+                with pytest.raises(mint_async.PromiseExpiredError) as info:
+                    await handle
+    # Every poll answers 410: the first attempt and MAX_RESUBMITS (5) resubmissions.
+    assert handle.request_id == f"{sid}:5"
+    assert info.value.request_id == handle.request_id
