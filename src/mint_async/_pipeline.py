@@ -23,10 +23,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Self, TypeVar
 
 import anyio
 import anyio.abc
@@ -34,7 +35,7 @@ import anyio.abc
 from . import types as t
 from ._chunking import estimate_bytes, estimate_input_bytes
 from ._exceptions import ClientClosedError, InvalidInputError
-from ._futures import APIFuture, errors_in
+from ._futures import APIFuture, QueueStateObserver, errors_in
 
 if TYPE_CHECKING:
     from ._sampling import SamplingClient
@@ -511,6 +512,35 @@ class SamplePipeline(_Pipeline[t.SampleResponse]):
         return handle
 
 
+class _QueueStateFanout:
+    """One queue-state observer per training client, shared by the pipelines open on it.
+
+    A TrainingClient can add observers but not remove them, so a pipeline that
+    registered its own would stay referenced (with all its results) for the
+    client's lifetime. Instead one fan-out is registered per client (looked up
+    weakly) and pipelines join it while open.
+    """
+
+    _of: ClassVar[weakref.WeakKeyDictionary[TrainingClient, _QueueStateFanout]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self.observers: list[QueueStateObserver] = []
+
+    def __call__(self, state: t.QueueState, reason: str | None) -> None:
+        for observer in list(self.observers):
+            observer(state, reason)
+
+    @classmethod
+    def of(cls, client: TrainingClient) -> _QueueStateFanout:
+        fanout = cls._of.get(client)
+        if fanout is None:
+            fanout = cls._of[client] = cls()
+            client.on_queue_state_change(fanout)
+        return fanout
+
+
 class TrainingPipeline(_Pipeline[Any]):
     """Training operations queued back to back (in seq order), results awaited later.
 
@@ -531,6 +561,24 @@ class TrainingPipeline(_Pipeline[Any]):
     def __init__(self, client: TrainingClient, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._client = client
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        # Paused queue states shrink the window, as for samples. (429s on training
+        # submissions cannot: TrainingClient takes no on_retry hook yet.)
+        _QueueStateFanout.of(self._client).observers.append(self._on_queue_state)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return await super().__aexit__(exc_type, exc, tb)
+        finally:
+            _QueueStateFanout.of(self._client).observers.remove(self._on_queue_state)
 
     async def _op(
         self, tag: object, nbytes: int, submit: Callable[[], Awaitable[APIFuture[Any]]]

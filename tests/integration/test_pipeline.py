@@ -331,6 +331,68 @@ async def test_training_submit_cancelled_midway_is_not_a_success() -> None:
     assert stats.in_flight == 0 and stats.in_flight_bytes == 0
 
 
+async def test_training_window_shrinks_on_paused_queue_and_recovers() -> None:
+    """Training ops queued behind a busy server (paused_capacity) halve the window; successes regrow it."""
+    config = ServerConfig(
+        capacity=1,
+        poll_hold=0.05,
+        latency=LatencyConfig.parse("sample=0.6,forward_backward=0.005,optim_step=0.005"),
+    )
+    with serve_loopback(config) as srv:
+        async with client(srv) as svc:
+            tc = await svc.create_lora_training_client(rank=4)
+            sc = await svc.create_sampling_client()
+            batch = [
+                t.Datum(
+                    model_input=t.ModelInput.from_ints([1, 2, 3]),
+                    loss_fn_inputs={"target_tokens": [2, 3, 4], "weights": [1.0, 1.0, 1.0]},
+                )
+            ]
+            windows: list[int] = []
+            async with anyio.create_task_group() as tg:
+                # One long sample holds the only capacity slot, so training ops queue.
+                tg.start_soon(sc.sample, PROMPT, 1, PARAMS)
+                with anyio.fail_after(10):
+                    while not srv.statistics().outstanding:
+                        await anyio.sleep(0.01)
+                async with tc.pipeline(max_in_flight=8) as pipe:
+                    for _ in range(20):
+                        await pipe.forward_backward(batch)
+                        await pipe.optim_step(t.AdamParams(learning_rate=0.01))
+                        windows.append(pipe.statistics().window)
+                    async for h in pipe.as_completed():
+                        h.result()
+                        windows.append(pipe.statistics().window)
+                    stats = pipe.statistics()
+                    assert stats.window_decreases > 0 and stats.rate_limited == 0
+    low = min(windows)
+    assert low < 8
+    assert max(windows) <= 8 and windows[-1] > low  # grew back, never above the cap
+
+
+async def test_sample_window_shrinks_on_paused_queue_without_429() -> None:
+    """A server that queues (paused_capacity) but never answers 429 still shrinks the window."""
+    config = ServerConfig(
+        capacity=1,
+        max_queued_samples=None,
+        poll_hold=0.02,
+        latency=LatencyConfig.parse("sample=0.04"),
+    )
+    with serve_loopback(config) as srv:
+        async with client(srv) as svc:
+            sc = await svc.create_sampling_client()
+            windows: list[int] = []
+            async with sc.pipeline(max_in_flight=8) as pipe:
+                for _ in range(16):
+                    await pipe.submit(PROMPT, 1, PARAMS)
+                    windows.append(pipe.statistics().window)
+                async for h in pipe.as_completed():
+                    h.result()
+                stats = pipe.statistics()
+    assert stats.window_decreases > 0 and min(windows) < 8
+    assert stats.rate_limited == 0 and stats.completed == 16 and stats.failed == 0
+
+
 async def test_request_id_follows_resubmission_after_410() -> None:
     """A sample the server lost (410) is resubmitted with a new seq_id; the handle's request_id follows."""
     config = ServerConfig(faults=FaultConfig.parse("retrieve_410=1.0,seed=1"))
