@@ -393,6 +393,46 @@ async def test_sample_window_shrinks_on_paused_queue_without_429() -> None:
     assert stats.rate_limited == 0 and stats.completed == 16 and stats.failed == 0
 
 
+BIG_PROMPT = t.ModelInput.from_ints(list(range(100)))  # estimated at 10 bytes a token: 1000
+
+
+async def test_byte_budget_holds_back_submit(slow_server: LoopbackServer) -> None:
+    """With room in the count window, the byte budget alone caps what is in flight."""
+    async with client(slow_server) as svc:
+        sc = await svc.create_sampling_client()
+        slow_server.reset_peaks()
+        peak_count = peak_bytes = 0
+        async with sc.pipeline(max_in_flight=50, max_in_flight_bytes=2500) as pipe:
+            for _ in range(12):
+                handle = await pipe.submit(BIG_PROMPT, 1, PARAMS)
+                assert handle.nbytes == 1000
+                stats = pipe.statistics()
+                peak_count = max(peak_count, stats.in_flight)
+                peak_bytes = max(peak_bytes, stats.in_flight_bytes)
+                assert stats.in_flight_bytes == stats.in_flight * 1000
+            results = [h.result() async for h in pipe.as_completed()]
+            stats = pipe.statistics()
+    assert peak_count == 2 and peak_bytes == 2000  # a third would exceed 2500 bytes
+    assert slow_server.statistics().peak_outstanding <= 2
+    assert stats.window == 50 and stats.max_in_flight_bytes == 2500
+    assert len(results) == 12 and stats.in_flight == 0 and stats.in_flight_bytes == 0
+
+
+async def test_oversized_request_goes_alone(slow_server: LoopbackServer) -> None:
+    """A request larger than the whole byte budget is let through, one at a time."""
+    async with client(slow_server) as svc:
+        sc = await svc.create_sampling_client()
+        slow_server.reset_peaks()
+        async with sc.pipeline(max_in_flight=50, max_in_flight_bytes=500) as pipe:
+            for _ in range(4):
+                await pipe.submit(BIG_PROMPT, 1, PARAMS)
+                stats = pipe.statistics()
+                assert stats.in_flight == 1 and stats.in_flight_bytes == 1000
+            results = [h.result() async for h in pipe.as_completed()]
+    assert len(results) == 4
+    assert slow_server.statistics().peak_outstanding == 1
+
+
 async def test_request_id_follows_resubmission_after_410() -> None:
     """A sample the server lost (410) is resubmitted with a new seq_id; the handle's request_id follows."""
     config = ServerConfig(faults=FaultConfig.parse("retrieve_410=1.0,seed=1"))
