@@ -132,7 +132,12 @@ def sequences(draw: st.DrawFn) -> t.SampledSequence:
     tokens = draw(st.lists(TOKEN, max_size=6))
     # No NaN: SampledSequence's equality does not treat NaN logprobs as equal.
     finite = st.floats(width=32, allow_nan=False)
-    logprobs = draw(st.none() | st.lists(finite, min_size=len(tokens), max_size=len(tokens)))
+    # Empty logprob bytes read as None (as the SDKs read them): no logprobs=[] to round-trip.
+    logprobs = (
+        draw(st.none() | st.lists(finite, min_size=len(tokens), max_size=len(tokens)))
+        if tokens
+        else None
+    )
     return t.SampledSequence(
         stop_reason=draw(st.sampled_from(["length", "stop"])),
         tokens_np=tokens,
@@ -146,7 +151,7 @@ samples = st.builds(
     t.SampleResponse,
     sequences=st.lists(sequences(), max_size=3),
     prompt_logprobs=st.none()
-    | st.lists(st.none() | st.floats(width=32, allow_nan=False), max_size=5),
+    | st.lists(st.none() | st.floats(width=32, allow_nan=False), min_size=1, max_size=5),
     topk_prompt_logprobs=st.none()
     | st.lists(
         st.none() | st.lists(st.tuples(INT32, TOPK_LOGPROB), min_size=1, max_size=3),
