@@ -335,12 +335,29 @@ def holding_server(
 async def test_poll_held_past_the_read_timeout_is_progress(
     mock: MockServer, clock: FakeClock
 ) -> None:
-    """A server holding polls longer than the read timeout is alive: re-poll at once, no StuckRequestError."""
-    # The audit's scenario: server hold 2 s, client read timeout 0.5 s, watchdog 2.5 s, a 4 s job.
-    mock.routes["retrieve_future"] = holding_server(clock, hold=2.0, ready_at=clock.now + 4.0)
-    assert (await resolve(mock, retrieve=0.5, stuck=2.5)).metrics == {"loss:sum": 1.0}
+    """A server holding polls longer than our read timeout: re-poll at once, waiting longer each time.
+
+    Its held answers then arrive and count as progress, so a job longer than the
+    stuck watchdog completes.
+    """
+    # Server hold 2 s, client read timeout 0.5 s, watchdog 4 s, a 9 s job.
+    mock.routes["retrieve_future"] = holding_server(clock, hold=2.0, ready_at=clock.now + 9.0)
+    assert (await resolve(mock, retrieve=0.5, stuck=4.0)).metrics == {"loss:sum": 1.0}
     assert clock.sleeps == []  # no backoff
-    assert len(mock.calls("retrieve_future")) == 8
+    reads = [c.extensions["timeout"]["read"] for c in mock.calls("retrieve_future")]
+    # Time out after 0.5 and 1 s; 2 s reads then see the held answers (t = 3.5, 5.5, 7.5) and the
+    # result (t = 9), each within the watchdog's 4 s of the previous answer.
+    assert reads == pytest.approx([0.5, 1.0, 2.0, 2.0, 2.0, 2.0], abs=0.02)
+
+
+async def test_poll_never_answered_trips_the_watchdog(mock: MockServer, clock: FakeClock) -> None:
+    """A server that accepts polls and never answers ends in StuckRequestError, not an endless wait."""
+    mock.routes["retrieve_future"] = holding_server(clock, hold=1e9, ready_at=clock.now + 1e9)
+    with pytest.raises(mint_async.StuckRequestError):
+        await resolve(mock, retrieve=0.5, stuck=10.0)
+    assert clock.sleeps == []
+    reads = [c.extensions["timeout"]["read"] for c in mock.calls("retrieve_future")]
+    assert reads[:4] == [0.5, 1.0, 2.0, 4.0] and sum(reads) == pytest.approx(10.0, abs=0.1)
 
 
 @pytest.mark.parametrize(
@@ -496,7 +513,7 @@ async def test_every_poll_decision_is_logged(
     assert reasons[3] == "server error (1 in a row)"
     assert reasons[4] == "rate limited"
     assert reasons[5].startswith("connection error:") and "ConnectError" in reasons[5]
-    assert reasons[6] == "read timeout: the server held the poll past it"
+    assert reasons[6].startswith("read timeout: held past our wait; now waiting ")
     assert reasons[7] == "complete_metadata: fetching the payload"
     assert reasons[8] == "status 404 is fatal while polling"
     records = [r for r in caplog.records if getattr(r, "retry_action", None) == "retry"]

@@ -79,6 +79,8 @@ _PAUSE_LOG_INTERVAL: Final = 60.0
 _BAD_REQUEST_BUDGET: Final = 3
 _HELD_ANSWER: Final = 0.05
 """A try_again/408 answered faster than this (seconds after sending) was not held by the server."""
+_MAX_POLL_READ: Final = 300.0
+"""The longest a poll waits for a held answer after read timeouts (its wait doubles up to it)."""
 _UNHELD_FIRST: Final = 0.05
 _UNHELD_CAP: Final = 0.25
 _UNHELD_CAP_PAUSED: Final = 1.0
@@ -400,6 +402,7 @@ class PollingFuture(APIFuture[T]):
         unheld = 0.0  # the last pacing sleep after an un-held try_again/408 (0: none)
         last_answer = time.monotonic()
         stuck = self._settings.stuck_timeout
+        read_timeout = self._settings.retrieve_timeout
         while True:
             if stuck is not None and time.monotonic() - last_answer > stuck:
                 msg = f"request {self.request_id}: no answer from the server for {stuck:.0f} s"
@@ -417,23 +420,27 @@ class PollingFuture(APIFuture[T]):
                     body=body,
                     headers=self._headers(self.polls),
                     traffic="retrieve",
-                    timeout=self._settings.retrieve_timeout,
+                    timeout=self._poll_timeout(read_timeout, last_answer),
                 )
             except APIConnectionError as exc:
                 self.polls += 1
                 if is_read_timeout(exc):
                     # Our choice (§5.5 treats a client timeout like a connection
-                    # error): the request reached a live server that held it
-                    # longer than our read timeout, i.e. it long-polls longer
-                    # than we wait. Backing off would only add latency, and not
-                    # counting it would let the watchdog kill healthy long
-                    # operations. So re-poll at once and count it as an answer.
-                    # The price: a server that accepts connections but never
-                    # answers is not caught by the watchdog (result(timeout=)
-                    # bounds that wait); a dead or unreachable one still is, as
-                    # the next poll's connect fails.
-                    last_answer, backoff, unheld = time.monotonic(), 0, 0.0
-                    self._log(None, "repoll", "read timeout: the server held the poll past it")
+                    # error): the request reached a server that held it longer
+                    # than our read timeout. That is either a server that
+                    # long-polls longer than we wait, or one that accepts and
+                    # never answers; we cannot tell which from one poll. Backing
+                    # off would only add latency, so re-poll at once, waiting
+                    # twice as long (up to _MAX_POLL_READ): a live server's held
+                    # answer then arrives and counts as progress, while a silent
+                    # one keeps timing out and the stuck watchdog still ends it.
+                    read_timeout = min(read_timeout * 2, max(read_timeout, _MAX_POLL_READ))
+                    backoff, unheld = 0, 0.0
+                    self._log(
+                        None,
+                        "repoll",
+                        f"read timeout: held past our wait; now waiting {read_timeout:g} s",
+                    )
                     continue
                 delay = min(2.0**backoff, 30.0)
                 backoff = min(backoff + 1, 8)
@@ -544,6 +551,13 @@ class PollingFuture(APIFuture[T]):
         self._log(status, "retry", f"{label} answered without holding the poll", delay)
         await backoff_sleep(self._bounded(delay, last_answer))
         return delay
+
+    def _poll_timeout(self, read_timeout: float, last_answer: float) -> float:
+        """A poll's read timeout, cut so the poll ends by the stuck watchdog's deadline."""
+        stuck = self._settings.stuck_timeout
+        if stuck is None:
+            return read_timeout
+        return max(1e-3, min(read_timeout, stuck - (time.monotonic() - last_answer) + 0.01))
 
     def _bounded(self, delay: float, last_answer: float) -> float:
         """A backoff delay that never sleeps past the stuck watchdog."""
