@@ -23,8 +23,9 @@ from mint_async import (
     NotFoundError,
     RateLimitError,
 )
+from mint_async._config import ClientConfig
 from mint_async._retry import backoff_delay, retry_after, should_retry_status
-from mint_async._transport import Transport, is_read_timeout
+from mint_async._transport import Transport, environment_proxy, is_read_timeout
 
 from .mock_server import API_KEY, MockServer, json_response
 
@@ -470,3 +471,70 @@ async def test_read_timeout_is_told_from_connection_errors(http_client: str) -> 
         await transport.aclose()
     assert not is_read_timeout(refused.value)
     assert not is_read_timeout(mint_async.APITimeoutError("connect timed out"))
+
+
+@pytest.mark.parametrize(
+    ("env", "base_url", "expected"),
+    [
+        ({}, "https://mint.example/", None),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "https://mint.example/", "http://proxy:3128"),
+        ({"https_proxy": "proxy:3128"}, "https://mint.example/", "http://proxy:3128"),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "http://mint.example/", None),
+        ({"HTTP_PROXY": "http://p:1"}, "http://mint.example/", "http://p:1"),
+        ({"ALL_PROXY": "socks5://s:1080"}, "https://mint.example/", "socks5://s:1080"),
+        (
+            {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "localhost,.example"},
+            "https://mint.example/",
+            None,
+        ),
+    ],
+)
+def test_environment_proxy(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], base_url: str, expected: str | None
+) -> None:
+    """http_client="httpx" takes its proxy from the environment, by scheme, minus NO_PROXY hosts."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert environment_proxy(base_url) == expected
+
+
+async def test_httpx_client_goes_through_the_environment_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With HTTP_PROXY set, http_client="httpx" sends its requests to the proxy (absolute-form)."""
+    seen: list[bytes] = []
+
+    async def proxy(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await stream.receive()
+            seen.append(head.split(b"\r\n", 1)[0])
+            body = b'{"detail": "from the proxy"}'
+            await stream.send(
+                b"HTTP/1.1 418 I'm a teapot\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            )
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        for name in ("HTTP_PROXY", "NO_PROXY", "http_proxy", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, proxy)
+            config = ClientConfig.resolve(
+                base_url="http://mint.invalid:9/", api_key=API_KEY, http_client="httpx"
+            )
+            transport = Transport(config)
+            try:
+                with pytest.raises(mint_async.APIStatusError) as caught:
+                    await transport.request("GET", "api/v1/healthz", auth=False)
+            finally:
+                await transport.aclose()
+            tg.cancel_scope.cancel()
+    assert caught.value.status_code == 418
+    assert seen == [b"GET http://mint.invalid:9/api/v1/healthz HTTP/1.1"]

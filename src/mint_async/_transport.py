@@ -19,6 +19,7 @@ import contextlib
 import logging
 import platform
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -53,7 +54,14 @@ from ._retry import backoff_delay, should_retry_status
 from ._retry import sleep as backoff_sleep
 from ._version import __version__
 
-__all__ = ["Response", "Transport", "is_read_timeout", "log_decision", "status_error"]
+__all__ = [
+    "Response",
+    "Transport",
+    "environment_proxy",
+    "is_read_timeout",
+    "log_decision",
+    "status_error",
+]
 
 logger = logging.getLogger("mint_async")
 
@@ -119,6 +127,21 @@ def _map_transport_errors(what: str) -> Generator[None]:
     except httpx.TransportError as exc:
         msg = f"{what} failed: {type(exc).__name__}: {exc}"
         raise APIConnectionError(msg) from exc
+
+
+def environment_proxy(base_url: str) -> str | None:
+    """The proxy the environment names for ``base_url``, as ``httpx.AsyncClient(trust_env=True)`` reads it.
+
+    ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (either case) by the URL's
+    scheme, none when ``NO_PROXY`` covers the host. Used by
+    ``http_client="httpx"``; the built-in pool connects directly.
+    """
+    url = httpx.URL(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(url.host):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def is_read_timeout(exc: BaseException) -> bool:
@@ -230,7 +253,12 @@ class Transport:
                     max_connections=cap + 16,
                     max_keepalive_connections=min(cap, self.config.limits.keepalive),
                 )
-                pool = httpx.AsyncHTTPTransport(limits=limits, http2=self.config.http2, retries=0)
+                pool = httpx.AsyncHTTPTransport(
+                    limits=limits,
+                    http2=self.config.http2,
+                    retries=0,
+                    proxy=environment_proxy(self._base),
+                )
             else:
                 # One lean pool serves every class; the limiters keep the classes apart.
                 shared = next(
