@@ -506,6 +506,7 @@ async def test_httpx_client_goes_through_the_environment_proxy(
 ) -> None:
     """With HTTP_PROXY set, http_client="httpx" sends its requests to the proxy (absolute-form)."""
     seen: list[bytes] = []
+    statuses: list[int] = []
 
     async def proxy(stream: anyio.abc.SocketStream) -> None:
         async with stream:
@@ -533,8 +534,9 @@ async def test_httpx_client_goes_through_the_environment_proxy(
             try:
                 with pytest.raises(mint_async.APIStatusError) as caught:
                     await transport.request("GET", "api/v1/healthz", auth=False)
+                statuses.append(caught.value.status_code)
             finally:
                 await transport.aclose()
             tg.cancel_scope.cancel()
-    assert caught.value.status_code == 418
+    assert statuses == [418]
     assert seen == [b"GET http://mint.invalid:9/api/v1/healthz HTTP/1.1"]
