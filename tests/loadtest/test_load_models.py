@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from mint_async.cli import main
@@ -124,3 +125,25 @@ async def test_timeout_caps_the_run(load: dict[str, Any]) -> None:
         assert report["completed"] <= 2 * (0.4 / 0.05 + 1)
     else:
         assert report["completed"] <= 40 * 0.4 + 1  # arrivals due within the 0.4 s
+
+
+class _EarlyClock:
+    """``anyio`` as the engine sees it, with a clock 60 ms ahead: its timers fire early."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(anyio, name)
+
+    @staticmethod
+    def current_time() -> float:
+        return anyio.current_time() - 0.06
+
+
+@pytest.mark.anyio
+async def test_open_loop_stops_at_its_deadline_when_the_timer_fires_early(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler woken (a little) before the deadline still ends the run by duration, not requests."""
+    monkeypatch.setattr(_engine, "anyio", _EarlyClock())
+    report = await run_async(config(server, rate=100.0, arrival="constant", duration=0.3))
+    assert report["stopped_by"] == "duration"
+    assert 0 < report["completed"] <= 31

@@ -237,7 +237,11 @@ class Engine:
             with anyio.move_on_at(min(at, self.budget.deadline()) + clock_offset):
                 await self.budget.stopped.wait()
             if at >= self.budget.deadline():
-                self.budget.check(time.perf_counter())
+                # Woken for the deadline: stop issuing now. The timer may fire a hair
+                # before perf_counter reaches the deadline (two clocks, an offset read
+                # non-atomically); checking "now" could then miss it, and the run would
+                # end as if its request budget ran out instead of its duration/timeout.
+                self.budget.check(max(time.perf_counter(), self.budget.deadline()))
                 return
             phase = self.budget.take(at)
             if phase is None:
