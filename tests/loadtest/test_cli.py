@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from mint_async.cli import main
 from mint_async.loadtest import LoadTestConfig, LoadTestReport, SampleWorkload, Scenario, run_async
-from mint_async.testing import LoopbackServer
+from mint_async.server import FaultConfig, ServerConfig
+from mint_async.testing import LoopbackServer, serve_loopback
 
 
 def remote(server: LoopbackServer) -> list[str]:
@@ -19,9 +21,12 @@ def remote(server: LoopbackServer) -> list[str]:
 
 
 def test_local_server_by_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: tuple[str, Any]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    anyio_backend: tuple[str, Any],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Without a URL the local server runs in a child process; its counts are in the result."""
+    """Without a URL the local server runs in a child process; its counts are in the result and on the console."""
     monkeypatch.delenv("MINT_BASE_URL", raising=False)
     out = tmp_path / "result.json"
     argv = [
@@ -39,6 +44,43 @@ def test_local_server_by_default(
     )
     assert server["faults"].get("error_result", 0) == seen
     assert data["completed"] + data["failed"] == 40
+    console = capsys.readouterr().out.splitlines()
+    section = console.index(next(line for line in console if " Local server " in line))
+    rows = dict(line.split(":", 1) for line in console[section + 1 : section + 6])
+    assert rows["Accepted"].split() == ["sample", "45"]
+    assert rows["Executed"].split() == ["sample", str(server["executed"]["sample"])]
+    fired = ", ".join(f"{k} {v}" for k, v in server["faults"].items()) or "-"
+    assert rows["Faults fired"].strip() == fired
+
+
+def test_base_url_from_the_environment(
+    server: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    anyio_backend: tuple[str, Any],
+) -> None:
+    """MINT_BASE_URL / MINT_API_KEY name the target; --base-url wins over them; --local ignores them."""
+    monkeypatch.setenv("MINT_BASE_URL", server.base_url)
+    monkeypatch.setenv("MINT_API_KEY", server.api_key)
+    out = tmp_path / "result.json"
+    base = ["loadtest", "--quiet", "--backend", anyio_backend[0], "--save-result", str(out)]
+    assert main([*base, "--requests", "12", "--concurrency", "3"]) == 0
+    data = json.loads(out.read_text())
+    assert data["target"] == server.base_url and data["server"] is None
+    assert server.statistics().accepted["sample"] == 12 == data["completed"]
+    # An explicit --base-url beats the environment's (which now points nowhere).
+    monkeypatch.setenv("MINT_BASE_URL", "http://127.0.0.1:9")
+    argv = [*base, "--base-url", server.base_url, "--requests", "5"]
+    assert main(argv) == 0
+    assert json.loads(out.read_text())["target"] == server.base_url
+    assert server.statistics().accepted["sample"] == 17
+    # --local starts the local server although MINT_BASE_URL is set.
+    monkeypatch.setenv("MINT_BASE_URL", server.base_url)
+    assert main([*base, "--local", "--requests", "6", "--concurrency", "2"]) == 0
+    data = json.loads(out.read_text())
+    assert data["target"].endswith("(local server)") and data["target"] != server.base_url
+    assert data["server"]["accepted"]["sample"] == 6
+    assert server.statistics().accepted["sample"] == 17
 
 
 @pytest.mark.parametrize(
@@ -179,20 +221,29 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.anyio
-async def test_progress_line_on_a_terminal(
-    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With progress on and a terminal on stderr, a refreshing line shows throughput and in-flight."""
+async def test_progress_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With progress on and a terminal on stderr, a refreshing line shows done, errors, rates, p50/p99."""
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
-    config = LoadTestConfig(
-        base_url=server.base_url, api_key=server.api_key, workloads=(SampleWorkload(),),
-        concurrency=2, duration=0.7, progress=True,
-    )  # fmt: skip
-    await run_async(config)
+    faults = ServerConfig(faults=FaultConfig.parse("error_result=0.3,seed=2"))
+    with serve_loopback(faults) as srv:
+        config = LoadTestConfig(
+            base_url=srv.base_url, api_key=srv.api_key, workloads=(SampleWorkload(),),
+            concurrency=2, duration=1.0, progress=True,
+        )  # fmt: skip
+        report = await run_async(config)
     text = terminal.getvalue()
     assert text.startswith("\r") and text.endswith("\n")
-    assert "req/s" in text and "in flight" in text and " ok" in text
+    assert "req/s" in text and "in flight" in text
+    # The line is redrawn every 0.5 s: the last drawing (at 0.5 s or later) has results.
+    last = text.rstrip().split("\r")[-1]
+    match = re.search(
+        r"\| ([\d,]+) ok \| ([\d,]+) err \|.*\| p50 ([\d,.]+)ms p99 ([\d,.]+)ms", last
+    )
+    assert match is not None, last
+    done, errors, p50, p99 = (float(g.replace(",", "")) for g in match.groups())
+    assert 0 < errors <= report["failed"] and 0 < done <= report["completed"]
+    assert 0 < p50 <= p99
 
 
 @pytest.mark.anyio
