@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import struct
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mint_async.cli import main
 from mint_async.loadtest import LoadTestConfig, LoadTestReport, plot_report, run_async
 from mint_async.server import LatencyConfig, ServerConfig
-from mint_async.testing import serve_loopback
+from mint_async.testing import LoopbackServer, serve_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -45,3 +49,46 @@ async def test_plot_is_written_and_not_blank(tmp_path: Path) -> None:
     report.save(saved)
     again = plot_report(LoadTestReport.load(saved), tmp_path / "again.png")
     assert png_size(again) == (1200, 360)
+
+
+def plot_argv(server: LoopbackServer, path: Path, backend: str) -> list[str]:
+    return [
+        "loadtest", "--base-url", server.base_url, "--api-key", server.api_key, "--quiet",
+        "--backend", backend, "--requests", "40", "--concurrency", "4", "--plot", str(path),
+    ]  # fmt: skip
+
+
+def test_plot_option_writes_a_png(
+    server: LoopbackServer,
+    tmp_path: Path,
+    anyio_backend: tuple[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--plot out.png`` runs the load test, prints the report and writes the three-panel PNG."""
+    path = tmp_path / "out.png"
+    assert main(plot_argv(server, path, anyio_backend[0])) == 0
+    assert png_size(path) == (1200, 360) and path.stat().st_size > 10_000
+    out = capsys.readouterr().out
+    assert "mint-async load test result" in out and f"plot saved to {path}" in out
+    assert server.statistics().accepted["sample"] == 40
+
+
+def test_plot_option_without_matplotlib(
+    server: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    anyio_backend: tuple[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without matplotlib, ``--plot`` exits 2 with the install hint, before any load is sent."""
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> ModuleSpec | None:
+        return None if name.partition(".")[0] == "matplotlib" else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    path = tmp_path / "out.png"
+    assert main(plot_argv(server, path, anyio_backend[0])) == 2
+    err = capsys.readouterr().err
+    assert "plotting needs matplotlib" in err and "pip install 'mint-async[plot]'" in err
+    assert not path.exists() and server.statistics().accepted == {}
