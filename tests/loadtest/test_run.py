@@ -194,8 +194,15 @@ async def test_training_workloads_counts_match_server() -> None:
         server = after.get(kind, 0) - before.get(kind, 0) - setup.get(kind, 0)
         assert server == report["accepted_by_kind"].get(kind, 0), kind
     rounds = ops["rl-step"]["completed"]
-    assert report["kinds"]["optim_step"]["completed"] == rounds
-    assert report["kinds"]["sample"]["completed"] == 3 * rounds
+    assert rounds > 0
+    kinds = report["kinds"]
+    assert kinds["optim_step"]["completed"] == rounds
+    assert kinds["sample"]["completed"] == 3 * rounds
+    # Each round ends with a weight sync (the setup's own syncs are not measured).
+    assert kinds["save_weights_for_sampler"]["completed"] == rounds
+    # Each round trains on its 3 x 2 samples in 2 minibatches; the rest are the plain workload's.
+    fb_rounds = kinds["forward_backward"]["completed"] - ops["forward_backward"]["completed"]
+    assert fb_rounds == 2 * rounds
     assert report["total_training_tokens"] > 0
 
 
