@@ -163,6 +163,32 @@ async def test_pipelined_training_ops_take_consecutive_seq_ids() -> None:
     assert order.index("forward_backward") < order.index("optim_step") < order.index("save_weights")
 
 
+async def test_training_pipeline_window_shrinks_on_429s() -> None:
+    """429s on a pipelined training submission shrink the window; the op still succeeds, once."""
+    mock = TrainingMock()
+    limited = {"left": 2}
+
+    def forward_backward(request: httpx.Request) -> Any:
+        if limited["left"]:
+            limited["left"] -= 1
+            return json_response(429, {"detail": "slow down"}, {"retry-after-ms": "0"})
+        return mock.promise(request)
+
+    mock.routes["forward_backward"] = forward_backward
+    async with mock.service() as svc:
+        tc = await svc.create_lora_training_client()
+        async with tc.pipeline(max_in_flight=8) as pipe:
+            fb = await pipe.forward_backward([make_datum()])
+            opt = await pipe.optim_step(t.AdamParams(learning_rate=0.01))
+            assert (await fb).loss == 1.0 and (await opt).metrics == {"lr:mean": 0.01}
+            stats = pipe.statistics()
+        outside = await tc.forward_backward([make_datum()])  # no pipeline: no hook left behind
+        await outside
+    assert stats.rate_limited == 2 and stats.retries == 2 and stats.window_decreases >= 1
+    assert stats.window < 8
+    assert [b["seq_id"] for b in mock.submissions("forward_backward")] == [1, 1, 1, 3]
+
+
 async def test_chunks_share_a_turn_first_chunk_last() -> None:
     """A batch beyond the chunk limit is split; chunks get consecutive seq_ids, the first is sent last."""
     mock = TrainingMock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,7 +27,17 @@ from ._wire import Wire
 if TYPE_CHECKING:
     from ._tokenizer import TokenizerCache
 
-__all__ = ["ClientContext", "call", "decode_response", "submit"]
+__all__ = ["ClientContext", "call", "decode_response", "submit", "submission_retry_hook"]
+
+submission_retry_hook: ContextVar[Callable[[int | None], None] | None] = ContextVar(
+    "mint_async_submission_retry_hook", default=None
+)
+"""The ``on_retry`` of submissions made in this context that name none.
+
+A training pipeline sets it around a TrainingClient call, so 429s on that call's
+submissions (every chunk of a batch included) shrink the pipeline's window
+without an ``on_retry`` parameter on every public training method.
+"""
 
 T = TypeVar("T")
 
@@ -102,6 +113,8 @@ async def submit(
     """
     started = time.monotonic()
     data = body if body is not None else _codec.encode(payload)
+    if on_retry is None:
+        on_retry = submission_retry_hook.get()
 
     async def post() -> t.UntypedAPIFuture:
         resp = await ctx.transport.request(

@@ -34,6 +34,7 @@ import anyio.abc
 
 from . import types as t
 from ._chunking import estimate_bytes, estimate_input_bytes
+from ._context import submission_retry_hook
 from ._exceptions import ClientClosedError, InvalidInputError
 from ._futures import APIFuture, QueueStateObserver, errors_in
 
@@ -564,8 +565,8 @@ class TrainingPipeline(_Pipeline[Any]):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        # Paused queue states shrink the window, as for samples. (429s on training
-        # submissions cannot: TrainingClient takes no on_retry hook yet.)
+        # Paused queue states shrink the window, as for samples; 429s on training
+        # submissions do too, through submission_retry_hook (see _op).
         _QueueStateFanout.of(self._client).observers.append(self._on_queue_state)
         return self
 
@@ -585,6 +586,7 @@ class TrainingPipeline(_Pipeline[Any]):
     ) -> Handle[Any]:
         handle = self._new_handle(request_id=None, tag=tag, nbytes=nbytes)
         await self._admit(handle)
+        hook = submission_retry_hook.set(self._on_retry(handle))  # 429s shrink the window
         try:
             fut = await submit()
         except Exception as exc:
@@ -596,6 +598,8 @@ class TrainingPipeline(_Pipeline[Any]):
             # result is not collected and it must not count as a success.
             self._cancel(handle, "its submit() was cancelled; the server may still run it")
             raise
+        finally:
+            submission_retry_hook.reset(hook)
         handle.attach(fut)
 
         async def job() -> APIFuture[Any]:
