@@ -253,3 +253,13 @@ async def test_pickled_training_client_hands_off(server: LoopbackServer) -> None
         async with copy:
             await (await copy.optim_step())
             assert copy.next_seq_id == 3
+
+
+async def test_service_sampling_client_loads_its_tokenizer(server: LoopbackServer) -> None:
+    """A sampling client made by the ServiceClient (no training client) finds its tokenizer offline."""
+    async with service(server) as svc:
+        sc = await svc.create_sampling_client(base_model=BASE)
+        tokenizer = await sc.get_tokenizer()
+        tokens = tokenizer.encode("What is 2 * 3?")
+        resp = await sc.sample(t.ModelInput.from_ints(tokens), 1, t.SamplingParams(max_tokens=3))
+        assert isinstance(tokenizer.decode(resp.sequences[0].tokens), str)

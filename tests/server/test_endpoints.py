@@ -186,10 +186,12 @@ async def test_checkpoints_weights_and_sampling() -> None:
             )
             assert len(res.sequences) == 3 and all(len(s.tokens) <= 4 for s in res.sequences)
         got = (await api.get(f"samplers/{sid}:sample:2")).json()
+        info = (await api.post("get_info", {"model_id": mid, "type": "get_info"})).json()
         assert got == {
             "sampler_id": f"{sid}:sample:2",
             "base_model": BASE_MODEL,
             "model_path": named["path"],
+            "tokenizer_id": info["model_data"]["tokenizer_id"],  # so get_tokenizer() works offline
         }
         missing = await api.post(
             "create_sampling_session",

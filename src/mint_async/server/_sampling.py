@@ -80,13 +80,15 @@ async def create_sampling_session(core: ServerCore, req: Request) -> Response:
 
 
 async def get_sampler(core: ServerCore, req: Request, sampler_id: str) -> Response:
-    """``GET samplers/{id}``."""
+    """``GET samplers/{id}``, with the ``tokenizer_id`` extension (as ``get_info`` has it)."""
     sampler = core.sampler(req.owner, sampler_id)
+    spec = core.specs.get(sampler.base_model)
     return json_response(
         GetSamplerResponse(
             sampler_id=sampler.sampler_id,
             base_model=sampler.base_model,
             model_path=sampler.model_path,
+            tokenizer_id=spec.tokenizer_id if spec is not None else None,
         )
     )
 
