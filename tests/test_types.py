@@ -100,6 +100,28 @@ class TestTensorData:
             t.TensorData(data=[1.5], dtype="int64")
         assert t.TensorData(data=[2.0], dtype="int64").tolist() == [2]
 
+    @pytest.mark.parametrize(
+        ("data", "dtype"),
+        [
+            (np.array([1e300]), "float32"),
+            (np.array([1e300]), "int64"),
+            (np.array([2.0**63]), "int64"),
+            (np.array([2**63], dtype=np.uint64), "int64"),
+        ],
+    )
+    def test_out_of_range_values_rejected(self, data: Any, dtype: t.TensorDtype) -> None:
+        """Values the wire dtype cannot hold raise instead of turning into inf or wrapping around."""
+        with pytest.raises(InvalidInputError, match="range"):
+            t.TensorData(data=data, dtype=dtype)
+
+    def test_extreme_values_in_range_kept(self) -> None:
+        """int64 limits, uint64 values that fit, and inf/NaN floats convert as they are."""
+        limits = t.TensorData(data=np.array([2**63 - 1, 0], dtype=np.uint64), dtype="int64")
+        assert limits.tolist() == [2**63 - 1, 0]
+        specials = t.TensorData(data=np.array([np.inf, -np.inf, np.nan]), dtype="float32")
+        assert specials.data.dtype == np.float32 and specials.tolist()[:2] == [np.inf, -np.inf]
+        assert np.isnan(specials.data[2])
+
     def test_strings_rejected(self) -> None:
         """Non-numeric data is a typed error."""
         with pytest.raises(InvalidInputError):

@@ -127,7 +127,23 @@ def as_array(value: object, dtype: TensorDtype) -> npt.NDArray[Any]:
         ):
             msg = "int64 data must hold integers, got non-integral floats"
             raise InvalidInputError(msg)
-        arr = arr.astype(np_dtype)
+        if (
+            np_dtype.kind == "i"
+            and arr.dtype.kind == "u"
+            and arr.dtype.itemsize == 8
+            and arr.size
+            and arr.max() > np.iinfo(np.int64).max
+        ):
+            # uint64 values above 2**63 - 1 would wrap around silently.
+            msg = "int64 data out of range (values above 2**63 - 1)"
+            raise InvalidInputError(msg)
+        try:
+            # Floats beyond the target's range would become inf / garbage with a warning.
+            with np.errstate(over="raise", invalid="raise"):
+                arr = arr.astype(np_dtype)
+        except FloatingPointError:
+            msg = f"values out of {dtype} range"
+            raise InvalidInputError(msg) from None
     return arr
 
 
