@@ -71,10 +71,20 @@ def _dec_hook(tp: object, obj: object) -> object:
     fixed = _FIXED_DTYPES.get(tp)
     if fixed is not None:
         try:
-            return np.asarray(obj, dtype=fixed)
-        except (TypeError, ValueError, OverflowError) as exc:
-            msg = f"expected an array of numbers, got {type(obj).__name__}"
+            if fixed.kind == "f":
+                # Numbers beyond float32's range would become inf with a RuntimeWarning.
+                with np.errstate(over="raise"):
+                    arr = np.asarray(obj, dtype=fixed)
+            else:
+                arr = np.asarray(obj, dtype=fixed)  # out-of-range ints raise OverflowError
+        except (TypeError, ValueError, OverflowError, FloatingPointError) as exc:
+            msg = f"expected an array of {fixed} numbers, got {type(obj).__name__}: {exc}"
             raise ValueError(msg) from exc
+        if arr.ndim != 1:
+            # A bare number or nested lists would otherwise decode as a 0-d / 2-D array.
+            msg = f"expected a flat array of numbers, got {arr.ndim} dimensions"
+            raise ValueError(msg)
+        return arr
     msg = f"unsupported type {tp!r}"
     raise NotImplementedError(msg)
 
@@ -116,6 +126,11 @@ def decode(tp: type[_T], data: bytes | bytearray | memoryview | str) -> _T:
         raise DecodeError(msg) from exc
     except msgspec.DecodeError as exc:
         msg = f"malformed JSON for {tp.__name__}: {exc}"
+        raise DecodeError(msg) from exc
+    except RecursionError as exc:
+        # msgspec parses nested values recursively (even ones it skips): hostile
+        # nesting must not escape as anything but our typed error.
+        msg = f"JSON for {tp.__name__} is nested too deeply"
         raise DecodeError(msg) from exc
 
 
@@ -177,7 +192,7 @@ def decode_future_outcome(
     if len(body) > _SMALL_BODY and not _needs_probe(result_type):
         try:
             result: _T = decoder_for(result_type).decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             pass  # maybe a (large) control answer: classify it below
         else:
             return result
@@ -188,6 +203,9 @@ def decode_future_outcome(
         raise DecodeError(msg) from exc
     except msgspec.DecodeError as exc:
         msg = f"malformed JSON in a retrieve_future answer: {exc}"
+        raise DecodeError(msg) from exc
+    except RecursionError as exc:
+        msg = "a retrieve_future answer is nested too deeply"
         raise DecodeError(msg) from exc
     if probe.type == "try_again":
         return decode(t.TryAgainResponse, body)
