@@ -7,8 +7,10 @@ without ``tolist()`` (measured within a few percent of orjson on the bare
 arrays; see benchmarks/bench_codec.py).
 
 Decoding: one typed ``Decoder`` per response type, built once and cached. Array
-fields decode straight into numpy (``SampledSequence.tokens_np`` as int32,
-``logprobs_np`` as float32; ``TensorData.data`` in its declared dtype).
+fields decode to numpy (``SampledSequence.tokens_np`` as int32, ``logprobs_np``
+as float32; ``TensorData.data`` in its declared dtype): msgspec parses each JSON
+array into a list and a ``dec_hook`` converts it (JSON numbers cannot skip that
+step; the binary wire's arrays are views of the response bytes).
 
 Every msgspec / orjson failure is translated to :class:`~mint_async.DecodeError`
 here and nowhere else.
