@@ -4,7 +4,8 @@ One loopback server per mode (module-scoped): the client runs in ``wire="auto"``
 against the first three (the server's ``client/config`` decides) and in
 ``wire="binary"`` against ``--wire 0.38``. Each flow checks the server saw the
 bodies and answered the results in that mode's encodings; a last test runs one
-deterministic scenario on every wire and compares the numbers.
+deterministic scenario on every wire and compares the numbers. (The modes live in
+``_support``; test_client_server and test_pipeline run whole in the first three.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,41 +27,12 @@ from mint_async._config import WireMode
 from mint_async.server import FaultConfig, ServerConfig
 from mint_async.testing import LoopbackServer, serve_loopback
 
-from ._support import rl_datum, sft_datum
+from ._support import MODES, Mode, check_wire, rl_datum, sft_datum
 from .test_faults import FAULTS
 
 pytestmark = pytest.mark.anyio
 
 BASE = "Qwen/Qwen3-0.6B"
-
-
-@dataclass(frozen=True)
-class Mode:
-    """A server configuration, the client wire to use with it, and the encodings to expect."""
-
-    name: str
-    config: ServerConfig
-    wire: WireMode
-    fwdbwd: str
-    """How forward_backward bodies travel."""
-    forward: str
-    """How forward bodies travel (tinker 0.22 keeps them JSON, to ``/forward``)."""
-    results: str
-
-
-MODES = (
-    Mode("json", ServerConfig(), "auto", "json", "json", "json"),
-    Mode("proto", ServerConfig(proto_write_fwdbwd=True), "auto", "protobuf", "json", "protobuf"),
-    Mode(
-        "proto+zstd",
-        ServerConfig(proto_write_fwdbwd=True, proto_compress_fwdbwd=True),
-        "auto",
-        "protobuf+zstd",
-        "json",
-        "protobuf",
-    ),
-    Mode("0.38", ServerConfig(wire="0.38"), "binary", "protobuf", "protobuf", "protobuf"),
-)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +41,7 @@ def servers() -> Iterator[dict[str, LoopbackServer]]:
     with contextlib.ExitStack() as stack:
         yield {
             mode.name: stack.enter_context(
-                serve_loopback(replace(mode.config, poll_hold=5.0, track_executions=True))
+                serve_loopback(mode.config(ServerConfig(poll_hold=5.0, track_executions=True)))
             )
             for mode in MODES
         }
@@ -86,19 +57,11 @@ def service(server: LoopbackServer, wire: WireMode) -> ServiceClient:
     return ServiceClient(base_url=server.base_url, api_key=server.api_key, wire=wire)
 
 
-def check_wire(server: LoopbackServer, mode: Mode) -> None:
-    """The server saw bodies, and sent results, only in the mode's encodings."""
-    stats = server.statistics()
-    assert set(stats.fwdbwd_bodies) <= {mode.fwdbwd, mode.forward}, stats.fwdbwd_bodies
-    assert stats.fwdbwd_bodies.get(mode.fwdbwd, 0) > 0, stats.fwdbwd_bodies
-    assert set(stats.results_sent) == {mode.results}, stats.results_sent
-
-
 async def test_training_round_trip(servers: dict[str, LoopbackServer], mode: Mode) -> None:
     """Pipelined forward_backward/optim_step lower the loss; forward returns per-token logprobs."""
     server = servers[mode.name]
     batch = [sft_datum([1, 2, 3, 4], [7, 8, 9]) for _ in range(4)]
-    async with service(server, mode.wire) as svc:
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=8, seed=1)
         losses: list[float] = []
         for _ in range(6):
@@ -124,7 +87,7 @@ async def test_every_loss(servers: dict[str, LoopbackServer], mode: Mode) -> Non
         ("cispo", clip),
         ("dro", {"beta": 0.01}),
     ]
-    async with service(server, mode.wire) as svc:
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=4)
         ce = await (await tc.forward_backward([sft_datum([1, 2], [3, 4])], "cross_entropy"))
         assert ce.loss > 0
@@ -143,7 +106,7 @@ async def test_checkpoints_sampling_and_rest(
     """Checkpoints, sampling (n>1, prompt and top-k logprobs), restore from state, REST reads."""
     server = servers[mode.name]
     prompt = t.ModelInput.from_ints([1, 2, 3, 4])
-    async with service(server, mode.wire) as svc:
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=8)
         await (await tc.forward_backward([sft_datum([1, 2, 3], [4, 5])]))
         await (await tc.optim_step())
@@ -189,12 +152,12 @@ async def test_checkpoints_sampling_and_rest(
 
 async def test_faults_complete_exactly_once(mode: Mode) -> None:
     """Under every absorbable fault, samples and training steps complete, each executed once, in order."""
-    config = replace(mode.config, faults=FaultConfig.parse(FAULTS), poll_hold=2.0)
+    config = mode.config(ServerConfig(faults=FaultConfig.parse(FAULTS), poll_hold=2.0))
     samples, steps = 150, 15
     with serve_loopback(config) as faulty:
         results: list[t.SampleResponse] = []
         losses: list[float] = []
-        async with service(faulty, mode.wire) as svc:
+        async with mode.service(faulty) as svc:
             tc = await svc.create_lora_training_client(BASE, rank=4)
             sc = await svc.create_sampling_client(base_model=BASE)
             limiter = anyio.CapacityLimiter(32)
@@ -235,11 +198,11 @@ async def test_faults_complete_exactly_once(mode: Mode) -> None:
         check_wire(faulty, mode)
 
 
-async def _scenario(server: LoopbackServer, wire: WireMode) -> dict[str, Any]:
+async def _scenario(server: LoopbackServer, mode: Mode) -> dict[str, Any]:
     """A deterministic run: seeded LoRA, three steps, forward logprobs, greedy and seeded samples."""
     batch = [sft_datum([1, 2, 3], [9, 8, 7, 6]), sft_datum([4, 5], [6, 7])]
     prompt = t.ModelInput.from_ints([3, 1, 4, 1, 5])
-    async with service(server, wire) as svc:
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=4, seed=7)
         losses: list[float] = []
         for _ in range(3):
@@ -269,7 +232,7 @@ async def _scenario(server: LoopbackServer, wire: WireMode) -> dict[str, Any]:
 
 async def test_results_identical_across_wires(servers: dict[str, LoopbackServer]) -> None:
     """The same seeded scenario gives the same losses, logprobs and samples on every wire."""
-    runs = {mode.name: await _scenario(servers[mode.name], mode.wire) for mode in MODES}
+    runs = {mode.name: await _scenario(servers[mode.name], mode) for mode in MODES}
     reference = runs["json"]
     for name, run in runs.items():
         assert run["greedy"] == reference["greedy"], name
