@@ -1,4 +1,10 @@
-"""The async client against the local reference server over real HTTP (loopback), on asyncio and trio."""
+"""The async client against the local reference server over real HTTP (loopback), on asyncio and trio.
+
+Every test runs in each of the wire modes of ``_support.WIRES`` — JSON, protobuf
+(server ``--proto``) and protobuf+zstd (``--proto --zstd``), the client in
+``wire="auto"`` — against one module-scoped server per mode, and checks from the
+server's counters that its bodies and results travelled in that mode's encodings.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -16,28 +22,31 @@ from mint_async import types as t
 from mint_async.server import ServerConfig
 from mint_async.testing import LoopbackServer, serve_loopback
 
-from ._support import rl_datum, sft_datum
+from ._support import WIRES, Mode, check_wire, rl_datum, sft_datum
 
 pytestmark = pytest.mark.anyio
 
 BASE = "Qwen/Qwen3-0.6B"
 
 
+@pytest.fixture(scope="module", params=WIRES, ids=[m.name for m in WIRES])
+def mode(request: pytest.FixtureRequest) -> Mode:
+    """Each wire mode in turn (module-scoped: the tests are grouped by mode)."""
+    return cast("Mode", request.param)
+
+
 @pytest.fixture(scope="module")
-def server() -> Iterator[LoopbackServer]:
-    """One loopback server for the module (uvicorn in a thread)."""
-    with serve_loopback(ServerConfig(poll_hold=5.0)) as srv:
+def server(mode: Mode) -> Iterator[LoopbackServer]:
+    """One loopback server per wire mode for the module (uvicorn in a thread)."""
+    with serve_loopback(mode.config(ServerConfig(poll_hold=5.0))) as srv:
         yield srv
 
 
-def service(server: LoopbackServer, **kwargs: Any) -> ServiceClient:
-    return ServiceClient(base_url=server.base_url, api_key=server.api_key, **kwargs)
-
-
-async def test_training_round_trip(server: LoopbackServer) -> None:
+async def test_training_round_trip(server: LoopbackServer, mode: Mode) -> None:
     """create → forward_backward/optim_step pipelined → loss falls → get_info and tokenizer offline."""
     batch = [sft_datum([1, 2, 3, 4], [7, 8, 9]) for _ in range(4)]
-    async with service(server) as svc:
+    before = server.statistics()
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=8, seed=1)
         losses: list[float] = []
         for _ in range(8):
@@ -53,6 +62,7 @@ async def test_training_round_trip(server: LoopbackServer) -> None:
         fwd = await (await tc.forward(batch[:1]))
         lp = fwd.loss_fn_outputs[0]["logprobs"]
         assert lp.dtype == "float32" and lp.dims == (6,)
+    check_wire(server, mode, since=before)
 
 
 @pytest.mark.parametrize(
@@ -65,38 +75,45 @@ async def test_training_round_trip(server: LoopbackServer) -> None:
     ],
 )
 async def test_rl_losses(
-    server: LoopbackServer, loss_fn: t.LossFnType, config: dict[str, float] | None
+    server: LoopbackServer, mode: Mode, loss_fn: t.LossFnType, config: dict[str, float] | None
 ) -> None:
     """Every RL loss function runs with the conventional inputs and reports loss:sum."""
-    async with service(server) as svc:
+    before = server.statistics()
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=4)
         out = await (
             await tc.forward_backward([rl_datum(5, 1.0), rl_datum(3, -0.5)], loss_fn, config)
         )
     assert "loss:sum" in out.metrics
     assert [o["logprobs"].dims for o in out.loss_fn_outputs] == [(5,), (3,)]
+    check_wire(server, mode, since=before)
 
 
-async def test_custom_loss(server: LoopbackServer) -> None:
-    """forward_backward_custom runs a client-side torch loss end to end."""
+async def test_custom_loss(server: LoopbackServer, mode: Mode) -> None:
+    """forward_backward_custom runs a client-side torch loss end to end (forward, then its gradients)."""
     torch = pytest.importorskip("torch")
 
     def loss_fn(data: list[t.Datum], logprobs: list[Any]) -> tuple[Any, dict[str, float]]:
         total = torch.stack([-lp.mean() for lp in logprobs]).sum()
         return total, {"n:sum": float(len(data))}
 
-    async with service(server) as svc:
+    before = server.statistics()
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=4)
         out = await (await tc.forward_backward_custom([sft_datum([1, 2], [3, 4])], loss_fn))
         await (await tc.optim_step())
     assert out.metrics["n:sum"] == 1.0 and out.metrics["loss:sum"] > 0
+    check_wire(server, mode, since=before)
 
 
-async def test_checkpoints_sampling_and_rest(server: LoopbackServer, tmp_path: Path) -> None:
+async def test_checkpoints_sampling_and_rest(
+    server: LoopbackServer, mode: Mode, tmp_path: Path
+) -> None:
     """save/load state, sampler weights, sampling (n>1, prompt and top-k logprobs), REST, archive, audit log."""
     prompt = t.ModelInput.from_ints([1, 2, 3, 4])
     started = datetime.now(UTC).date()
-    async with service(server) as svc:
+    before = server.statistics()
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=8)
         await (await tc.forward_backward([sft_datum([1, 2, 3], [4, 5])]))
         await (await tc.optim_step())
@@ -206,11 +223,17 @@ async def test_checkpoints_sampling_and_rest(server: LoopbackServer, tmp_path: P
         assert (await rest.get_audit_log("teams")).entries == []
         yesterday = started - timedelta(days=1)
         assert (await rest.get_audit_log(day=yesterday)).entries == []
+    check_wire(server, mode, since=before)
 
 
-async def test_reverse_kl(server: LoopbackServer) -> None:
-    """MinT's reverse-KL forward/backward against a sampler checkpoint returns per-datum losses."""
-    async with service(server) as svc:
+async def test_reverse_kl(server: LoopbackServer, mode: Mode) -> None:
+    """MinT's reverse-KL forward/backward against a sampler checkpoint returns per-datum losses.
+
+    Its body and result are JSON on every wire (§9 gives them no protobuf form);
+    the check is that nothing else went out in another encoding.
+    """
+    before = server.statistics()
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=4)
         teacher = await (await tc.save_weights_for_sampler("teacher"))
         datum = t.ReverseKLDatum(
@@ -221,11 +244,13 @@ async def test_reverse_kl(server: LoopbackServer) -> None:
         )
         out = await (await tc.forward_backward_reverse_kl(teacher.path, [datum]))
     assert len(out.outputs) == 1 and "loss:sum" in out.metrics
+    check_wire(server, mode, since=before, bodies=False, results=False)
 
 
-async def test_user_errors_surface_typed(server: LoopbackServer) -> None:
+async def test_user_errors_surface_typed(server: LoopbackServer, mode: Mode) -> None:
     """A server-side validation failure comes back as RequestFailedError(category='user') or a 4xx."""
-    async with service(server) as svc:
+    before = server.statistics()
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=4)
         bad = t.Datum(
             model_input=t.ModelInput.from_ints([1, 2]), loss_fn_inputs={"weights": [1.0, 1.0]}
@@ -236,16 +261,17 @@ async def test_user_errors_surface_typed(server: LoopbackServer) -> None:
             assert info.value.category == "user"
         with pytest.raises(mint_async.NotFoundError):
             await svc.create_rest_client().get_training_run("no-such-run")
+    check_wire(server, mode, since=before, results=False)  # the bad body went in this wire
     with pytest.raises(mint_async.AuthenticationError):
         async with ServiceClient(base_url=server.base_url, api_key="sk-wrong"):
             pass
 
 
-async def test_pickled_training_client_hands_off(server: LoopbackServer) -> None:
-    """An unpickled TrainingClient continues the run's seq_ids on its own connection."""
+async def test_pickled_training_client_hands_off(server: LoopbackServer, mode: Mode) -> None:
+    """An unpickled TrainingClient continues the run's seq_ids on its own connection, on the same wire."""
     import pickle
 
-    async with service(server) as svc:
+    async with mode.service(server) as svc:
         tc = await svc.create_lora_training_client(BASE, rank=4)
         await (await tc.forward_backward([sft_datum([1, 2], [3])]))
         copy: mint_async.TrainingClient = pickle.loads(pickle.dumps(tc))
@@ -253,13 +279,21 @@ async def test_pickled_training_client_hands_off(server: LoopbackServer) -> None
         async with copy:
             await (await copy.optim_step())
             assert copy.next_seq_id == 3
+            before = server.statistics()
+            out = await (await copy.forward_backward([sft_datum([1, 2], [3])]))
+            assert out.loss > 0 and copy.next_seq_id == 4
+            check_wire(server, mode, since=before)  # the copy's own body and result
 
 
-async def test_service_sampling_client_loads_its_tokenizer(server: LoopbackServer) -> None:
+async def test_service_sampling_client_loads_its_tokenizer(
+    server: LoopbackServer, mode: Mode
+) -> None:
     """A sampling client made by the ServiceClient (no training client) finds its tokenizer offline."""
-    async with service(server) as svc:
+    before = server.statistics()
+    async with mode.service(server) as svc:
         sc = await svc.create_sampling_client(base_model=BASE)
         tokenizer = await sc.get_tokenizer()
         tokens = tokenizer.encode("What is 2 * 3?")
         resp = await sc.sample(t.ModelInput.from_ints(tokens), 1, t.SamplingParams(max_tokens=3))
         assert isinstance(tokenizer.decode(resp.sequences[0].tokens), str)
+    check_wire(server, mode, since=before, bodies=False)
