@@ -22,6 +22,7 @@ CONTROL_TEXT = (
     "<|end_header_id|>",
 )
 THINK_TEXT = ("<think>", "</think>")
+TOOL_TEXT = ("<tool_response>", "</tool_response>")
 PLAIN_FRAGMENTS = (
     "a",
     "Zq",
@@ -45,7 +46,10 @@ _plain = st.lists(st.one_of(st.sampled_from(PLAIN_FRAGMENTS), st.text(max_size=3
     "".join
 )
 _tricky = st.lists(
-    st.one_of(st.sampled_from(PLAIN_FRAGMENTS + CONTROL_TEXT + THINK_TEXT), st.text(max_size=3)),
+    st.one_of(
+        st.sampled_from(PLAIN_FRAGMENTS + CONTROL_TEXT + THINK_TEXT + TOOL_TEXT),
+        st.text(max_size=3),
+    ),
     max_size=6,
 ).map("".join)
 

@@ -18,6 +18,18 @@ __all__ = ["Qwen3DisableThinkingRenderer", "Qwen3InstructRenderer", "Qwen3Render
 _EMPTY_THINK = "<think>\n\n</think>\n\n"
 
 
+def is_query(message: Message) -> bool:
+    """Whether ``message`` is a user query, as Qwen3's template decides it.
+
+    A user message that is wholly a ``<tool_response>...</tool_response>`` block
+    is the result of a tool call within a multi-step answer, not a new query:
+    the reasoning of the assistant turns since the real query stays shown.
+    """
+    content = message["content"]
+    tool_result = content.startswith("<tool_response>") and content.endswith("</tool_response>")
+    return message["role"] == "user" and not tool_result
+
+
 def split_reasoning(message: Message) -> tuple[str, str]:
     """``(reasoning, content)`` of an assistant message, as the Qwen3 template reads them.
 
@@ -73,12 +85,14 @@ class _ChatML(Renderer):
 class Qwen3Renderer(_ChatML):
     """The Qwen3 format with thinking (``Qwen/Qwen3-*``), as its own chat template renders it.
 
-    An assistant turn after the last user message shows its reasoning in a
+    An assistant turn after the last user query shows its reasoning in a
     ``<think>`` block; the final message always gets one, empty if it has no
     reasoning, and that block is part of the trained body (the model learns to
-    open and close its thoughts). Assistant turns before the last user message
-    drop their reasoning. :meth:`parse_response` splits a think block back out
-    into ``reasoning_content``.
+    open and close its thoughts). Assistant turns before the last user query
+    drop their reasoning. As in Qwen's template, a user message that is wholly
+    a ``<tool_response>...</tool_response>`` block is a tool result, not a
+    query. :meth:`parse_response` splits a think block back out into
+    ``reasoning_content``.
     """
 
     name: ClassVar[str] = "qwen3"
@@ -87,16 +101,16 @@ class Qwen3Renderer(_ChatML):
     _empty_think_in_header: ClassVar[bool] = False
 
     def _render(self, messages: list[Message]) -> list[Turn]:
-        # As the template: with no user message, no assistant turn gets a think block.
-        last_user = max(
-            (i for i, m in enumerate(messages) if m["role"] == "user"), default=len(messages) - 1
+        # As the template: with no user query, no assistant turn gets a think block.
+        last_query = max(
+            (i for i, m in enumerate(messages) if is_query(m)), default=len(messages) - 1
         )
         turns = super()._render(messages)
         for i, m in enumerate(messages):
             if m["role"] != "assistant":
                 continue
             reasoning, content = split_reasoning(m)
-            if i > last_user and (i == len(messages) - 1 or reasoning):
+            if i > last_query and (i == len(messages) - 1 or reasoning):
                 shown = reasoning.strip("\n")
                 think = f"<think>\n{shown}\n</think>\n\n"
                 content = content.lstrip("\n")

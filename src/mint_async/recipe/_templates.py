@@ -25,14 +25,18 @@ __all__ = [
 QWEN3_CHAT_TEMPLATE: Final = r"""
 {#- The Qwen3 (ChatML) format with thinking. Turns are
     <|im_start|>role\n ... <|im_end|>\n. An assistant turn after the last user
-    message shows its reasoning in a <think> block, and the final turn always
+    query shows its reasoning in a <think> block, and the final turn always
     has one (empty when there is no reasoning); earlier assistant turns drop
-    their reasoning. Reasoning comes from `reasoning_content`, or else from a
+    their reasoning. As in Qwen's template, a user message that is wholly a
+    <tool_response>...</tool_response> block is a tool result, not a query.
+    Reasoning comes from `reasoning_content`, or else from a
     <think>...</think> prefix of the content. enable_thinking=false puts an
     empty think block into the generation prompt. -#}
 {%- set ns = namespace(last_user=messages | length - 1) -%}
 {%- for m in messages -%}
-    {%- if m['role'] == 'user' -%}{%- set ns.last_user = loop.index0 -%}{%- endif -%}
+    {%- if m['role'] == 'user' and not (m['content'].startswith('<tool_response>') and m['content'].endswith('</tool_response>')) -%}
+        {%- set ns.last_user = loop.index0 -%}
+    {%- endif -%}
 {%- endfor -%}
 {%- for m in messages -%}
     {%- if m['role'] == 'assistant' -%}
