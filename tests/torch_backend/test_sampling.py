@@ -216,3 +216,60 @@ def test_sampling_matches_training_forward(backend: TorchBackend) -> None:
         out.loss_fn_outputs[0]["logprobs"].to_numpy(),
         atol=1e-5,
     )
+
+
+# Hand-computed filter cases. Convention (protocol.md §8.5 only names the fields, MinT's
+# docs call top_p the "nucleus sampling threshold"; both backends implement nucleus
+# sampling as Holtzman et al., Hugging Face and vLLM do): top_p keeps the smallest set
+# of most likely tokens whose mass reaches top_p, so the token that crosses the threshold
+# is kept and the most likely token always is. top_k keeps every token whose logit is at
+# least the k-th largest: tokens tied at the k-th place are all kept (the cut is by value,
+# never by position), so a tie can leave more than k tokens and never depends on order.
+# Thresholds sit strictly inside a cumulative-mass interval (0.75, not 0.8 = .5 + .3):
+# at a boundary float rounding of the softmax decides (.5 + .3 sums just below .8 in
+# float64), except for top_p=.5, where the softmax gives the top token exactly .5.
+_PROBS = np.array([[0.5, 0.3, 0.15, 0.05]])
+
+
+def _both_filters(probs: np.ndarray, top_k: int, top_p: float) -> list[np.ndarray]:
+    """Filtered probabilities of the torch and the synthetic backend for these probabilities."""
+    logits = np.log(probs)
+    torch_p = filtered_probs(from_numpy(logits), 1.0, top_k, top_p).numpy()
+    return [torch_p, synthetic_filter(logits, top_k, top_p)]
+
+
+@pytest.mark.parametrize(
+    ("top_k", "top_p", "expected"),
+    [
+        (-1, 0.75, [0.625, 0.375, 0.0, 0.0]),  # .5 < .75 <= .5 + .3: the crossing token stays
+        (-1, 0.45, [1.0, 0.0, 0.0, 0.0]),  # the top token alone reaches .45
+        (-1, 0.5, [1.0, 0.0, 0.0, 0.0]),  # mass exactly .5 reaches .5: "reaches" is >=
+        (-1, 0.9, [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0]),
+        (-1, 1.0, [0.5, 0.3, 0.15, 0.05]),  # off
+        (2, 1.0, [0.625, 0.375, 0.0, 0.0]),
+        (1, 1.0, [1.0, 0.0, 0.0, 0.0]),
+        (4, 1.0, [0.5, 0.3, 0.15, 0.05]),  # k >= vocab: off
+        (0, 1.0, [0.5, 0.3, 0.15, 0.05]),  # k <= 0: off, as -1
+        (3, 0.75, [0.625, 0.375, 0.0, 0.0]),  # top-k first, then top-p on the renormalised rest
+        # top-k first: after k=3 the top token has .5/.95 > .52, alone enough (without
+        # top-k, .5 < .52 would keep two).
+        (3, 0.52, [1.0, 0.0, 0.0, 0.0]),
+        (-1, 0.52, [0.625, 0.375, 0.0, 0.0]),
+    ],
+)
+def test_filters_keep_the_hand_computed_tokens(
+    top_k: int, top_p: float, expected: list[float]
+) -> None:
+    """[.5, .3, .15, .05] filtered by top_k/top_p gives the hand-computed distribution, both backends."""
+    for probs in _both_filters(_PROBS, top_k, top_p):
+        np.testing.assert_allclose(probs[0], expected, atol=1e-12)
+
+
+def test_top_k_keeps_every_token_tied_at_the_kth_place() -> None:
+    """top_k=2 over [.4, .2, .2, .2] keeps all three tokens tied for second, in either backend."""
+    for probs in (np.array([[0.4, 0.2, 0.2, 0.2]]), np.array([[0.2, 0.2, 0.4, 0.2]])):
+        for out in _both_filters(probs, 2, 1.0):
+            np.testing.assert_allclose(out, probs, atol=1e-12)
+    # Below the tie the cut is ordinary: [.4, .3, .15, .15] with k=2 keeps two.
+    for out in _both_filters(np.array([[0.4, 0.3, 0.15, 0.15]]), 2, 1.0):
+        np.testing.assert_allclose(out[0], [0.4 / 0.7, 0.3 / 0.7, 0.0, 0.0], atol=1e-12)
