@@ -225,9 +225,9 @@ def test_sampling_matches_training_forward(backend: TorchBackend) -> None:
 # is kept and the most likely token always is. top_k keeps every token whose logit is at
 # least the k-th largest: tokens tied at the k-th place are all kept (the cut is by value,
 # never by position), so a tie can leave more than k tokens and never depends on order.
-# Thresholds sit strictly inside a cumulative-mass interval (0.75, not 0.8 = .5 + .3):
-# at a boundary float rounding of the softmax decides (.5 + .3 sums just below .8 in
-# float64), except for top_p=.5, where the softmax gives the top token exactly .5.
+# At a boundary (top_p=.8 = .5 + .3) float rounding of the softmax would decide (.5 + .3
+# sums just below .8 in float64); both backends allow a slack of TOP_P_SLACK, so a mass
+# that reaches top_p up to rounding counts as reaching it.
 _PROBS = np.array([[0.5, 0.3, 0.15, 0.05]])
 
 
@@ -242,7 +242,10 @@ def _both_filters(probs: np.ndarray, top_k: int, top_p: float) -> list[np.ndarra
     ("top_k", "top_p", "expected"),
     [
         (-1, 0.75, [0.625, 0.375, 0.0, 0.0]),  # .5 < .75 <= .5 + .3: the crossing token stays
+        (-1, 0.8, [0.625, 0.375, 0.0, 0.0]),  # .5 + .3 reaches .8 exactly: two, not three
+        (-1, 0.95, [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0]),  # the same at the third step
         (-1, 0.45, [1.0, 0.0, 0.0, 0.0]),  # the top token alone reaches .45
+        (-1, 1e-9, [1.0, 0.0, 0.0, 0.0]),  # below the slack: still the top token
         (-1, 0.5, [1.0, 0.0, 0.0, 0.0]),  # mass exactly .5 reaches .5: "reaches" is >=
         (-1, 0.9, [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0]),
         (-1, 1.0, [0.5, 0.3, 0.15, 0.05]),  # off

@@ -36,7 +36,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Literal, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -57,10 +57,19 @@ __all__ = [
     "ExecutionPolicy",
     "ModelSpec",
     "SampleSpec",
+    "TOP_P_SLACK",
 ]
 
 ModelT = TypeVar("ModelT")
 SamplerT = TypeVar("SamplerT")
+
+TOP_P_SLACK: Final = 1e-6
+"""top_p keeps tokens while the mass before them is below ``top_p - TOP_P_SLACK``.
+
+Nucleus sampling keeps the smallest set of most likely tokens whose mass reaches
+``top_p`` (the token crossing it included). The slack absorbs float rounding, so
+probabilities .5, .3, ... with top_p .8 keep two tokens, not three.
+"""
 
 CheckpointKind = Literal["training", "sampler"]
 """``training``: weights and optimizer state; ``sampler``: weights only."""

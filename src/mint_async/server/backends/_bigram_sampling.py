@@ -10,7 +10,7 @@ import numpy.typing as npt
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import SampledSequence, SampleResponse, StopReason
 
-from ._base import SampleSpec
+from ._base import TOP_P_SLACK, SampleSpec
 
 __all__ = ["sample_table"]
 
@@ -30,10 +30,12 @@ def _filter(z: F64, top_k: int, top_p: float) -> F64:
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
     if top_p < 1.0:
-        order = np.argsort(-p, axis=1)
+        order = np.argsort(-p, axis=1, kind="stable")  # ties: the lowest token id first
         sorted_p = np.take_along_axis(p, order, axis=1)
-        # Keep the smallest prefix whose mass reaches top_p (always the top token).
-        keep_sorted = (np.cumsum(sorted_p, axis=1) - sorted_p) < top_p
+        # Keep the smallest prefix whose mass reaches top_p (always the top token);
+        # the slack stops rounding (.5 + .3 summing to just under .8) from keeping one more.
+        keep_sorted = (np.cumsum(sorted_p, axis=1) - sorted_p) < top_p - TOP_P_SLACK
+        keep_sorted[:, 0] = True
         keep = np.zeros_like(keep_sorted)
         np.put_along_axis(keep, order, keep_sorted, axis=1)
         p = np.where(keep, p, 0.0)

@@ -23,7 +23,7 @@ from torch import nn
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import SampledSequence, SampleResponse, StopReason
 
-from ._base import SampleSpec
+from ._base import TOP_P_SLACK, SampleSpec
 from ._torch_model import MAX_CONTEXT, check_vocab, from_numpy, to_floats, to_ints
 
 __all__ = ["Detokenize", "filtered_probs", "sample"]
@@ -44,9 +44,11 @@ def filtered_probs(
         z = z.masked_fill(z < kth, float("-inf"))
     p = torch.softmax(z, dim=-1)
     if top_p < 1.0:
-        sorted_p, order = torch.sort(p, dim=-1, descending=True)
-        # Keep the smallest prefix whose mass reaches top_p (always the top token).
-        keep_sorted = (torch.cumsum(sorted_p, dim=-1) - sorted_p) < top_p
+        sorted_p, order = torch.sort(p, dim=-1, descending=True, stable=True)
+        # Keep the smallest prefix whose mass reaches top_p (always the top token);
+        # the slack stops rounding (.5 + .3 summing to just under .8) from keeping one more.
+        keep_sorted = (torch.cumsum(sorted_p, dim=-1) - sorted_p) < top_p - TOP_P_SLACK
+        keep_sorted[..., 0] = True
         keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
         p = torch.where(keep, p, torch.zeros_like(p))
         p = p / p.sum(dim=-1, keepdim=True)
