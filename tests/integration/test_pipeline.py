@@ -1,19 +1,27 @@
-"""Pipelines against the local server: backpressure at the cap, AIMD, exactly-once, order, clean cancellation."""
+"""Pipelines against the local server: backpressure at the cap, AIMD, exactly-once, order, clean cancellation.
+
+Every test runs in each wire mode of ``_support.WIRES`` (JSON, protobuf,
+protobuf+zstd; the client in ``wire="auto"``): its servers get the mode's flags,
+and the tests that receive results check from the server's counters that they
+travelled in the mode's encoding (the training ones, that their bodies did too).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import anyio
 import pytest
 
 import mint_async
-from mint_async import ServiceClient
 from mint_async import types as t
 from mint_async.server import FaultConfig, LatencyConfig, ServerConfig
 from mint_async.testing import LoopbackServer, serve_loopback
+
+from ._support import WIRES, Mode, check_wire
 
 pytestmark = pytest.mark.anyio
 
@@ -21,22 +29,26 @@ PROMPT = t.ModelInput.from_ints([1, 2, 3])
 PARAMS = t.SamplingParams(max_tokens=3)
 
 
-def client(server: LoopbackServer) -> ServiceClient:
-    return ServiceClient(base_url=server.base_url, api_key=server.api_key)
+@pytest.fixture(scope="module", params=WIRES, ids=[m.name for m in WIRES])
+def mode(request: pytest.FixtureRequest) -> Mode:
+    """Each wire mode in turn (module-scoped: the tests are grouped by mode)."""
+    return cast("Mode", request.param)
 
 
-@pytest.fixture
-def slow_server() -> Iterator[LoopbackServer]:
-    """Samples take 20-60 ms, so requests pile up in flight."""
-    with serve_loopback(
-        ServerConfig(latency=LatencyConfig.parse("sample=uniform(0.02,0.06)"), poll_hold=5.0)
-    ) as srv:
+@pytest.fixture(scope="module")
+def slow_server(mode: Mode) -> Iterator[LoopbackServer]:
+    """Samples take 20-60 ms, so requests pile up in flight (one server per mode)."""
+    config = ServerConfig(latency=LatencyConfig.parse("sample=uniform(0.02,0.06)"), poll_hold=5.0)
+    with serve_loopback(mode.config(config)) as srv:
         yield srv
 
 
-async def test_backpressure_holds_in_flight_at_the_cap(slow_server: LoopbackServer) -> None:
+async def test_backpressure_holds_in_flight_at_the_cap(
+    slow_server: LoopbackServer, mode: Mode
+) -> None:
     """The server never sees more than max_in_flight samples outstanding; submit() blocks instead."""
-    async with client(slow_server) as svc:
+    before = slow_server.statistics()
+    async with mode.service(slow_server) as svc:
         sc = await svc.create_sampling_client()
         slow_server.reset_peaks()
         peak_client = 0
@@ -54,11 +66,13 @@ async def test_backpressure_holds_in_flight_at_the_cap(slow_server: LoopbackServ
     assert stats.latency_p50 is not None and stats.latency_p99 is not None
     assert stats.latency_p50 <= stats.latency_p99
     assert [h.request_id for h in handles] == [f"{sc.sampling_session_id}:{i}" for i in range(60)]
+    check_wire(slow_server, mode, since=before, bodies=False)
 
 
-async def test_in_order_follows_submission_order(slow_server: LoopbackServer) -> None:
+async def test_in_order_follows_submission_order(slow_server: LoopbackServer, mode: Mode) -> None:
     """in_order() yields by submission index even though completions are out of order."""
-    async with client(slow_server) as svc:
+    before = slow_server.statistics()
+    async with mode.service(slow_server) as svc:
         sc = await svc.create_sampling_client()
         async with sc.pipeline(max_in_flight=16) as pipe:
             for i in range(40):
@@ -68,15 +82,16 @@ async def test_in_order_follows_submission_order(slow_server: LoopbackServer) ->
     assert ordered == list(range(40))
     assert sorted(completion, key=str) == sorted(range(40), key=str)
     assert completion != ordered  # latencies vary
+    check_wire(slow_server, mode, since=before, bodies=False)
 
 
-async def test_aimd_shrinks_on_429_and_recovers() -> None:
+async def test_aimd_shrinks_on_429_and_recovers(mode: Mode) -> None:
     """429s halve the window (once per generation); successes grow it back."""
     config = ServerConfig(
         capacity=2, max_queued_samples=2, latency=LatencyConfig.parse("sample=0.01")
     )
-    with serve_loopback(config) as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
             windows: list[int] = []
             async with sc.pipeline(max_in_flight=32, min_in_flight=2) as pipe:
@@ -87,17 +102,18 @@ async def test_aimd_shrinks_on_429_and_recovers() -> None:
                     windows.append(pipe.statistics().window)
                     h.result()
                 stats = pipe.statistics()
+        check_wire(srv, mode, bodies=False)
     assert stats.rate_limited > 0 and stats.window_decreases > 0
     low = min(windows)
     assert low < 32
     assert windows[-1] > low  # grew back after the congestion
 
 
-async def test_exactly_once_under_connection_drops() -> None:
+async def test_exactly_once_under_connection_drops(mode: Mode) -> None:
     """Submissions whose answer is lost are resubmitted with the same seq_id and run once."""
     config = ServerConfig(faults=FaultConfig.parse("drop_after_accept=0.3,submit_5xx=0.1,seed=3"))
-    with serve_loopback(config) as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
             async with sc.pipeline(max_in_flight=32) as pipe:
                 for _ in range(200):
@@ -106,6 +122,7 @@ async def test_exactly_once_under_connection_drops() -> None:
                 stats = pipe.statistics()
         counts = srv.execution_counts()
         fired = srv.statistics().faults
+        check_wire(srv, mode, bodies=False)
     assert len(results) == 200 and stats.retries > 0
     assert fired["drop_after_accept"] > 0
     sample_counts = [n for rid, n in counts.items() if ":sample:" in rid]
@@ -134,12 +151,12 @@ def _client_connections(port: int) -> int:
     return count
 
 
-async def test_cancellation_leaves_nothing_behind() -> None:
+async def test_cancellation_leaves_nothing_behind(mode: Mode) -> None:
     """Leaving the block with work outstanding stops every poll; closing the client closes every socket."""
     config = ServerConfig(latency=LatencyConfig.parse("sample=10"), poll_hold=30.0)
-    with serve_loopback(config) as srv:
+    with serve_loopback(mode.config(config)) as srv:
         port = int(srv.base_url.rsplit(":", 1)[1])
-        async with client(srv) as svc:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
             pipe = sc.pipeline(max_in_flight=20)
             with anyio.CancelScope() as scope:
@@ -161,15 +178,15 @@ async def test_cancellation_leaves_nothing_behind() -> None:
         await pipe.submit(PROMPT)
 
 
-async def test_fail_fast_and_independent_failures() -> None:
+async def test_fail_fast_and_independent_failures(mode: Mode) -> None:
     """A failure stays on its handle unless fail_fast, which cancels the rest and raises it."""
     config = ServerConfig(
         faults=FaultConfig.parse("error_result=0.5:server,seed=5"),
         # Requests take a while, so several are in flight when the first one fails.
         latency=LatencyConfig.parse("sample=uniform(0.02,0.06)"),
     )
-    with serve_loopback(config) as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
             async with sc.pipeline(max_in_flight=8) as pipe:
                 for _ in range(40):
@@ -180,6 +197,7 @@ async def test_fail_fast_and_independent_failures() -> None:
             assert all(isinstance(h.exception(), mint_async.RequestFailedError) for h in failed)
             with pytest.raises(mint_async.RequestFailedError):
                 await failed[0]
+            check_wire(srv, mode, bodies=False)  # the successes'
 
             handles2: list[mint_async.Handle[t.SampleResponse]] = []
 
@@ -200,10 +218,10 @@ async def test_fail_fast_and_independent_failures() -> None:
     assert cancelled
 
 
-async def test_producer_in_another_task_with_close() -> None:
+async def test_producer_in_another_task_with_close(mode: Mode) -> None:
     """as_completed(until_closed=True) keeps going until the producer calls close()."""
-    with serve_loopback() as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config()) as srv:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
             seen: list[int] = []
             async with sc.pipeline(max_in_flight=4) as pipe:
@@ -219,15 +237,15 @@ async def test_producer_in_another_task_with_close() -> None:
                     async for h in pipe.as_completed(until_closed=True):
                         assert isinstance(h.tag, int)
                         seen.append(h.tag)
+        check_wire(srv, mode, bodies=False)
     assert sorted(seen) == list(range(30))
 
 
-async def test_training_pipeline_orders_and_collects() -> None:
+async def test_training_pipeline_orders_and_collects(mode: Mode) -> None:
     """Training ops go back to back in seq order; results are collected later, in order."""
-    with serve_loopback(
-        ServerConfig(latency=LatencyConfig.parse("forward_backward=0.02,optim_step=0.01"))
-    ) as srv:
-        async with client(srv) as svc:
+    config = ServerConfig(latency=LatencyConfig.parse("forward_backward=0.02,optim_step=0.01"))
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             tc = await svc.create_lora_training_client(rank=4)
             batch = [
                 t.Datum(
@@ -243,6 +261,7 @@ async def test_training_pipeline_orders_and_collects() -> None:
                 ordered = [h async for h in pipe.in_order()]
             model_id = tc.model_id
         counts = srv.execution_counts()
+        check_wire(srv, mode)
     assert [h.tag for h in ordered] == [(kind, s) for s in range(10) for kind in ("fb", "opt")]
     losses = [h.result().loss for h in ordered if h.tag[0] == "fb"]  # type: ignore[index]
     assert losses[-1] < losses[0]
@@ -251,11 +270,11 @@ async def test_training_pipeline_orders_and_collects() -> None:
     ]
 
 
-async def test_fail_fast_with_simultaneous_failures_raises_one_error() -> None:
+async def test_fail_fast_with_simultaneous_failures_raises_one_error(mode: Mode) -> None:
     """Several requests failing at once under fail_fast surface as one RequestFailedError with a note."""
     config = ServerConfig(faults=FaultConfig.parse("error_result=1.0:server,seed=2"))
-    with serve_loopback(config) as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
 
             async def run() -> None:
@@ -274,11 +293,11 @@ class BoomError(Exception):
 
 
 @pytest.mark.parametrize("how", ["normally", "by an exception"])
-async def test_leaving_the_block_cancels_unconsumed_work(how: str) -> None:
+async def test_leaving_the_block_cancels_unconsumed_work(mode: Mode, how: str) -> None:
     """Leaving with work outstanding (normally or by the caller's error) cancels it and stops its polls."""
     config = ServerConfig(latency=LatencyConfig.parse("sample=10"), poll_hold=30.0)
-    with serve_loopback(config) as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
             handles: list[mint_async.Handle[t.SampleResponse]] = []
             pipe = sc.pipeline(max_in_flight=8)
@@ -309,10 +328,10 @@ async def test_leaving_the_block_cancels_unconsumed_work(how: str) -> None:
                     await anyio.sleep(0.02)
 
 
-async def test_training_submit_cancelled_midway_is_not_a_success() -> None:
+async def test_training_submit_cancelled_midway_is_not_a_success(mode: Mode) -> None:
     """A training op cancelled during submit() ends cancelled (ClientClosedError) and the run goes on."""
-    with serve_loopback() as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config()) as srv:
+        async with mode.service(srv) as svc:
             tc = await svc.create_lora_training_client(rank=4)
             async with tc.pipeline(max_in_flight=4) as pipe:
                 with anyio.CancelScope() as scope:
@@ -331,15 +350,15 @@ async def test_training_submit_cancelled_midway_is_not_a_success() -> None:
     assert stats.in_flight == 0 and stats.in_flight_bytes == 0
 
 
-async def test_training_window_shrinks_on_paused_queue_and_recovers() -> None:
+async def test_training_window_shrinks_on_paused_queue_and_recovers(mode: Mode) -> None:
     """Training ops queued behind a busy server (paused_capacity) halve the window; successes regrow it."""
     config = ServerConfig(
         capacity=1,
         poll_hold=0.05,
         latency=LatencyConfig.parse("sample=0.6,forward_backward=0.005,optim_step=0.005"),
     )
-    with serve_loopback(config) as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             tc = await svc.create_lora_training_client(rank=4)
             sc = await svc.create_sampling_client()
             batch = [
@@ -365,12 +384,13 @@ async def test_training_window_shrinks_on_paused_queue_and_recovers() -> None:
                         windows.append(pipe.statistics().window)
                     stats = pipe.statistics()
                     assert stats.window_decreases > 0 and stats.rate_limited == 0
+        check_wire(srv, mode)
     low = min(windows)
     assert low < 8
     assert max(windows) <= 8 and windows[-1] > low  # grew back, never above the cap
 
 
-async def test_sample_window_shrinks_on_paused_queue_without_429() -> None:
+async def test_sample_window_shrinks_on_paused_queue_without_429(mode: Mode) -> None:
     """A server that queues (paused_capacity) but never answers 429 still shrinks the window."""
     config = ServerConfig(
         capacity=1,
@@ -378,8 +398,8 @@ async def test_sample_window_shrinks_on_paused_queue_without_429() -> None:
         poll_hold=0.02,
         latency=LatencyConfig.parse("sample=0.04"),
     )
-    with serve_loopback(config) as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
             windows: list[int] = []
             async with sc.pipeline(max_in_flight=8) as pipe:
@@ -389,6 +409,7 @@ async def test_sample_window_shrinks_on_paused_queue_without_429() -> None:
                 async for h in pipe.as_completed():
                     h.result()
                 stats = pipe.statistics()
+        check_wire(srv, mode, bodies=False)
     assert stats.window_decreases > 0 and min(windows) < 8
     assert stats.rate_limited == 0 and stats.completed == 16 and stats.failed == 0
 
@@ -396,9 +417,10 @@ async def test_sample_window_shrinks_on_paused_queue_without_429() -> None:
 BIG_PROMPT = t.ModelInput.from_ints(list(range(100)))  # estimated at 10 bytes a token: 1000
 
 
-async def test_byte_budget_holds_back_submit(slow_server: LoopbackServer) -> None:
+async def test_byte_budget_holds_back_submit(slow_server: LoopbackServer, mode: Mode) -> None:
     """With room in the count window, the byte budget alone caps what is in flight."""
-    async with client(slow_server) as svc:
+    before = slow_server.statistics()
+    async with mode.service(slow_server) as svc:
         sc = await svc.create_sampling_client()
         slow_server.reset_peaks()
         peak_count = peak_bytes = 0
@@ -416,11 +438,13 @@ async def test_byte_budget_holds_back_submit(slow_server: LoopbackServer) -> Non
     assert slow_server.statistics().peak_outstanding <= 2
     assert stats.window == 50 and stats.max_in_flight_bytes == 2500
     assert len(results) == 12 and stats.in_flight == 0 and stats.in_flight_bytes == 0
+    check_wire(slow_server, mode, since=before, bodies=False)
 
 
-async def test_oversized_request_goes_alone(slow_server: LoopbackServer) -> None:
+async def test_oversized_request_goes_alone(slow_server: LoopbackServer, mode: Mode) -> None:
     """A request larger than the whole byte budget is let through, one at a time."""
-    async with client(slow_server) as svc:
+    before = slow_server.statistics()
+    async with mode.service(slow_server) as svc:
         sc = await svc.create_sampling_client()
         slow_server.reset_peaks()
         async with sc.pipeline(max_in_flight=50, max_in_flight_bytes=500) as pipe:
@@ -431,13 +455,14 @@ async def test_oversized_request_goes_alone(slow_server: LoopbackServer) -> None
             results = [h.result() async for h in pipe.as_completed()]
     assert len(results) == 4
     assert slow_server.statistics().peak_outstanding == 1
+    check_wire(slow_server, mode, since=before, bodies=False)
 
 
-async def test_request_id_follows_resubmission_after_410() -> None:
+async def test_request_id_follows_resubmission_after_410(mode: Mode) -> None:
     """A sample the server lost (410) is resubmitted with a new seq_id; the handle's request_id follows."""
     config = ServerConfig(faults=FaultConfig.parse("retrieve_410=1.0,seed=1"))
-    with serve_loopback(config) as srv:
-        async with client(srv) as svc:
+    with serve_loopback(mode.config(config)) as srv:
+        async with mode.service(srv) as svc:
             sc = await svc.create_sampling_client()
             sid = sc.sampling_session_id
             async with sc.pipeline(max_in_flight=4) as pipe:
