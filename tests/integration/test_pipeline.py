@@ -8,6 +8,7 @@ travelled in the mode's encoding (the training ones, that their bodies did too).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -385,9 +386,12 @@ async def test_training_window_shrinks_on_paused_queue_and_recovers(mode: Mode) 
                     stats = pipe.statistics()
                     assert stats.window_decreases > 0 and stats.rate_limited == 0
         check_wire(srv, mode)
-    low = min(windows)
-    assert low < 8
-    assert max(windows) <= 8 and windows[-1] > low  # grew back, never above the cap
+    assert min(windows) < 8 and max(windows) <= 8  # shrank, never above the cap
+    # Successes regrew it after the first halving. (Not "the last window beats the lowest":
+    # with one capacity slot a late poll may still see an op queued and halve it again
+    # near the end, too late for 1/window steps to show in the integer window.)
+    first_drop = next(i for i, w in enumerate(windows) if w < 8)
+    assert any(b > a for a, b in itertools.pairwise(windows[first_drop:])), windows
 
 
 async def test_sample_window_shrinks_on_paused_queue_without_429(mode: Mode) -> None:
