@@ -231,6 +231,25 @@ def test_qwen3_history_drops_reasoning_and_last_turn_shows_it(qwen_tokenizer: An
     )
 
 
+def test_qwen3_tool_response_turn_is_not_a_query(qwen_tokenizer: Any) -> None:
+    """A user turn that is wholly a <tool_response> block is a tool result, as in Qwen3's own
+    template: the reasoning of the answer before it stays shown (a real query would drop it)."""
+    renderer = recipe.get_renderer("qwen3", qwen_tokenizer)
+    tool_turn: list[Message] = [
+        {"role": "user", "content": "3 * 4?"},
+        {"role": "assistant", "content": "let me look", "reasoning_content": "need a tool"},
+        {"role": "user", "content": "<tool_response>\n12\n</tool_response>"},
+        {"role": "assistant", "content": "12", "reasoning_content": "the tool says 12"},
+    ]
+    query_turn = [*tool_turn[:2], {"role": "user", "content": "and 12?"}, tool_turn[3]]
+    for messages, kept in ((tool_turn, True), (query_turn, False)):
+        model_input, _ = renderer.build_supervised_example(messages)
+        assert model_input.to_ints() == template_tokens(renderer, messages)
+        text = qwen_tokenizer.decode(model_input.to_ints())
+        assert ("<think>\nneed a tool\n</think>\n\nlet me look<|im_end|>" in text) is kept
+        assert text.endswith("<think>\nthe tool says 12\n</think>\n\n12<|im_end|>\n")
+
+
 def test_qwen3_reasoning_between_assistant_turns(qwen_tokenizer: Any) -> None:
     """After the last user turn, a non-final assistant turn shows reasoning only if it has some."""
     renderer = recipe.get_renderer("qwen3", qwen_tokenizer)
