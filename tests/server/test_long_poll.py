@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+import types
+from typing import cast
 
 import anyio
 import pytest
 
 from mint_async.server import LatencyConfig, ServerConfig
+from mint_async.server._futures import FutureRecord, Phase
 
 from ._support import fb_body, running, sample_body, wait_until
 
@@ -79,6 +82,38 @@ async def test_capacity_queues_and_reports_paused_capacity() -> None:
                     break
         refused = await api.post("asample", sample_body(sampler, 3))
         assert refused.status_code == 429 and refused.json()["detail"]
+
+
+async def test_a_free_slot_never_reads_as_paused_capacity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under capacity a request goes straight to running: it is never marked queued, even for the
+    instant an awaited acquire would yield (a poll then would report paused_capacity)."""
+    slot = cast("types.MemberDescriptorType", vars(FutureRecord)["phase"])  # the slot's descriptor
+    queued: list[str] = []
+    started: list[str] = []
+
+    def set_phase(rec: FutureRecord, phase: Phase) -> None:
+        if phase is Phase.QUEUED:
+            queued.append(rec.request_id)
+        elif phase is Phase.RUNNING:
+            started.append(rec.request_id)
+        slot.__set__(rec, phase)
+
+    def get_phase(rec: FutureRecord) -> Phase:
+        phase: Phase = slot.__get__(rec, FutureRecord)
+        return phase
+
+    monkeypatch.setattr(FutureRecord, "phase", property(get_phase, set_phase))
+    # Samples take 30 s, so the slots stay taken however slow the machine (the server is
+    # stopped, work cancelled, when the test ends).
+    config = ServerConfig(capacity=2, latency=LatencyConfig.parse("sample=30"))
+    async with running(config) as (_, api):
+        sampler = await api.sampler(await api.session())
+        for seq in range(2):
+            await api.submit("asample", sample_body(sampler, seq))
+        await wait_until(lambda: len(started) == 2)
+        assert queued == []  # two slots, two requests
+        third = await api.submit("asample", sample_body(sampler, 2))
+        await wait_until(lambda: queued == [third])  # the control: a full server does queue
 
 
 async def test_complete_metadata_is_sent_once() -> None:

@@ -154,15 +154,20 @@ class Executor:
         if capacity is None:
             await self._execute(rec, op, work)
             return
-        sample = op == "sample"
-        rec.phase = Phase.QUEUED
-        if sample:
-            self.queued_samples += 1
         try:
-            await capacity.acquire()
-        finally:
+            # A free slot is taken at once: the record never reads as queued (an awaited
+            # acquire yields even then, and a poll in that instant would see paused_capacity).
+            capacity.acquire_nowait()
+        except anyio.WouldBlock:
+            sample = op == "sample"
+            rec.phase = Phase.QUEUED
             if sample:
-                self.queued_samples -= 1
+                self.queued_samples += 1
+            try:
+                await capacity.acquire()
+            finally:
+                if sample:
+                    self.queued_samples -= 1
         try:
             if not rec.finished:
                 await self._execute(rec, op, work)
