@@ -15,7 +15,8 @@ Clients:
 * ``mint_async.taskgroup`` — plain ``await sc.sample(...)`` in a task group (limiter C);
 * ``mint_async.trio`` — the pipeline, on trio;
 * ``mint_async.httpx`` — the pipeline over httpx's own transport (``http_client="httpx"``);
-* ``tinker_0.22`` — ``sample_async`` + ``asyncio.gather`` (semaphore C), via ``import mint``;
+* ``tinker_0.22`` — ``sample_async`` calls in a task group (limiter C), via ``import mint``, on
+  the transport the server names (``--sdk-transport``: pyqwest, the SDK's default, or httpx);
 * ``raw_aiohttp`` — the limit: one aiohttp session issuing the same two POSTs, no library logic.
 
 Training: ``steps`` pipelined ``forward_backward`` + ``optim_step`` pairs of 16 x 2048
@@ -394,6 +395,12 @@ def main() -> None:
     parser.add_argument("--no-training", action="store_true")
     parser.add_argument("--wires", nargs="*", default=list(WIRES), choices=list(WIRES))
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--sdk-transport",
+        choices=["pyqwest", "httpx"],
+        default="pyqwest",
+        help="the transport the server tells tinker 0.22 to use (pyqwest: the SDK's default)",
+    )
     args = parser.parse_args()
     if args.worker:
         args.concurrency = args.concurrency[0]
@@ -403,10 +410,17 @@ def main() -> None:
     from mint_async.testing import serve_subprocess
 
     emit(
-        {"bench": "client", "machine": machine(), "requests": args.requests, "rounds": args.rounds}
+        {
+            "bench": "client",
+            "machine": machine(),
+            "requests": args.requests,
+            "rounds": args.rounds,
+            "sdk_transport": args.sdk_transport,
+        }
     )
     samples: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    with serve_subprocess(["--sdk-transport", "httpx"]) as server:
+    sdk = ["--sdk-transport", args.sdk_transport]
+    with serve_subprocess(sdk) as server:
         for _ in range(args.rounds):
             for concurrency in args.concurrency:
                 for client in args.clients:
@@ -426,7 +440,7 @@ def main() -> None:
     if not args.no_training:
         for wire in args.wires:
             # A server per wire: the flags decide what the clients send and receive.
-            with serve_subprocess(["--sdk-transport", "httpx", *WIRES[wire]]) as server:
+            with serve_subprocess([*sdk, *WIRES[wire]]) as server:
                 for _ in range(args.rounds):
                     for client in TRAINING_CLIENTS:
                         before = server.statistics()
