@@ -419,8 +419,8 @@ def main() -> None:
         }
     )
     samples: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    sdk = ["--sdk-transport", args.sdk_transport]
-    with serve_subprocess(sdk) as server:
+    sdk_flags = ["--sdk-transport", args.sdk_transport]
+    with serve_subprocess(sdk_flags) as server:
         for _ in range(args.rounds):
             for concurrency in args.concurrency:
                 for client in args.clients:
@@ -440,7 +440,7 @@ def main() -> None:
     if not args.no_training:
         for wire in args.wires:
             # A server per wire: the flags decide what the clients send and receive.
-            with serve_subprocess([*sdk, *WIRES[wire]]) as server:
+            with serve_subprocess([*sdk_flags, *WIRES[wire]]) as server:
                 for _ in range(args.rounds):
                     for client in TRAINING_CLIENTS:
                         before = server.statistics()
