@@ -662,3 +662,24 @@ async def test_cancellation_of_the_block_is_clean() -> None:
     assert scope.cancelled_caught
     with pytest.raises(mint_async.ClientClosedError):
         await svc.create_lora_training_client()
+
+
+async def test_training_observers_can_be_removed_and_pipelines_leave_none() -> None:
+    """remove_queue_state_observer undoes on_queue_state_change; a closed pipeline leaves no observer."""
+    mock = TrainingMock()
+    async with mock.service() as svc:
+        tc = await svc.create_lora_training_client()
+        seen: list[str] = []
+
+        def observer(state: t.QueueState, reason: str | None) -> None:
+            seen.append(state)
+
+        tc.on_queue_state_change(observer)
+        tc.remove_queue_state_observer(observer)
+        with pytest.raises(ValueError, match="not"):
+            tc.remove_queue_state_observer(observer)
+        for _ in range(2):
+            async with tc.pipeline() as pipe:
+                await (await pipe.optim_step(t.AdamParams(learning_rate=0.01)))
+        assert tc._monitor._observers == []  # pyright: ignore[reportPrivateUsage]
+    assert seen == []

@@ -23,11 +23,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, Self, TypeVar
 
 import anyio
 import anyio.abc
@@ -210,11 +209,19 @@ class _Window:
         logger.debug("pipeline window shrinks to %d", int(self.size))
 
 
+class _QueueStateSource(Protocol):
+    """A client whose queue-state changes a pipeline follows while it is open."""
+
+    def on_queue_state_change(self, observer: QueueStateObserver) -> None: ...
+    def remove_queue_state_observer(self, observer: QueueStateObserver) -> None: ...
+
+
 class _Pipeline(Generic[T]):
     """What sample and training pipelines share: the window, the task group, the results."""
 
     def __init__(
         self,
+        observed: _QueueStateSource,
         *,
         max_in_flight: int,
         max_in_flight_bytes: int,
@@ -231,6 +238,7 @@ class _Pipeline(Generic[T]):
             max_in_flight=max_in_flight, min_in_flight=min_in_flight, max_bytes=max_in_flight_bytes
         )
         self._fail_fast = fail_fast
+        self._observed = observed
         self._tg: anyio.abc.TaskGroup | None = None
         self._state = "new"
         self._handles: list[Handle[T]] = []
@@ -253,6 +261,8 @@ class _Pipeline(Generic[T]):
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
+        # Paused queue states shrink the window (429s do through _on_retry).
+        self._observed.on_queue_state_change(self._on_queue_state)
         return self
 
     async def __aexit__(
@@ -265,6 +275,7 @@ class _Pipeline(Generic[T]):
         tg, self._tg = self._tg, None
         if tg is None:
             return None
+        self._observed.remove_queue_state_observer(self._on_queue_state)
         # Outstanding work is cancelled: its submissions and polls stop here.
         tg.cancel_scope.cancel()
         try:
@@ -454,24 +465,8 @@ class SamplePipeline(_Pipeline[t.SampleResponse]):
     """
 
     def __init__(self, client: SamplingClient, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(client, **kwargs)
         self._client = client
-
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        self._client.on_queue_state_change(self._on_queue_state)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        try:
-            return await super().__aexit__(exc_type, exc, tb)
-        finally:
-            self._client.remove_queue_state_observer(self._on_queue_state)
 
     async def submit(
         self,
@@ -513,35 +508,6 @@ class SamplePipeline(_Pipeline[t.SampleResponse]):
         return handle
 
 
-class _QueueStateFanout:
-    """One queue-state observer per training client, shared by the pipelines open on it.
-
-    A TrainingClient can add observers but not remove them, so a pipeline that
-    registered its own would stay referenced (with all its results) for the
-    client's lifetime. Instead one fan-out is registered per client (looked up
-    weakly) and pipelines join it while open.
-    """
-
-    _of: ClassVar[weakref.WeakKeyDictionary[TrainingClient, _QueueStateFanout]] = (
-        weakref.WeakKeyDictionary()
-    )
-
-    def __init__(self) -> None:
-        self.observers: list[QueueStateObserver] = []
-
-    def __call__(self, state: t.QueueState, reason: str | None) -> None:
-        for observer in list(self.observers):
-            observer(state, reason)
-
-    @classmethod
-    def of(cls, client: TrainingClient) -> _QueueStateFanout:
-        fanout = cls._of.get(client)
-        if fanout is None:
-            fanout = cls._of[client] = cls()
-            client.on_queue_state_change(fanout)
-        return fanout
-
-
 class TrainingPipeline(_Pipeline[Any]):
     """Training operations queued back to back (in seq order), results awaited later.
 
@@ -560,26 +526,8 @@ class TrainingPipeline(_Pipeline[Any]):
     """
 
     def __init__(self, client: TrainingClient, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(client, **kwargs)
         self._client = client
-
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        # Paused queue states shrink the window, as for samples; 429s on training
-        # submissions do too, through submission_retry_hook (see _op).
-        _QueueStateFanout.of(self._client).observers.append(self._on_queue_state)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        try:
-            return await super().__aexit__(exc_type, exc, tb)
-        finally:
-            _QueueStateFanout.of(self._client).observers.remove(self._on_queue_state)
 
     async def _op(
         self, tag: object, nbytes: int, submit: Callable[[], Awaitable[APIFuture[Any]]]

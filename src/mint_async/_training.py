@@ -138,6 +138,10 @@ class TrainingClient:
         """Call ``observer(state, reason)`` whenever the server's queue state changes."""
         self._monitor.add_observer(observer)
 
+    def remove_queue_state_observer(self, observer: QueueStateObserver) -> None:
+        """Stop calling an observer added with :meth:`on_queue_state_change`."""
+        self._monitor.remove_observer(observer)
+
     def queue_status(self) -> QueueStatus:
         """The last queue state the server reported for this run's requests."""
         return self._monitor.status()
