@@ -15,6 +15,7 @@ pass every operation shares.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -31,6 +32,7 @@ __all__ = [
     "TINY_CONFIG",
     "TINY_MODEL_NAME",
     "build_base_model",
+    "cached_step",
     "check_vocab",
     "fingerprint",
     "forward_logits",
@@ -154,3 +156,42 @@ def forward_logits(model: nn.Module, sequences: Sequence[npt.NDArray[np.int64]])
         ids[i, : len(seq)] = from_numpy(seq)
     logits: torch.Tensor = model(input_ids=ids, use_cache=False).logits
     return logits.float()
+
+
+_CACHE_KEYWORDS: dict[type, str] = {}
+
+
+def _cache_keyword(model_class: type) -> str:
+    # transformers 5.x renamed forward's ``past_key_values`` to ``cache`` (the old
+    # name warns, and goes in 5.40); older releases (down to our floor, 4.51) only
+    # know ``past_key_values``. The signature says which one this release has.
+    keyword = _CACHE_KEYWORDS.get(model_class)
+    if keyword is None:
+        forward: Any = getattr(model_class, "forward")  # noqa: B009 - Any, for inspect
+        params = inspect.signature(forward).parameters
+        keyword = _CACHE_KEYWORDS[model_class] = "cache" if "cache" in params else "past_key_values"
+    return keyword
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache a forward pass returned (``out.cache``, or ``past_key_values`` before 5.x).
+
+    The new field is read first: on 5.x reading the old name is what warns.
+    """
+    fields: Any = getattr(out, "__dataclass_fields__", {})
+    return out.cache if "cache" in fields else out.past_key_values
+
+
+def cached_step(model: nn.Module, input_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+    """One forward pass with a KV cache: the logits ``[batch, new tokens, vocab]`` and the new cache.
+
+    ``cache=None`` runs the whole prompt and starts a cache; otherwise only
+    ``input_ids`` (the new tokens) are fed and the cache is extended. The keyword
+    is the one this ``transformers`` release spells (see ``_cache_keyword``).
+    """
+    kwargs: dict[str, Any] = {"input_ids": input_ids, "use_cache": True}
+    if cache is not None:
+        kwargs[_cache_keyword(type(model))] = cache
+    out: Any = model(**kwargs)
+    logits: torch.Tensor = out.logits
+    return logits, output_cache(out)

@@ -24,7 +24,7 @@ from mint_async._exceptions import InvalidInputError
 from mint_async.types import SampledSequence, SampleResponse, StopReason
 
 from ._base import TOP_P_SLACK, SampleSpec
-from ._torch_model import MAX_CONTEXT, check_vocab, from_numpy, to_floats, to_ints
+from ._torch_model import MAX_CONTEXT, cached_step, check_vocab, from_numpy, to_floats, to_ints
 
 __all__ = ["Detokenize", "filtered_probs", "sample"]
 
@@ -109,11 +109,10 @@ def sample(
     logprobs: list[list[float]] = [[] for _ in range(n)]
     reasons: list[StopReason] = ["length"] * n
     with torch.inference_mode():
-        out = model(input_ids=prompt.expand(n, -1), use_cache=True)
-        cache = out.past_key_values
-        logits = out.logits[:, -1].float()
+        all_logits, cache = cached_step(model, prompt.expand(n, -1), None)
+        logits = all_logits[:, -1].float()
         prompt_lps, topk = _prompt_outputs(
-            torch.log_softmax(out.logits[0].float(), dim=-1), prompt, spec
+            torch.log_softmax(all_logits[0].float(), dim=-1), prompt, spec
         )
         live = list(range(n))
         for step in range(spec.max_tokens):
@@ -143,9 +142,8 @@ def sample(
             live = still
             if not live or step == spec.max_tokens - 1:
                 break
-            out = model(input_ids=chosen[:, None], past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
-            logits = out.logits[:, -1].float()
+            step_logits, cache = cached_step(model, chosen[:, None], cache)
+            logits = step_logits[:, -1].float()
     sequences = [
         SampledSequence(
             stop_reason=reasons[i],

@@ -22,7 +22,9 @@ Compute runs in one worker thread at a time (``ExecutionPolicy(threaded=True,
 max_concurrency=1)``) with one intra-op torch thread: the model is so small
 that a second thread costs more in synchronisation than it gains (measured:
 ~40% slower per training step on two cores), and the other core stays free for
-the event loops. Results are deterministic.
+the event loops. Results are deterministic. Warnings from torch and
+transformers inside any of these calls are contained (:mod:`._warnings`):
+logged once at DEBUG, never a failed request or a line on the terminal.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from ._torch_lora import (
 from ._torch_losses import forward_backward, reverse_kl
 from ._torch_model import MAX_CONTEXT, TINY_MODEL_NAME, build_base_model, fingerprint
 from ._torch_sampling import Detokenize, sample
+from ._warnings import contain_warnings
 from .synthetic import DEFAULT_MODELS as SYNTHETIC_MODELS
 
 __all__ = ["DEFAULT_MODELS", "TorchBackend", "TorchModel", "TorchSampler"]
@@ -122,6 +125,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
     name = "torch"
     execution: ExecutionPolicy = ExecutionPolicy(threaded=True, max_concurrency=1)
 
+    @contain_warnings
     def __init__(
         self,
         *,
@@ -163,6 +167,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
 
     # -- training ---------------------------------------------------------------
 
+    @contain_warnings
     def create_model(self, model_id: str, spec: ModelSpec, lora: LoraConfig) -> TorchModel:
         """A copy of the base with LoRA on the selected layers, seeded by ``lora.seed`` (or the id)."""
         seed = (
@@ -183,6 +188,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
             model_id=model_id, base_model=spec.name, lora=lora, module=module, layers=layers
         )
 
+    @contain_warnings
     def forward_backward(
         self,
         model: TorchModel,
@@ -197,6 +203,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
             model.module, data, loss_fn, loss_fn_config, vocab=self._vocab, backward=backward
         )
 
+    @contain_warnings
     def optim_step(self, model: TorchModel, params: AdamParams) -> dict[str, float]:
         """Clip (``grad_clip_norm > 0``), one AdamW step with ``params``, zero the gradients."""
         named = model.named_parameters()
@@ -220,6 +227,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
         model.steps += 1
         return {"grad_norm:mean": norm, "step:max": float(model.steps)}
 
+    @contain_warnings
     def forward_backward_reverse_kl(
         self,
         model: TorchModel,
@@ -232,6 +240,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
 
     # -- checkpoints -------------------------------------------------------------
 
+    @contain_warnings
     def save_state(self, model: TorchModel, directory: Path, *, kind: CheckpointKind) -> None:
         """The adapter (+ AdamW moments and step for ``training`` checkpoints)."""
         lora = model.lora
@@ -250,6 +259,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
         if kind == "training":
             write_optimizer(directory, model.optimizer, model.named_parameters(), model.steps)
 
+    @contain_warnings
     def load_state(self, model: TorchModel, directory: Path, *, optimizer: bool) -> None:
         """Load the adapter; with ``optimizer``, AdamW state too (otherwise it is reset)."""
         _, adapter = read_adapter(
@@ -266,6 +276,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
             model.optimizer.load_state_dict({"state": state, "param_groups": groups})
             model.steps = step
 
+    @contain_warnings
     def interpolate(
         self, sources: Sequence[Path], coefficients: Sequence[float], out: Path
     ) -> None:
@@ -294,6 +305,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
 
     # -- sampling ----------------------------------------------------------------
 
+    @contain_warnings
     def snapshot_sampler(self, model: TorchModel) -> TorchSampler:
         """The run's current weights, merged and frozen."""
         return TorchSampler(
@@ -305,6 +317,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
         """The base model itself (shared, never modified)."""
         return TorchSampler(base_model=spec.name, module=self._base)
 
+    @contain_warnings
     def load_sampler(self, spec: ModelSpec, directory: Path) -> TorchSampler:
         """A saved adapter (either checkpoint kind, or an interpolation) merged into the base."""
         _, adapter = read_adapter(directory, fingerprint=self._fingerprint, base_model=spec.name)
@@ -314,6 +327,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
         decode: Detokenize = self._tokenizer.decode
         return decode
 
+    @contain_warnings
     def sample(self, sampler: TorchSampler, spec: SampleSpec) -> SampleResponse:
         """Decode from the sampler's model (see :mod:`._torch_sampling`)."""
         detokenize = self._detokenize() if spec.stop_strings else None
