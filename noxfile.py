@@ -1,6 +1,20 @@
 """Developer and CI sessions: ``nox`` runs lint, typecheck, tests (asyncio-only and with trio) and interop.
 
-``nox -s bench`` runs the benchmarks (opt-in, not in CI).
+Dependency policy (README, "Dependencies and the lock"):
+
+* The default sessions — what ``.ci/run`` runs — install from committed constraint
+  files of exact, tested versions (``requirements/ci.txt``; the tinker 0.38 interop
+  from ``requirements/ci-tinker038.txt``, as 0.22 and 0.38 cannot share one
+  environment), so CI on a fresh machine installs what was tested.
+* ``nox -s tests_latest`` (not a default session) runs the suite on the newest
+  releases the ranges in pyproject.toml admit and lists how they differ from the
+  lock: an upstream change shows up there, by name, before it reaches CI.
+* ``nox -s lock`` regenerates both constraint files with ``uv pip compile``
+  (re-resolving to the newest releases); run ``tests_latest`` first, then commit.
+
+Opt-in sessions: ``bench`` (benchmarks), ``tests_latest``, ``lock``.
+``nox -s tests -- --cpu-hog`` runs the tests with two busy-loop processes
+occupying the cores, as a loaded CI machine would.
 """
 
 from __future__ import annotations
@@ -37,6 +51,14 @@ TINKER_038 = "tinker==0.38.0"
 
 # The benchmarks' comparison clients (the raw-limit loop) and the trio rows.
 BENCH_DEPS = ["aiohttp", "trio"]
+TRIO = "trio>=0.25"
+RUFF = "ruff>=0.6"
+
+# The lock: exact versions every default session installs (see the module docstring).
+LOCK = ROOT / "requirements" / "ci.txt"
+LOCK_038 = ROOT / "requirements" / "ci-tinker038.txt"
+# The extras the lock covers (`dev` and `proto-gen` are not environments CI builds).
+LOCKED_EXTRAS = ["server", "torch", "plot", "wandb", "tests", "typing", "trio"]
 
 # pytest exits with 5 when it collects no tests; that is not a failure of the suite.
 PYTEST_OK = [0, 5]
@@ -44,10 +66,15 @@ PYTEST_OK = [0, 5]
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TINKER_TELEMETRY": "0"}
 
 
+def install(session: nox.Session, *requirements: str, lock: pathlib.Path = LOCK) -> None:
+    """``pip install`` within the lock's exact versions (``-c``: pins what is installed, adds nothing)."""
+    session.install("-c", str(lock), *requirements)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
-    session.install("ruff>=0.6")
+    install(session, RUFF)
     session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
 
@@ -56,9 +83,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict and pyright strict over src/tests/benchmarks/examples; verifytypes at 100%."""
     # The benchmarks import the official SDK (they compare against it).
-    session.install(
-        ".[server,tests,typing,plot,wandb]", "trio>=0.25", TORCH, *TINKER_022, *BENCH_DEPS
-    )
+    install(session, ".[server,tests,typing,plot,wandb,trio]", TORCH, *TINKER_022, *BENCH_DEPS)
     session.run("mypy", "src", "tests", "benchmarks", "examples")
     session.run("pyright")
     # verifytypes inspects the installed (non-editable) package.
@@ -72,17 +97,87 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session, with_trio: bool) -> None:
     """The test suite; once with asyncio only, once on asyncio and trio."""
     # Without trio installed at all: proves the package needs nothing of it.
+    extras = "server,tests,plot,wandb,torch" + (",trio" if with_trio else "")
+    install(session, f".[{extras}]", TORCH)
+    session.run("pytest", *session.posargs, env=OFFLINE_ENV, success_codes=PYTEST_OK)
+
+
+@nox.session(python=PYTHONS)
+def tests_latest(session: nox.Session) -> None:
+    """The suite (asyncio and trio) on the newest releases pyproject.toml admits, not the lock.
+
+    Not a default session: it is the early warning for the next upstream release.
+    torch stays at the CPU build on this machine's disk (any newer one is a
+    multi-GB CUDA download here). Ends by listing what differs from the lock.
+    """
     session.install(
-        ".[server,tests,plot,wandb,torch]", TORCH, *(["trio>=0.25"] if with_trio else [])
+        "--upgrade", "--upgrade-strategy", "eager", ".[server,tests,plot,wandb,torch,trio]", TORCH
     )
-    env = dict(OFFLINE_ENV)
-    session.run("pytest", *session.posargs, env=env, success_codes=PYTEST_OK)
+    drift = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
+    session.log("Newer than the lock (%s):\n%s", LOCK.name, "\n".join(_drift(str(drift))) or "none")
+    session.run("pytest", *session.posargs, env=OFFLINE_ENV, success_codes=PYTEST_OK)
+
+
+def _pins(text: str) -> dict[str, str]:
+    """``{normalized name: version}`` of the ``name==version`` lines of a freeze or lock."""
+    pins: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, version = line.split(";", 1)[0].strip().partition("==")
+        if sep and not name.startswith(("#", "-")):
+            pins[name.lower().replace("_", "-").replace(".", "-")] = version.strip()
+    return pins
+
+
+def _drift(freeze: str) -> list[str]:
+    """``name: locked -> installed`` for every package whose installed version is not the locked one."""
+    locked = _pins(LOCK.read_text())
+    return [
+        f"  {name}: {locked.get(name, 'not locked')} -> {version}"
+        for name, version in sorted(_pins(freeze).items())
+        if locked.get(name) != version and name != "mint-async"
+    ]
+
+
+@nox.session(python=PYTHONS[0])
+def lock(session: nox.Session) -> None:
+    """Regenerate requirements/ci*.txt with ``uv pip compile`` at the newest releases.
+
+    ``nox -s lock -- --upgrade-package X`` keeps every other pin (uv's own flags pass through;
+    without arguments everything is re-resolved). Run ``nox -s tests_latest`` first.
+    """
+    session.install("uv")
+    python = PYTHONS[0]
+    args = session.posargs or ["--upgrade"]
+    common = ["--universal", "--python-version", python, "--custom-compile-command", "nox -s lock"]
+    common += args
+    tmp = pathlib.Path(session.create_tmp())
+    # The tools and peers the sessions install beside the package, from this file's constants.
+    ci_in = tmp / "ci.in"
+    ci_in.write_text("\n".join([TORCH, *TINKER_022, *BENCH_DEPS, TRIO, RUFF]) + "\n")
+    extras = [arg for extra in LOCKED_EXTRAS for arg in ("--extra", extra)]
+    session.run(
+        "uv", "pip", "compile", "pyproject.toml", str(ci_in), *extras, *common, "-o", str(LOCK)
+    )
+    in_038 = tmp / "ci-tinker038.in"
+    in_038.write_text(TINKER_038 + "\n")
+    session.run(
+        "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        str(in_038),
+        "--extra",
+        "server",
+        *common,
+        "-o",
+        str(LOCK_038),
+    )
 
 
 @nox.session(python=PYTHONS)
 def interop(session: nox.Session) -> None:
     """The official tinker 0.22 SDK (and MinT's `mint` shim) against our local server."""
-    session.install(".[server,torch]", TORCH, *TINKER_022)
+    install(session, ".[server,torch]", TORCH, *TINKER_022)
     smoke = ROOT / "tests" / "interop" / "run_official_sdk.py"
     session.run("python", str(smoke), *session.posargs, env=OFFLINE_ENV)
     # Again with the server asking for protobuf bodies (0.22 then sends forward_backward as protobuf).
@@ -94,7 +189,7 @@ def interop(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def interop038(session: nox.Session) -> None:
     """The official tinker 0.38 SDK against our server on the 0.38 (protobuf-only) wire."""
-    session.install(".[server]", TINKER_038)
+    install(session, ".[server]", TINKER_038, lock=LOCK_038)
     smoke = ROOT / "tests" / "interop" / "run_official_sdk_038.py"
     session.run("python", str(smoke), *session.posargs, env=OFFLINE_ENV)
     session.run("python", str(smoke), "--zstd", *session.posargs, env=OFFLINE_ENV)
@@ -103,7 +198,7 @@ def interop038(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def bench(session: nox.Session) -> None:
     """Benchmarks against the official SDK and the raw limit (opt-in; prints JSON lines)."""
-    session.install(".[server]", *TINKER_022, *BENCH_DEPS)
+    install(session, ".[server]", *TINKER_022, *BENCH_DEPS)
     names = session.posargs or sorted(p.name for p in (ROOT / "benchmarks").glob("bench_*.py"))
     for name in names:
         session.run("python", str(ROOT / "benchmarks" / name), env={**OFFLINE_ENV, **os.environ})
