@@ -57,6 +57,10 @@ class RunResult:
     peak_in_flight: int
     stopped_by: str
     """``requests``, ``duration``, ``timeout`` (hit the run's time cap) or ``error``."""
+    missed_arrivals: int = 0
+    """Open loop: arrivals scheduled before the measured window closed that were never
+    issued, because the generator fell behind its schedule (a loaded machine, or
+    ``max_in_flight`` reached). Issued + missed is exactly what the schedule asked for."""
 
 
 def arrival_offset(s: float, rate: float, ramp: float) -> float:
@@ -168,6 +172,7 @@ class Engine:
         self.live = Live(self.timeline)
         self.budget = _Budget(config, self.start, self._measuring)
         self.operations_in_flight = 0
+        self.missed_arrivals = 0
         self._warmup_in_flight = 0
         self._room = anyio.Event()
         self._cpu_start = time.process_time()
@@ -230,9 +235,14 @@ class Engine:
         assert rate is not None
         s = 0.0
         clock_offset = anyio.current_time() - time.perf_counter()
-        while True:
+
+        def next_arrival() -> float:
+            nonlocal s
             s += self._rng.expovariate(1.0) if poisson else 1.0
-            at = self.start + arrival_offset(s, rate, self.config.ramp_up)
+            return self.start + arrival_offset(s, rate, self.config.ramp_up)
+
+        while True:
+            at = next_arrival()
             # Sleep until the arrival, but wake at once if issuing stops meanwhile.
             with anyio.move_on_at(min(at, self.budget.deadline()) + clock_offset):
                 await self.budget.stopped.wait()
@@ -245,6 +255,14 @@ class Engine:
                 return
             phase = self.budget.take(at)
             if phase is None:
+                if self.budget.stopped_by == "duration":
+                    # The window closed (on the wall clock) while arrivals scheduled in it
+                    # were still due: the generator fell behind. Count them rather than
+                    # silently measuring fewer than the schedule asked for.
+                    deadline = self.budget.deadline()
+                    while at < deadline:
+                        self.missed_arrivals += 1
+                        at = next_arrival()
                 return
             if phase == "measure":
                 # The open loop never pauses: measurement starts on schedule.
@@ -319,4 +337,5 @@ class Engine:
             cpu_seconds=cpu,
             peak_in_flight=self.live.peak_in_flight,
             stopped_by=self.budget.stopped_by or "requests",
+            missed_arrivals=self.missed_arrivals,
         )

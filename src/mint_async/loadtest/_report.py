@@ -225,6 +225,9 @@ class LoadTestReport:
                 "Schedule lag p50/p99/max (ms)",
                 _slash(d, ("p50_schedule_lag_ms", "p99_schedule_lag_ms", "max_schedule_lag_ms")),
             )
+            # Older saved results (compare) have no such key.
+            if d.get("missed_arrivals"):
+                row("Missed arrivals (generator fell behind)", d["missed_arrivals"])
         server = d.get("server")
         if server:
             section("Local server")

@@ -187,6 +187,7 @@ def build_report(
         **latency_block("event_loop_lag", result.event_loop_lag),
         "peak_in_flight": result.peak_in_flight,
         **(latency_block("schedule_lag", m.schedule_lag) if config.load_model == "open" else {}),
+        **({"missed_arrivals": result.missed_arrivals} if config.load_model == "open" else {}),
         "accepted_by_kind": {name: k.accepted for name, k in kinds.items()},
         "errors_by_status": dict(m.errors_by_status.most_common()),
         "errors_by_category": dict(m.errors_by_category.most_common()),
