@@ -78,6 +78,21 @@ def test_cli_reports_failures_with_exit_status_one(
     assert "mint-async demo failed:" in capsys.readouterr().err
 
 
+def test_cli_without_an_api_key_names_the_option(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A base URL (flag or MINT_BASE_URL) without a key exits 2 with a message naming --api-key."""
+    for name in ("MINT_API_KEY", "TINKER_API_KEY", "MINT_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    url = "http://127.0.0.1:9"
+    assert cli.main(["demo", "--base-url", url]) == 2
+    monkeypatch.setenv("MINT_BASE_URL", url)
+    assert cli.main(["demo"]) == 2
+    expected = f"mint-async demo: no API key for {url}: pass --api-key or set MINT_API_KEY"
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all(line.startswith(expected) for line in lines)
+
+
 def test_auto_backend_prefers_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     """auto picks torch when it is installed, synthetic otherwise; an explicit choice wins."""
     assert _demo._local_backend("auto") == "torch"  # pyright: ignore[reportPrivateUsage]

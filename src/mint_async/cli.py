@@ -1,21 +1,60 @@
 """The ``mint-async`` command.
 
 Subcommands import their modules lazily so ``mint-async --help`` stays fast and
-the client never pulls in server-only dependencies.
+the client never pulls in server-only dependencies. Without a subcommand it
+prints the help and exits 0; every ``--help`` shows the options' defaults.
+
+Exit status: 0 success; 1 the command failed; 2 invalid options (argparse's
+convention); ``loadtest`` adds 99 (a threshold was crossed) and 130 (interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ._version import __version__
 
 __all__ = ["main"]
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless there is nothing to show.
+
+    ``None``, ``False``, ``""`` and ``[]`` mean "not given" here, and help that
+    already names its default (``--steps``: per backend) keeps its own words.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default: object = action.default
+        if default is None or default is False or default in ("", []) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose subcommands (created with its class) share the help formatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _demo(args: argparse.Namespace) -> int:
+    base_url = args.base_url or os.environ.get("MINT_BASE_URL")
+    key = args.api_key or os.environ.get("MINT_API_KEY") or os.environ.get("TINKER_API_KEY")
+    if base_url and not key:
+        # Caught here, not in the client: its message names api_key=..., a Python argument.
+        print(
+            f"mint-async demo: no API key for {base_url}: pass --api-key or set MINT_API_KEY "
+            "(or TINKER_API_KEY)",
+            file=sys.stderr,
+        )
+        return 2
     from ._demo import main as demo_main  # noqa: PLC0415 - pulls in the server and the client
 
     return demo_main(args)
@@ -30,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
-    serve.add_argument("--backend", default="synthetic", help="backend name (synthetic, torch)")
+    serve.add_argument("--backend", default="synthetic", help="model backend (synthetic, torch)")
     serve.add_argument("--faults", default="", help="fault spec, e.g. submit_5xx=0.1,seed=1")
     serve.add_argument("--latency", default="", help="latency spec, e.g. sample=0.02,default=0")
     serve.add_argument("--data-dir", default=None, help="keep checkpoints here (default: temp)")
@@ -74,7 +113,10 @@ def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--base-url", help="MinT endpoint (default: env MINT_BASE_URL, else local)")
     demo.add_argument("--api-key", help="API key (default: env MINT_API_KEY)")
     demo.add_argument(
-        "--backend", choices=("auto", "torch", "synthetic"), default="auto", help="local backend"
+        "--backend",
+        choices=("auto", "torch", "synthetic"),
+        default="auto",
+        help="model backend of the local server (auto: torch when installed)",
     )
     demo.add_argument("--base-model", default="Qwen/Qwen3-0.6B", help="base model to fine-tune")
     demo.add_argument("--rank", type=int, default=16, help="LoRA rank")
@@ -89,11 +131,17 @@ def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mint-async``."""
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="mint-async", description="mint_async: an async client for MinT / Tinker."
     )
-    parser.add_argument("--version", action="version", version=f"mint-async {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "-V",
+        "--version",
+        action="version",
+        version=f"mint-async {__version__}",
+        help="print the version and exit",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="what to run")
     demo = sub.add_parser(
         "demo",
         help="fine-tune a model on the multiplication table, end to end (local server by default)",
@@ -116,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mint-async`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     result: int = args.func(args)
     return result
 

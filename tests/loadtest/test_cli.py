@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mint_async.cli import main
+import mint_async
+from mint_async.cli import build_parser, main
 from mint_async.loadtest import LoadTestConfig, LoadTestReport, SampleWorkload, Scenario, run_async
 from mint_async.server import FaultConfig, ServerConfig
 from mint_async.testing import LoopbackServer, serve_loopback
@@ -31,7 +34,7 @@ def test_local_server_by_default(
     out = tmp_path / "result.json"
     argv = [
         "loadtest", "--requests", "40", "--concurrency", "4", "--warmup", "5", "--quiet",
-        "--server-faults", "error_result=0.1,seed=3", "--backend", anyio_backend[0],
+        "--server-faults", "error_result=0.1,seed=3", "--event-loop", anyio_backend[0],
         "--save-result", str(out),
     ]  # fmt: skip
     assert main(argv) == 0
@@ -63,7 +66,7 @@ def test_base_url_from_the_environment(
     monkeypatch.setenv("MINT_BASE_URL", server.base_url)
     monkeypatch.setenv("MINT_API_KEY", server.api_key)
     out = tmp_path / "result.json"
-    base = ["loadtest", "--quiet", "--backend", anyio_backend[0], "--save-result", str(out)]
+    base = ["loadtest", "--quiet", "--event-loop", anyio_backend[0], "--save-result", str(out)]
     assert main([*base, "--requests", "12", "--concurrency", "3"]) == 0
     data = json.loads(out.read_text())
     assert data["target"] == server.base_url and data["server"] is None
@@ -266,3 +269,53 @@ def test_a_failing_setup_exits_1(
     """A run that cannot start (a base model the server does not serve) exits 1 with the reason."""
     assert main([*remote(server), "--base-model", "no/such-model", "--requests", "5"]) == 1
     assert "the run failed" in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    """A loopback port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_an_unreachable_endpoint_fails_fast(
+    anyio_backend: tuple[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A closed --base-url port is reported in one line naming the URL, with status 1, in seconds."""
+    url = f"http://127.0.0.1:{_closed_port()}"
+    # Real backoff sleeps: without the up-front check the client's retries would take about a minute.
+    mint_async.set_testing(False)
+    argv = ["loadtest", "--base-url", url, "--api-key", "sk-test", "--quiet", "--requests", "5"]
+    start = time.monotonic()
+    assert main([*argv, "--event-loop", anyio_backend[0]]) == 1
+    assert time.monotonic() - start < 15
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mint-async loadtest: cannot reach {url}: ") and "\n" not in err
+
+
+def test_a_missing_api_key_names_the_option(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A base URL (flag or MINT_BASE_URL) without a key exits 2 naming --api-key, before any load."""
+    for name in ("MINT_API_KEY", "TINKER_API_KEY", "MINT_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["loadtest", "--base-url", server.base_url, "--quiet"]) == 2
+    monkeypatch.setenv("MINT_BASE_URL", server.base_url)
+    assert main(["loadtest", "--quiet"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        assert "pass --api-key or set MINT_API_KEY" in line and server.base_url in line
+    assert server.statistics().accepted == {}
+
+
+def test_backend_is_a_deprecated_alias_of_event_loop(capsys: pytest.CaptureFixture[str]) -> None:
+    """``loadtest --backend trio`` still picks the event loop, with a one-line notice on stderr."""
+    assert build_parser().parse_args(["loadtest"]).event_loop == "asyncio"
+    assert capsys.readouterr().err == ""
+    assert build_parser().parse_args(["loadtest", "--backend", "trio"]).event_loop == "trio"
+    assert capsys.readouterr().err == (
+        "mint-async loadtest: --backend is deprecated; use --event-loop\n"
+    )
+    assert build_parser().parse_args(["loadtest", "--event-loop", "trio"]).event_loop == "trio"

@@ -2,9 +2,13 @@
 """``mint-async loadtest``: the command line over :func:`~mint_async.loadtest.run`.
 
 Exit status: 0 all good; 1 the run itself failed (e.g. the endpoint is
-unreachable); 2 invalid options or files; 99 a ``--threshold`` was crossed
-(k6's convention, so CI can tell a slow endpoint from a broken command);
-130 interrupted (Ctrl-C).
+unreachable); 2 invalid options or files (a missing API key too); 99 a
+``--threshold`` was crossed (k6's convention, so CI can tell a slow endpoint
+from a broken command); 130 interrupted (Ctrl-C).
+
+A given ``--base-url`` is tried once before the run (a GET with a 3 s connect
+timeout, no retries): the client's own retries would otherwise spend about a
+minute backing off before an unreachable endpoint is reported.
 """
 
 from __future__ import annotations
@@ -12,9 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, Literal
 
-from .._exceptions import InvalidInputError, MintError
+import anyio
+
+from .._config import ClientConfig, Timeouts
+from .._exceptions import APIConnectionError, InvalidInputError, MintError
+from .._transport import Transport, is_read_timeout
 from ._config import LoadTestConfig, parse_seconds
 from ._distributions import IntDistribution
 from ._scenario import Scenario, warmup_settings
@@ -26,6 +35,10 @@ EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_THRESHOLDS: Final = 99
 EXIT_INTERRUPTED: Final = 130
+PREFLIGHT_CONNECT_TIMEOUT: Final = 3.0
+"""Seconds the check of a given ``--base-url`` waits for a connection."""
+PREFLIGHT_READ_TIMEOUT: Final = 5.0
+"""Seconds it waits for the answer (a timeout here still counts as reachable)."""
 
 # Workload options: (dest, the workload types it applies to, parse as a distribution?).
 _WORKLOAD_OPTIONS: Final = {
@@ -45,6 +58,22 @@ _WORKLOAD_OPTIONS: Final = {
     "base_model": (("sample", "forward_backward", "rl-step"), False),
 }
 _SECONDS: Final = ("duration", "ramp_up", "timeout", "drain_timeout", "request_timeout")
+
+
+class _DeprecatedEventLoopAlias(argparse.Action):
+    """``--backend asyncio|trio``: the old name of ``--event-loop`` (``serve``'s ``--backend`` is a model)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"mint-async loadtest: {option_string} is deprecated; use --event-loop", file=sys.stderr
+        )
+        setattr(namespace, self.dest, values)
 
 
 def add_loadtest_parser(sub: Any) -> None:
@@ -68,45 +97,66 @@ def add_loadtest_parser(sub: Any) -> None:
     target.add_argument("--server-faults", help="local server fault spec, e.g. sample_429=0.05")
     target.add_argument("--server-latency", help="local server latency spec, e.g. sample=exp(0.05)")
     target.add_argument("--server-capacity", type=int, help="local server: max requests executing")
-    target.add_argument("--http-client", choices=("builtin", "httpx"), help="client transport")
-    target.add_argument("--wire", choices=("auto", "json", "binary"), help="client wire format")
-    work = p.add_argument_group("workload")
-    work.add_argument("--workload", choices=sorted(WORKLOAD_TYPES), help="default: sample")
-    work.add_argument("--scenario", help="TOML/JSON file with a mix of workloads and load settings")
-    work.add_argument("--prompt-tokens", help="prompt length distribution (default 32)")
-    work.add_argument("--max-tokens", help="max_tokens distribution (default 16)")
-    work.add_argument("--num-samples", help="num_samples distribution (default 1)")
-    work.add_argument("--temperature", type=float)
-    work.add_argument("--batch-size", help="forward_backward datums distribution (default 4)")
-    work.add_argument(
-        "--seq-len", help="forward_backward tokens per datum distribution (default 128)"
+    target.add_argument(
+        "--http-client", choices=("builtin", "httpx"), help="client transport (default: builtin)"
     )
-    work.add_argument("--loss-fn", help="loss function (cross_entropy, importance_sampling, ...)")
-    work.add_argument("--models", type=int, help="training runs to spread training load over")
-    work.add_argument("--groups", type=int, help="rl-step: sample requests per round (default 4)")
-    work.add_argument("--group-size", type=int, help="rl-step: samples per request (default 4)")
-    work.add_argument("--minibatches", type=int, help="rl-step: forward_backward calls per round")
-    work.add_argument("--learning-rate", type=float, help="rl-step: AdamW learning rate")
-    work.add_argument("--lora-rank", type=int)
-    work.add_argument("--base-model", help="default: Qwen/Qwen3-0.6B")
+    target.add_argument(
+        "--wire", choices=("auto", "json", "binary"), help="client wire format (default: auto)"
+    )
+    work = p.add_argument_group("workload")
+    work.add_argument(
+        "--workload", choices=sorted(WORKLOAD_TYPES), help="what to send (default: sample)"
+    )
+    work.add_argument("--scenario", help="TOML/JSON file with a mix of workloads and load settings")
+    work.add_argument("--prompt-tokens", help="prompt length distribution (default: 32)")
+    work.add_argument("--max-tokens", help="max_tokens distribution (default: 16)")
+    work.add_argument("--num-samples", help="num_samples distribution (default: 1)")
+    work.add_argument("--temperature", type=float, help="sample: temperature (default: 1.0)")
+    work.add_argument("--batch-size", help="forward_backward datums distribution (default: 4)")
+    work.add_argument(
+        "--seq-len", help="forward_backward tokens per datum distribution (default: 128)"
+    )
+    work.add_argument(
+        "--loss-fn",
+        help="loss function (default: cross_entropy; rl-step: importance_sampling)",
+    )
+    work.add_argument(
+        "--models", type=int, help="training runs to spread training load over (default: 1)"
+    )
+    work.add_argument("--groups", type=int, help="rl-step: sample requests per round (default: 4)")
+    work.add_argument("--group-size", type=int, help="rl-step: samples per request (default: 4)")
+    work.add_argument(
+        "--minibatches", type=int, help="rl-step: forward_backward calls per round (default: 1)"
+    )
+    work.add_argument(
+        "--learning-rate", type=float, help="rl-step: AdamW learning rate (default: 1e-4)"
+    )
+    work.add_argument("--lora-rank", type=int, help="LoRA rank of the training runs (default: 16)")
+    work.add_argument("--base-model", help="model to sample / train (default: Qwen/Qwen3-0.6B)")
     load = p.add_argument_group("load")
     load.add_argument(
-        "--concurrency", type=int, help="closed loop: operations in flight (default 16)"
+        "--concurrency", type=int, help="closed loop: operations in flight (default: 16)"
     )
     load.add_argument("--rate", type=float, help="open loop: operations started per second")
-    load.add_argument("--arrival", choices=("poisson", "constant"), help="open loop arrivals")
-    load.add_argument("--max-in-flight", type=int, help="open loop cap (default 1024)")
-    load.add_argument("--requests", type=int, help="measured operations (default 1000)")
+    load.add_argument(
+        "--arrival", choices=("poisson", "constant"), help="open loop arrivals (default: poisson)"
+    )
+    load.add_argument("--max-in-flight", type=int, help="open loop cap (default: 1024)")
+    load.add_argument("--requests", type=int, help="measured operations (default: 1000)")
     load.add_argument("--duration", help="measure for this long (e.g. 30s)")
     load.add_argument("--warmup", help="unmeasured warmup: a duration (5s) or a count (100)")
     load.add_argument("--ramp-up", help="start workers / raise the rate over this long")
-    load.add_argument("--timeout", help="cap on the whole run (default 1h)")
-    load.add_argument("--drain-timeout", help="wait this long for running operations (default 60s)")
+    load.add_argument("--timeout", help="cap on the whole run (default: 1h)")
+    load.add_argument(
+        "--drain-timeout", help="wait this long for running operations (default: 60s)"
+    )
     load.add_argument(
         "--request-timeout",
         help="give up on a request after this long (default: no per-request limit)",
     )
-    load.add_argument("--seed", type=int)
+    load.add_argument(
+        "--seed", type=int, help="seed of the workload's random choices and arrivals (default: 0)"
+    )
     out = p.add_argument_group("output")
     out.add_argument(
         "--threshold", action="append", default=[], help="pass/fail criterion (repeatable)"
@@ -114,10 +164,29 @@ def add_loadtest_parser(sub: Any) -> None:
     out.add_argument("--save-result", help="write the result as JSON")
     out.add_argument("--plot", help="write a PNG (needs the plot extra)")
     out.add_argument("--quiet", action="store_true", help="no live progress line")
-    out.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    out.add_argument(
+        "--event-loop",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="event loop the load generator runs on",
+    )
+    out.add_argument(
+        "--backend",
+        dest="event_loop",
+        choices=("asyncio", "trio"),
+        action=_DeprecatedEventLoopAlias,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
     p.set_defaults(func=main, loadtest_command=None)
-    commands = p.add_subparsers(dest="loadtest_command", metavar="{compare}")
-    compare = commands.add_parser("compare", help="compare two --save-result files")
+    commands = p.add_subparsers(
+        dest="loadtest_command", metavar="{compare}", help="compare: two saved results"
+    )
+    compare = commands.add_parser(
+        "compare",
+        help="compare two --save-result files",
+        description="Print two saved load test results side by side, with deltas.",
+    )
     compare.add_argument("a", help="baseline result (JSON)")
     compare.add_argument("b", help="new result (JSON)")
 
@@ -168,6 +237,11 @@ def config_from_args(args: argparse.Namespace) -> tuple[LoadTestConfig, list[str
         client["http_client"] = args.http_client
     if args.wire:
         client["wire"] = args.wire
+    api_key = args.api_key or os.environ.get("MINT_API_KEY") or os.environ.get("TINKER_API_KEY")
+    if base_url is not None and not api_key:
+        # Checked here, not left to the client: its message names api_key=..., a Python argument.
+        msg = f"no API key for {base_url}: pass --api-key or set MINT_API_KEY (or TINKER_API_KEY)"
+        raise InvalidInputError(msg)
     common: dict[str, Any] = {
         "base_url": base_url,
         "api_key": args.api_key,
@@ -200,6 +274,28 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _unreachable(config: LoadTestConfig) -> str | None:
+    """Why ``config.base_url`` cannot be reached (one GET, no retries); None when it answers.
+
+    Any HTTP answer, an error status included, counts as reachable, and so does a
+    read timeout: the connection was made, and the run itself judges a slow server.
+    """
+    client = ClientConfig.resolve(
+        base_url=config.base_url,
+        api_key=config.api_key,
+        timeouts=Timeouts(connect=PREFLIGHT_CONNECT_TIMEOUT, request=PREFLIGHT_READ_TIMEOUT),
+        **config.client_settings,
+    )
+    transport = Transport(client)
+    try:
+        await transport.send_once("GET", "api/v1/healthz", traffic="session", auth=False)
+    except APIConnectionError as exc:
+        return None if is_read_timeout(exc) else exc.message
+    finally:
+        await transport.aclose()
+    return None
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``mint-async loadtest`` (or ``loadtest compare``); returns the exit status."""
     if args.loadtest_command == "compare":
@@ -217,8 +313,17 @@ def main(args: argparse.Namespace) -> int:
     except InvalidInputError as exc:
         print(f"mint-async loadtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    event_loop: Literal["asyncio", "trio"] = args.event_loop
     try:
-        report = run(config, backend=args.backend)
+        if config.base_url is not None:
+            problem = anyio.run(_unreachable, config, backend=event_loop)
+            if problem is not None:
+                print(
+                    f"mint-async loadtest: cannot reach {config.base_url}: {problem}",
+                    file=sys.stderr,
+                )
+                return EXIT_ERROR
+        report = run(config, backend=event_loop)
     except InvalidInputError as exc:
         print(f"mint-async loadtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
