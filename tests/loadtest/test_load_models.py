@@ -80,7 +80,7 @@ def test_arrival_option_on_the_command_line(
     out = tmp_path / "r.json"
     argv = [
         "loadtest", "--base-url", server.base_url, "--api-key", server.api_key, "--quiet",
-        "--backend", anyio_backend[0], "--rate", "800", "--requests", "100",
+        "--event-loop", anyio_backend[0], "--rate", "800", "--requests", "100",
         "--save-result", str(out),
     ]  # fmt: skip
     assert main([*argv, "--arrival", "constant"]) == 0

@@ -54,7 +54,7 @@ async def test_plot_is_written_and_not_blank(tmp_path: Path) -> None:
 def plot_argv(server: LoopbackServer, path: Path, backend: str) -> list[str]:
     return [
         "loadtest", "--base-url", server.base_url, "--api-key", server.api_key, "--quiet",
-        "--backend", backend, "--requests", "40", "--concurrency", "4", "--plot", str(path),
+        "--event-loop", backend, "--requests", "40", "--concurrency", "4", "--plot", str(path),
     ]  # fmt: skip
 
 
