@@ -12,7 +12,8 @@ Dependency policy (README, "Dependencies and the lock"):
 * ``nox -s lock`` regenerates both constraint files with ``uv pip compile``
   (re-resolving to the newest releases); run ``tests_latest`` first, then commit.
 
-Opt-in sessions: ``bench`` (benchmarks), ``tests_latest``, ``lock``.
+Opt-in sessions: ``bench`` (benchmarks), ``tests_latest``, ``tests_lowest`` (the suite at the
+lower bounds pyproject.toml states), ``lock``.
 ``nox -s tests -- --cpu-hog`` runs the tests with two busy-loop processes
 occupying the cores, as a loaded CI machine would.
 """
@@ -115,6 +116,30 @@ def tests_latest(session: nox.Session) -> None:
     )
     drift = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
     session.log("Newer than the lock (%s):\n%s", LOCK.name, "\n".join(_drift(str(drift))) or "none")
+    session.run("pytest", *session.posargs, env=OFFLINE_ENV, success_codes=PYTEST_OK)
+
+
+@nox.session(python=PYTHONS)
+def tests_lowest(session: nox.Session) -> None:
+    """The suite on the lowest releases pyproject.toml claims to support (not a default session).
+
+    ``uv pip compile --resolution lowest-direct``: every direct dependency at its
+    lower bound (what it depends on in turn at the newest that fits), so the bounds
+    stay honest. torch stays at the CPU build on this machine's disk.
+    """
+    session.install("uv")
+    tmp = pathlib.Path(session.create_tmp())
+    pins = tmp / "torch.in"
+    pins.write_text(TORCH + "\n")
+    lowest = tmp / "lowest.txt"
+    extras = ["server", "torch", "plot", "wandb", "tests", "trio"]
+    session.run(
+        "uv", "pip", "compile", "pyproject.toml", str(pins),
+        *[arg for extra in extras for arg in ("--extra", extra)],
+        "--resolution", "lowest-direct", "--python-version", PYTHONS[0], "--quiet",
+        "-o", str(lowest),
+    )  # fmt: skip
+    install(session, f".[{','.join(extras)}]", TORCH, lock=lowest)
     session.run("pytest", *session.posargs, env=OFFLINE_ENV, success_codes=PYTEST_OK)
 
 
