@@ -189,7 +189,7 @@ def test_expired_jwt_is_refused() -> None:
     auth = Authenticator(
         ("sk-a",), b"s", jwt_ttl=1e-9
     )  # exp = iat (whole seconds): expired at once
-    token = auth.issue("user-x")
+    token = auth.issue(owner_of_key("sk-a"))
     with pytest.raises(AuthError, match="expired") as exc:
         auth.owner(token)
     assert exc.value.invalid_token
