@@ -10,6 +10,17 @@ never finishes it, so the server closes the connection (the fault
 The app serves HTTP only while :meth:`MintServerApp.running` is active; an
 ASGI server's lifespan protocol drives that, and in-process users (tests,
 ``mint_async.testing``) enter it themselves.
+
+Hostile clients (issue 12): the credential is checked from the headers, so a
+request without a valid key answers 401 before one byte of its body is read.
+Bodies are capped per route (``max_body_bytes`` for the training-data routes,
+``max_small_body_bytes`` for the rest, 64 KiB for the routes that need no
+key): a declared ``Content-Length`` over the cap answers 413 at once, a
+chunked body when its running count passes it. A body must arrive within
+``body_timeout`` (then 408). An answer sent before the body was read whole
+carries ``Connection: close``, so the server never parses the rest. The
+request head's deadline and the connection cap are the HTTP server's
+(:mod:`._uvicorn`).
 """
 
 from __future__ import annotations
@@ -87,6 +98,13 @@ _HEALTHZ: Final = "/api/v1/healthz"
 _LONG_POLLS: Final = frozenset({"/api/v1/retrieve_future", "/api/v1/retrieve_futures"})
 """Requests that only wait: they end as soon as their client disconnects."""
 _DOWNLOADS: Final = "/api/v1/archive_downloads/"
+_DATA_ROUTES: Final = frozenset(
+    {"/api/v1/forward", "/api/v1/forward_backward", "/api/v1/mint/forward_backward_reverse_kl"}
+)
+"""Routes whose bodies carry training data (capped by ``max_body_bytes``)."""
+_PUBLIC_BODY_CAP: Final = 64 << 10
+"""Body cap of the routes that need no key (healthz, archive downloads): they read none."""
+_CLOSE: Final = (b"connection", b"close")
 
 
 class MintServerApp:
@@ -170,9 +188,14 @@ class MintServerApp:
         state = self._core.state
         state.http_in_flight += 1
         state.peak_http_in_flight = max(state.peak_http_in_flight, state.http_in_flight)
+        request: Request | None = None
         try:
             try:
-                request = await self._read(scope, receive)
+                request = self._head(scope)
+                public = self._public(request)
+                if not public:
+                    self._authenticate(request)  # from the headers: 401 before the body
+                await self._read_body(request, receive, self._body_cap(request, public=public))
                 if request.path in _LONG_POLLS:
                     maybe = await self._dispatch_until_disconnect(request, receive)
                     if maybe is None:
@@ -184,6 +207,9 @@ class MintServerApp:
                 if err.status >= 400:
                     state.rejected += 1
                 response = error_response(err)
+                if request is None or not request.complete:
+                    # The body was not read (whole): close rather than parse the rest of it.
+                    response.headers = [*response.headers, _CLOSE]
             except DropConnection:
                 # Start an answer and never finish it: the server closes the connection.
                 await send(
@@ -229,30 +255,61 @@ class MintServerApp:
             raise outcome[0]
         return outcome[0]
 
-    async def _read(self, scope: Scope, receive: Receive) -> Request:
-        headers = dict(scope["headers"])
-        limit = self._core.config.max_body_bytes
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HTTPError(413, f"request body larger than {limit} bytes")
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                raise HTTPError(400, "client disconnected")
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                raise HTTPError(413, f"request body larger than {limit} bytes")
+    @staticmethod
+    def _head(scope: Scope) -> Request:
+        """The request as far as its head tells (the body is read after the credential check)."""
+        server = scope.get("server")
         return Request(
             method=scope["method"],
             path=scope["path"],
             query_string=scope.get("query_string", b""),
-            headers=headers,
-            body=body,
+            headers=dict(scope["headers"]),
+            body=b"",
             scheme=scope.get("scheme", "http"),
+            server=(str(server[0]), int(server[1])) if server else None,
         )
+
+    @staticmethod
+    def _public(request: Request) -> bool:
+        """Whether the route is served without a key (health, signed archive links)."""
+        return request.path == _HEALTHZ or (
+            request.path.startswith(_DOWNLOADS) and request.method == "GET"
+        )
+
+    def _body_cap(self, request: Request, *, public: bool) -> int:
+        config = self._core.config
+        if public:
+            return _PUBLIC_BODY_CAP
+        if request.path in _DATA_ROUTES:
+            return config.max_body_bytes
+        return config.max_small_body_bytes
+
+    async def _read_body(self, request: Request, receive: Receive, limit: int) -> None:
+        """Read the body, at most ``limit`` bytes and within ``body_timeout`` (413 / 408)."""
+        declared = request.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPError(413, f"request body larger than {limit} bytes")
+        timeout = self._core.config.body_timeout
+        # A list joined once: ``body += chunk`` would copy the body for every chunk.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        with anyio.move_on_after(timeout) as deadline:
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise HTTPError(400, "client disconnected")
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:  # chunked bodies declare no length: count as they arrive
+                    raise HTTPError(413, f"request body larger than {limit} bytes")
+                if chunk:
+                    chunks.append(chunk)
+                more = message.get("more_body", False)
+        if deadline.cancelled_caught:
+            raise HTTPError(408, f"the request body did not arrive within {timeout:g} s")
+        request.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        request.complete = True
 
     def _authenticate(self, request: Request) -> None:
         auth = self._core.auth
@@ -274,7 +331,6 @@ class MintServerApp:
             return await _service.healthz(core, request)
         if path.startswith(_DOWNLOADS) and request.method == "GET":
             return await _rest.download_archive(core, request, path.removeprefix(_DOWNLOADS))
-        self._authenticate(request)
         route = _ROUTES.get((request.method, path))
         try:
             if route is not None:
@@ -285,6 +341,9 @@ class MintServerApp:
             return await self._dispatch_prefix(request)
         except DecodeError as exc:
             raise HTTPError(400, str(exc)) from None
+        except RecursionError:
+            # Hostile nesting ('{"a":' * 1000) in a body some handler parses itself.
+            raise HTTPError(400, "request body is nested too deeply") from None
 
     async def _dispatch_prefix(self, request: Request) -> Response:
         core, path, method = self._core, request.path, request.method

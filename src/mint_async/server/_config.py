@@ -71,6 +71,8 @@ class ServerConfig:
     training runs and checkpoints stay)."""
     sweep_interval: float = 1.0
     """How often expiry (sessions, checkpoint TTLs, old results) is checked."""
+    finished_session_retention: float = 300.0
+    """Seconds a finished (or expired) session stays listed and answers 410, before it is purged."""
 
     pjwt_auth_enabled: bool = True
     """Advertise the JWT exchange in client/config (needed for ``sk-`` keys with ``import mint``)."""
@@ -96,8 +98,26 @@ class ServerConfig:
 
     default_max_tokens: int = 64
     """``max_tokens`` when a sample request omits it (protocol Q11)."""
-    max_body_bytes: int = 512 << 20
-    """Larger request bodies are refused with 413."""
+    max_body_bytes: int = 64 << 20
+    """Cap of the bodies that carry training data (forward, forward_backward, reverse KL),
+    also of a zstd body once decompressed; larger ones answer 413 before being read.
+    Clients split a batch into requests of about 5 MB by the SDK's estimate (10 bytes a
+    token), about 15 MB of JSON; one long datum (128k tokens) is about 4 MB."""
+    max_small_body_bytes: int = 8 << 20
+    """Cap of every other request body (a sample's prompt: KBs, a 128k-token one under 1 MB,
+    a few images more); 413 beyond. Requests that need no key may send 64 KiB at most."""
+    head_timeout: float = 10.0
+    """Seconds a client has to send a request's head (line and headers) once it started one,
+    or once it connected; then the connection is closed (slowloris). Served by uvicorn only."""
+    body_timeout: float = 60.0
+    """Seconds a client has to send a request's whole body; then 408 and the connection closes."""
+    max_connections: int | None = 4096
+    """Concurrent connections (and requests) served; beyond it uvicorn answers 503, and new
+    connections beyond twice this (or the file-descriptor limit) are closed at once.
+    ``None``: unlimited. Served by uvicorn only."""
+    public_url: str | None = None
+    """Base URL that archive links point to (``None``: the address the client connected to,
+    never the request's ``Host`` header)."""
     track_executions: bool = True
     """Count executions per request id (for exactly-once tests; memory grows with requests)."""
 
@@ -105,7 +125,13 @@ class ServerConfig:
         if not self.api_keys:
             msg = "api_keys must not be empty"
             raise ValueError(msg)
-        for name in ("poll_hold", "result_retention", "unretrieved_retention", "session_expiry"):
+        for name in (
+            "poll_hold",
+            "result_retention",
+            "unretrieved_retention",
+            "session_expiry",
+            "finished_session_retention",
+        ):
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"
                 raise ValueError(msg)
@@ -120,6 +146,15 @@ class ServerConfig:
             raise ValueError(msg)
         if self.wire not in ("0.22", "0.38"):
             msg = f"wire must be '0.22' or '0.38', got {self.wire!r}"
+            raise ValueError(msg)
+        if self.head_timeout <= 0 or self.body_timeout <= 0:
+            msg = "head_timeout and body_timeout must be > 0"
+            raise ValueError(msg)
+        if self.max_body_bytes < 0 or self.max_small_body_bytes < 0:
+            msg = "max_body_bytes and max_small_body_bytes must be >= 0"
+            raise ValueError(msg)
+        if self.max_connections is not None and self.max_connections < 1:
+            msg = "max_connections must be >= 1 (or None for unlimited)"
             raise ValueError(msg)
         if self.default_max_tokens < 0 or self.metadata_threshold < 0:
             msg = "default_max_tokens and metadata_threshold must be >= 0"

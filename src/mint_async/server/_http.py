@@ -46,7 +46,7 @@ class HTTPError(Exception):
 
 @dataclass(eq=False, slots=True)
 class Request:
-    """One HTTP request, body fully read."""
+    """One HTTP request; its body is read after the credential check."""
 
     method: str
     path: str
@@ -54,8 +54,12 @@ class Request:
     headers: dict[bytes, bytes]
     body: bytes
     scheme: str = "http"
+    server: tuple[str, int] | None = None
+    """The local address the client connected to (ASGI ``scope["server"]``)."""
     owner: str = ""
     """The authenticated user (set by the app after the credential check)."""
+    complete: bool = False
+    """Whether the body has been read whole (set by the app)."""
 
     def header(self, name: bytes) -> str | None:
         """A header value (name in lower case), decoded as latin-1."""
@@ -81,9 +85,17 @@ class Request:
         return value
 
     def base_url(self) -> str:
-        """``scheme://host`` as the client addressed us."""
-        host = self.header(b"host") or "localhost"
-        return f"{self.scheme}://{host}"
+        """``scheme://host[:port]`` of the address the client connected to.
+
+        Never the ``Host`` header: a client chooses that freely, and links built
+        from it (archive redirects) would point wherever the client said.
+        """
+        if self.server is None:
+            return f"{self.scheme}://localhost"
+        host, port = self.server
+        host = f"[{host}]" if ":" in host else host
+        default = 443 if self.scheme == "https" else 80
+        return f"{self.scheme}://{host}" if port == default else f"{self.scheme}://{host}:{port}"
 
 
 @dataclass(eq=False, slots=True)

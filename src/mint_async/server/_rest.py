@@ -20,8 +20,9 @@ interpolate, reference_model, archive), ``checkpoint_published``,
 ``checkpoint_expired``; ``event_details`` carries the actor and the rest.
 
 Archives: ``GET …/archive`` answers 302 to a signed, expiring URL on this same
-server, which streams a real ``.tar.gz`` of the checkpoint's files (no API key
-needed, like a presigned storage URL).
+server (``ServerConfig.public_url``, else the address the client connected to;
+never the request's ``Host`` header), which streams a real ``.tar.gz`` of the
+checkpoint's files (no API key needed, like a presigned storage URL).
 """
 
 from __future__ import annotations
@@ -260,7 +261,10 @@ def _archive_redirect(core: ServerCore, req: Request, meta: CheckpointMeta) -> R
     expires = int(time.time()) + ARCHIVE_TTL
     payload = json.dumps([meta.training_run_id, meta.checkpoint_id, expires]).encode()
     sig = hmac.new(core.archive_secret, payload, hashlib.sha256).digest()
-    url = f"{req.base_url()}/api/v1/archive_downloads/{_b64(payload)}.{_b64(sig)}"
+    # The configured public URL, else the address the client reached: never its Host header.
+    public = core.config.public_url
+    base = public.rstrip("/") if public else req.base_url()
+    url = f"{base}/api/v1/archive_downloads/{_b64(payload)}.{_b64(sig)}"
     headers = [(b"location", url.encode()), (b"expires", formatdate(expires, usegmt=True).encode())]
     return json_response(_codec.encode({"url": url}), status=302, headers=headers)
 
