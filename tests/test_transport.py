@@ -376,12 +376,13 @@ async def test_give_up_after_bounds_the_total_retry_time(
             await transport.request("POST", "api/v1/a", body=b"{}")
     finally:
         await transport.aclose()
-    # Attempts at t = 0, 1, 2 are retried (Retry-After: 1); at t = 3 the 2.5 s are used up.
-    assert clock.sleeps == [1.0, 1.0, 1.0]
+    # Attempts at t = 0, 1, 2 are retried (Retry-After: 1, the last sleep cut to the 0.5 s
+    # left of the budget); at t = 2.5 the budget is used up.
+    assert clock.sleeps == [1.0, 1.0, 0.5]
     assert len(mock.calls("a")) == 4
     action, status, reason = decisions(caplog)[-1]
     assert (action, status) == ("give_up", 429)
-    assert reason == "status 429 is retryable (3.0 s of give_up_after=2.5 s used)"
+    assert reason == "status 429 is retryable (2.5 s of give_up_after=2.5 s used)"
 
 
 async def test_every_decision_is_logged_with_its_reason(

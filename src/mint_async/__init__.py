@@ -39,8 +39,10 @@ from ._exceptions import NotFoundError as NotFoundError
 from ._exceptions import PermissionDeniedError as PermissionDeniedError
 from ._exceptions import PromiseExpiredError as PromiseExpiredError
 from ._exceptions import RateLimitError as RateLimitError
+from ._exceptions import RemoteProtocolError as RemoteProtocolError
 from ._exceptions import RequestErrorCategory as RequestErrorCategory
 from ._exceptions import RequestFailedError as RequestFailedError
+from ._exceptions import ResponseTooLargeError as ResponseTooLargeError
 from ._exceptions import SequenceBrokenError as SequenceBrokenError
 from ._exceptions import StuckRequestError as StuckRequestError
 from ._exceptions import TokenizerUnavailableError as TokenizerUnavailableError
@@ -116,8 +118,10 @@ __all__ = [
     "PermissionDeniedError",
     "PromiseExpiredError",
     "RateLimitError",
+    "RemoteProtocolError",
     "RequestErrorCategory",
     "RequestFailedError",
+    "ResponseTooLargeError",
     "SequenceBrokenError",
     "StuckRequestError",
     "TokenizerUnavailableError",

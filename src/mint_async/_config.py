@@ -94,7 +94,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """Connection limits per traffic class (one httpx connection pool each)."""
+    """Connection limits per traffic class (one httpx connection pool each), and the response cap."""
 
     session: int = 20
     train: int = 64
@@ -102,6 +102,19 @@ class Limits:
     retrieve: int = 2048
     """Every pending future holds one long poll; over HTTP/1.1 that is one connection each."""
     keepalive: int = 512
+    max_response_bytes: int | None = 256 * 1024 * 1024
+    """The largest response body read into memory (``None``: no cap); more raises ResponseTooLargeError.
+
+    256 MiB is about four times the largest legitimate answer: a SampleResponse of
+    64 sequences x 32k tokens with logprobs is ~60 MB of JSON (~30 bytes a token),
+    a forward_backward result of 128 x 32k logprobs ~80 MB. Checkpoint downloads
+    stream to disk and are not capped.
+    """
+
+    def __post_init__(self) -> None:
+        if self.max_response_bytes is not None and self.max_response_bytes < 1:
+            msg = f"max_response_bytes must be positive or None, got {self.max_response_bytes}"
+            raise InvalidInputError(msg)
 
     def for_class(self, traffic: TrafficClass) -> int:
         """The connection cap of one traffic class."""

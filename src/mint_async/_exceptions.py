@@ -15,7 +15,9 @@ style code ports by changing one import::
     ├── WandbUnavailableError (also ImportError) wandb=... given without the wandb package
     └── APIError                                 anything that went wrong talking to a server
         ├── APIConnectionError                   the request may not have reached the server
-        │   └── APITimeoutError
+        │   ├── APITimeoutError                  no complete answer within the deadline
+        │   └── RemoteProtocolError              the answer broke HTTP framing (retried alike)
+        ├── ResponseTooLargeError                the answer exceeded Limits.max_response_bytes
         ├── APIStatusError                       the server answered with a 4xx/5xx status
         │   ├── BadRequestError                  400
         │   ├── AuthenticationError              401
@@ -33,8 +35,10 @@ style code ports by changing one import::
             └── StuckRequestError                no progress within the watchdog time
 
 Lower-level errors (httpx's, msgspec's) are translated at exactly one boundary
-each (the transport, the codec) with ``raise X from exc``; messages never contain
-credentials.
+each (the transport, the codec) with ``raise X from exc``; whatever a server
+sends (garbage headers, broken framing, oversized bodies) ends as one of these,
+never as a bare ``ValueError``. Messages never contain credentials: the API key
+and session tokens are redacted even from error bodies a server echoes them in.
 """
 
 from __future__ import annotations
@@ -62,8 +66,10 @@ __all__ = [
     "PermissionDeniedError",
     "PromiseExpiredError",
     "RateLimitError",
+    "RemoteProtocolError",
     "RequestErrorCategory",
     "RequestFailedError",
+    "ResponseTooLargeError",
     "SequenceBrokenError",
     "StuckRequestError",
     "TokenizerUnavailableError",
@@ -142,6 +148,25 @@ class APITimeoutError(APIConnectionError):
 
     def __init__(self, message: str = "Request timed out.") -> None:
         super().__init__(message)
+
+
+class RemoteProtocolError(APIConnectionError):
+    """The server's answer broke HTTP/1.1: a malformed status line, header or chunk size, a
+    conflicting Content-Length, a body cut short, an undecodable Content-Encoding.
+
+    Retried like any connection error (the same body and idempotency key go again).
+    """
+
+    def __init__(self, message: str = "The server broke the HTTP protocol.") -> None:
+        super().__init__(message)
+
+
+class ResponseTooLargeError(APIError):
+    """The answer was larger than ``Limits.max_response_bytes``; reading stopped there.
+
+    Raised as soon as the cap is passed (at once when Content-Length says so), so a
+    hostile or broken server cannot make the client buffer without bound. Not retried.
+    """
 
 
 class APIStatusError(APIError):

@@ -15,10 +15,19 @@ Errors are httpx's (``ConnectError``, ``ReadTimeout``, ``RemoteProtocolError``, 
 so callers translate them exactly as for httpx's own transport. A request on a
 reused keep-alive connection that fails before any byte of the answer arrived
 (the server closed the idle connection) is retried once on a new connection.
+
+The parser accepts what h11 (httpx's parser) accepts and rejects what it
+rejects: the grammar below is RFC 9112's as h11 applies it (bare-LF line ends,
+obsolete line folding, an optional reason phrase, one Transfer-Encoding that
+must be ``chunked``, Content-Length lists that must agree). A hypothesis test
+(tests/test_http11_fuzz.py) checks the two against each other byte for byte.
+Timeouts are httpx's too: ``read`` bounds each wait for bytes, not the whole
+response; the client's total deadline per attempt lives in ``_transport``.
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -33,6 +42,16 @@ _READ_SIZE: Final = 65536
 _MAX_HEAD: Final = 64 * 1024
 _INLINE_BODY: Final = 8 * 1024 * 1024
 """Bodies up to this size (with a Content-Length) are read before returning; larger ones stream."""
+
+# RFC 9112 §4 (status line), §5 (field lines, obs-fold), §7.1 (chunks), as h11 reads them.
+_TOKEN: Final = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+_FIELD_CONTENT: Final = rb"[^\x00\s]+(?:[ \t]+[^\x00\s]+)*"
+_STATUS_LINE: Final = re.compile(rb"HTTP/([0-9]\.[0-9]) ([0-9]{3})(?: (?:[ \t]|[^\x00\s])*)?")
+_FIELD_LINE: Final = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _FIELD_CONTENT + rb")?[ \t]*")
+_OBS_FOLD: Final = re.compile(rb"[ \t]+")
+_CHUNK_LINE: Final = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
+_BLANK_LINE: Final = re.compile(rb"\n\r?\n")
+_DIGITS: Final = re.compile(rb"[0-9]{1,20}")
 
 
 class _ProtocolError(Exception):
@@ -65,20 +84,41 @@ class _Connection:
             self.answered = True
         self.buffer += chunk
 
-    async def read_head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
+    async def read_block(self) -> list[bytes]:
+        """The lines up to the first empty one (a head or trailers), without their line ends.
+
+        Lines may end in CRLF or a bare LF (RFC 9112 §2.2, as h11 reads them).
+        The search resumes where the last one stopped, so a head dripped a byte
+        at a time costs linear, not quadratic, time.
+        """
+        scanned = 0
         while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end >= 0:
-                head = bytes(self.buffer[:end])
-                del self.buffer[: end + 4]
-                status, headers = _parse_head(head)
-                if 100 <= status < 200 and status != 101:
-                    continue  # 100 Continue and friends: the real answer follows
-                return status, headers
+            if self.buffer.startswith((b"\n", b"\r\n")):
+                del self.buffer[: self.buffer.index(b"\n") + 1]
+                return []
+            match = _BLANK_LINE.search(self.buffer, scanned)
+            if match is not None:
+                block = bytes(self.buffer[: match.end()])
+                del self.buffer[: match.end()]
+                lines = block.split(b"\n")[:-2]
+                return [line[:-1] if line.endswith(b"\r") else line for line in lines]
             if len(self.buffer) > _MAX_HEAD:
                 msg = "response head too large"
                 raise _ProtocolError(msg)
+            scanned = max(0, len(self.buffer) - 2)
             await self._fill()
+
+    async def read_head(self) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """The final status line and header fields: ``(status, http_version, headers)``."""
+        while True:
+            status, version, headers = _parse_head(await self.read_block())
+            if status == 101:
+                # h11 refuses an upgrade nobody asked for; so do we (we never ask).
+                msg = "unexpected 101 Switching Protocols"
+                raise _ProtocolError(msg)
+            if status >= 200:
+                return status, version, headers
+            # 100 Continue and friends: the real answer follows.
 
     async def read_exactly(self, n: int) -> bytes:
         while len(self.buffer) < n:
@@ -88,52 +128,120 @@ class _Connection:
         return data
 
     async def read_line(self) -> bytes:
-        while (end := self.buffer.find(b"\r\n")) < 0:
+        """One CRLF-terminated line (a chunk-size line), without the CRLF."""
+        scanned = 0
+        while (end := self.buffer.find(b"\r\n", scanned)) < 0:
             if len(self.buffer) > _MAX_HEAD:
                 msg = "chunk header too large"
                 raise _ProtocolError(msg)
+            scanned = max(0, len(self.buffer) - 1)
             await self._fill()
         line = bytes(self.buffer[:end])
         del self.buffer[: end + 2]
         return line
 
-    async def read_some(self) -> bytes:
-        """Whatever is buffered, or the next chunk from the socket (b"" at EOF)."""
+    async def read_some(self, limit: int | None = None) -> bytes:
+        """Up to ``limit`` buffered bytes, or the next chunk from the socket (b"" at EOF)."""
         if not self.buffer:
             try:
                 chunk = await self.stream.receive(_READ_SIZE)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            except (
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                OSError,
+            ):
                 return b""
             self.buffer += chunk
-        data = bytes(self.buffer)
-        self.buffer.clear()
+        if limit is None or limit >= len(self.buffer):
+            data = bytes(self.buffer)
+            self.buffer.clear()
+        else:
+            data = bytes(self.buffer[:limit])
+            del self.buffer[:limit]
         return data
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)
 
 
-def _parse_head(head: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+def _parse_head(lines: list[bytes]) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    if not lines:
+        msg = "no status line"
+        raise _ProtocolError(msg)
+    match = _STATUS_LINE.fullmatch(lines[0])
+    if match is None:
         msg = f"malformed status line {lines[0][:80]!r}"
         raise _ProtocolError(msg)
+    status = int(match[2])
+    if status < 100:
+        msg = f"status code {status} out of range"
+        raise _ProtocolError(msg)
+    return status, match[1], _parse_fields(lines[1:])
+
+
+def _parse_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """Header (or trailer) field lines; obsolete line folding joins a line to the one before."""
+    unfolded: list[bytes] = []
+    for line in lines:
+        fold = _OBS_FOLD.match(line)
+        if fold is None:
+            unfolded.append(line)
+        elif not unfolded:
+            msg = "continuation line at start of headers"
+            raise _ProtocolError(msg)
+        else:
+            unfolded[-1] += b" " + line[fold.end() :]
     headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name:
+    for line in unfolded:
+        match = _FIELD_LINE.fullmatch(line)
+        if match is None:
             msg = f"malformed header line {line[:80]!r}"
             raise _ProtocolError(msg)
-        headers.append((name.strip(), value.strip()))
-    return int(parts[1]), headers
+        headers.append((match[1], match[2] or b""))
+    return headers
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
+def _framing(
+    method: str, status: int, version: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[tuple[str, int], bool]:
+    """How the body is delimited (RFC 9112 §6.3) and whether the connection stays open.
+
+    Conflicting or malformed framing headers are errors, never guesses: a
+    request smuggled past one reading of them must not be read another way.
+    """
+    length: bytes | None = None
+    chunked = False
+    close = version < b"1.1"
+    for name, value in headers:
+        match name.lower():
+            case b"content-length":
+                values = {v.strip() for v in value.split(b",")}
+                single = values.pop() if len(values) == 1 else None
+                if single is None or not _DIGITS.fullmatch(single):
+                    msg = f"bad Content-Length {value[:40]!r}"
+                    raise _ProtocolError(msg)
+                if length is not None and length != single:
+                    msg = "conflicting Content-Length headers"
+                    raise _ProtocolError(msg)
+                length = single
+            case b"transfer-encoding":
+                if chunked or value.lower() != b"chunked":
+                    msg = f"unsupported Transfer-Encoding {value[:40]!r}"
+                    raise _ProtocolError(msg)
+                chunked = True
+            case b"connection":
+                if b"close" in (v.strip().lower() for v in value.split(b",")):
+                    close = True
+            case _:
+                pass
+    if method == "HEAD" or status in (204, 304):
+        return ("length", 0), not close
+    if chunked:
+        return ("chunked", 0), not close
+    if length is not None:
+        return ("length", int(length)), not close
+    return ("close", 0), False
 
 
 class _BodyStream(httpx.AsyncByteStream):
@@ -159,30 +267,37 @@ class _BodyStream(httpx.AsyncByteStream):
             return
         try:
             with _ReadErrors(self._timeout) as scope:
+                chunk_left = -1  # chunked: bytes left in this chunk; -1 before the first
                 while True:
+                    # httpx's read timeout bounds each wait for bytes, not the whole body
+                    # (the client's per-attempt deadline does that, in _transport).
                     scope.deadline = anyio.current_time() + (self._timeout or float("inf"))
                     if kind == "length":
                         if remaining <= 0:
                             break
-                        chunk = await conn.read_some()
+                        chunk = await conn.read_some(remaining)
                         if not chunk:
                             msg = "the server closed the connection mid-body"
                             raise _ProtocolError(msg)
-                        if len(chunk) > remaining:  # pipelined bytes must not exist; keep them
-                            conn.buffer[:0] = chunk[remaining:]
-                            chunk = chunk[:remaining]
                         remaining -= len(chunk)
                         yield chunk
                     elif kind == "chunked":
-                        size_line = await conn.read_line()
-                        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                        if size == 0:
-                            while await conn.read_line():
-                                pass  # trailers
-                            break
-                        data = await conn.read_exactly(size)
-                        await conn.read_exactly(2)
-                        yield data
+                        if chunk_left <= 0:
+                            if chunk_left == 0 and await conn.read_exactly(2) != b"\r\n":
+                                msg = "malformed chunk: no CRLF after its data"
+                                raise _ProtocolError(msg)
+                            chunk_left = _chunk_size(await conn.read_line())
+                            if chunk_left == 0:
+                                _parse_fields(await conn.read_block())  # trailers
+                                break
+                        # A chunk is passed on as it arrives, never buffered whole:
+                        # its size line may announce far more than will ever come.
+                        chunk = await conn.read_some(chunk_left)
+                        if not chunk:
+                            msg = "the server closed the connection mid-chunk"
+                            raise _ProtocolError(msg)
+                        chunk_left -= len(chunk)
+                        yield chunk
                     else:  # delimited by connection close
                         chunk = await conn.read_some()
                         if not chunk:
@@ -201,6 +316,14 @@ class _BodyStream(httpx.AsyncByteStream):
         else:
             with anyio.CancelScope(shield=True):
                 await conn.aclose()
+
+
+def _chunk_size(line: bytes) -> int:
+    match = _CHUNK_LINE.fullmatch(line)
+    if match is None:
+        msg = f"malformed chunk size line {line[:40]!r}"
+        raise _ProtocolError(msg)
+    return int(match[1], 16)
 
 
 class _ReadErrors:
@@ -256,7 +379,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
                     stream = await anyio.connect_tcp(host, port)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
-        except OSError as exc:
+        except (OSError, anyio.BrokenResourceError) as exc:
+            # BrokenResourceError: a TLS handshake the server broke off.
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
         return _Connection(stream, key)
 
@@ -321,20 +445,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise httpx.WriteError(f"sending the request failed: {exc}") from exc
         with _ReadErrors(read_timeout):
-            status, headers = await conn.read_head()
-        connection = (_header(headers, b"connection") or b"").lower()
-        conn.reusable = connection != b"close"
-        encoding = (_header(headers, b"transfer-encoding") or b"").lower()
-        length = _header(headers, b"content-length")
-        if request.method == "HEAD" or status in (204, 304):
-            framing: tuple[str, int] = ("length", 0)
-        elif b"chunked" in encoding:
-            framing = ("chunked", 0)
-        elif length is not None and length.strip().isdigit():
-            framing = ("length", int(length))
-        else:
-            framing = ("close", 0)
-            conn.reusable = False
+            status, version, headers = await conn.read_head()
+            framing, conn.reusable = _framing(request.method, status, version, headers)
         if framing[0] == "length" and framing[1] <= _INLINE_BODY:
             with _ReadErrors(read_timeout):
                 content = await conn.read_exactly(framing[1])

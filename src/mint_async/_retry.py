@@ -60,7 +60,7 @@ def should_retry_status(status: int, headers: Mapping[str, str]) -> tuple[bool, 
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """The server's requested delay in seconds, if given and within (0, 60]."""
+    """The server's requested delay in seconds, if given, valid and within (0, 60]; else None."""
     value: float | None = None
     ms = headers.get("retry-after-ms")
     if ms is not None:
@@ -72,12 +72,19 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         try:
             value = float(raw)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-            if parsed is not None:
-                value = parsed.timestamp() - time.time()
+            value = _http_date_delay(raw)
     if value is not None and 0 < value <= 60:
         return value
     return None
+
+
+def _http_date_delay(raw: str) -> float | None:
+    """Seconds until an HTTP-date, or None for a header that is no date (then backoff applies)."""
+    try:
+        return email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
+    except (ValueError, TypeError, OverflowError, IndexError):
+        # A server's garbage is ignored, never raised (issue 12): normal backoff applies.
+        return None
 
 
 def backoff_delay(

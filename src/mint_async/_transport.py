@@ -7,6 +7,18 @@ submission. It adds the headers every request carries, bootstraps
 ``client/config`` and the JWT exchange, retries per protocol §6, and translates
 httpx's errors into ours at exactly one place (:func:`_map_transport_errors`).
 
+A hostile or broken server cannot hang, flood or leak through it (issue 12):
+
+* every attempt has one deadline covering connect, send and the *whole* answer
+  (a body dripped a byte at a time does not reset it), and retries stop within
+  ``RetryPolicy.give_up_after``, so a call ends within that plus one attempt;
+* bodies are capped by ``Limits.max_response_bytes`` (Content-Length checked up
+  front, bytes counted as they stream);
+* only our typed errors come out (garbage ``Retry-After`` is ignored, broken
+  framing is a RemoteProtocolError, retried like a connection error);
+* the API key and session tokens are redacted from error bodies and messages,
+  and never sent to another origin (redirects are not followed).
+
 Any ``httpx.AsyncBaseTransport`` can be plugged in (``MockTransport`` for fault
 scripts, ``ASGITransport`` for an in-process server, a faster transport from
 the package index); the default is httpx's own.
@@ -47,6 +59,8 @@ from ._exceptions import (
     PermissionDeniedError,
     PromiseExpiredError,
     RateLimitError,
+    RemoteProtocolError,
+    ResponseTooLargeError,
     UnprocessableEntityError,
 )
 from ._http11 import Http11Transport
@@ -60,6 +74,7 @@ __all__ = [
     "environment_proxy",
     "is_read_timeout",
     "log_decision",
+    "redact",
     "status_error",
 ]
 
@@ -80,6 +95,9 @@ _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
 }
 _BODY_PREVIEW: Final = 2000
 _BILLING_STEP: Final = 5.0
+_REDACTED: Final = "[REDACTED]"
+_OLD_TOKENS: Final = 4
+"""Session tokens remembered for redaction after a refresh (a server may echo an old one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +134,59 @@ def status_error(response: Response, *, request_id: str | None = None) -> APISta
     return cls(message, status_code=response.status_code, body=body, request_id=request_id)
 
 
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret in it replaced by ``[REDACTED]``."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _redact_bytes(data: bytes, secrets: tuple[str, ...]) -> bytes:
+    for secret in secrets:
+        raw = secret.encode()
+        if raw and raw in data:
+            data = data.replace(raw, _REDACTED.encode())
+    return data
+
+
+def _scrub_chain(exc: BaseException, secrets: tuple[str, ...]) -> None:
+    """Redact secrets from the messages of ``exc`` and the exceptions chained to it.
+
+    A traceback prints every ``__cause__`` / ``__context__``, and parsers quote the
+    bytes they choke on (h11: ``illegal header line: b'...'``) — a server echoing
+    the key into a header would otherwise put it there.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if any(s and s in str(current) for s in secrets):
+            current.args = tuple(
+                redact(a, secrets) if isinstance(a, str) else redact(repr(a), secrets)
+                for a in current.args
+            )
+        todo += (current.__cause__, current.__context__)
+
+
 @contextlib.contextmanager
-def _map_transport_errors(what: str) -> Generator[None]:
+def _map_transport_errors(what: str, secrets: tuple[str, ...] = ()) -> Generator[None]:
     """Translate httpx's transport exceptions into ours (never mentioning credentials)."""
     try:
         yield
     except httpx.TimeoutException as exc:
         msg = f"{what} timed out ({type(exc).__name__})"
         raise APITimeoutError(msg) from exc
-    except httpx.TransportError as exc:
-        msg = f"{what} failed: {type(exc).__name__}: {exc}"
+    except (httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+        _scrub_chain(exc, secrets)
+        msg = redact(f"{what} failed: the server broke the protocol: {exc}", secrets)
+        raise RemoteProtocolError(msg) from exc
+    except httpx.RequestError as exc:
+        _scrub_chain(exc, secrets)
+        msg = redact(f"{what} failed: {type(exc).__name__}: {exc}", secrets)
         raise APIConnectionError(msg) from exc
 
 
@@ -219,6 +280,7 @@ class Transport:
         self._server_config: t.ClientConfigResponse | None = None
         self._bootstrap_lock = anyio.Lock()
         self._jwt: str | None = None
+        self._old_jwts: list[str] = []
         self._jwt_refresh_at = 0.0
         self._jwt_expires_at = 0.0
         self._jwt_lock = anyio.Lock()
@@ -306,6 +368,12 @@ class Transport:
         """Whether :meth:`aclose` ran."""
         return self._closed
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials to redact from anything a server sends back: the key and its tokens."""
+        jwt = (self._jwt,) if self._jwt is not None else ()
+        return (self.config.api_key, *jwt, *self._old_jwts)
+
     # -- bootstrap and auth --------------------------------------------------------
 
     async def server_config(self) -> t.ClientConfigResponse:
@@ -357,6 +425,8 @@ class Transport:
                 lifetime = exp - (iat if iat is not None else now)
                 self._jwt_refresh_at = exp - max(60.0, 0.1 * lifetime)
                 self._jwt_expires_at = exp
+            if self._jwt is not None:
+                self._old_jwts = [self._jwt, *self._old_jwts][:_OLD_TOKENS]
             self._jwt = token
             logger.debug("obtained a session token (expires in %.0f s)", self._jwt_expires_at - now)
             return token
@@ -391,14 +461,55 @@ class Transport:
         request = httpx.Request(
             method, self._url(path), content=body, headers=hdrs, extensions=self._timeout(timeout)
         )
+        limit = timeout if timeout is not None else self.config.timeouts.request
+        subject = f"{method} /{path.split('?', 1)[0]}"
         async with self._limiters[traffic]:
-            with _map_transport_errors(f"{method} /{path.split('?', 1)[0]}"):
-                resp = await pool.handle_async_request(request)
-                try:
-                    content = await resp.aread()
-                finally:
-                    await resp.aclose()
+            with _map_transport_errors(subject, self.secrets):
+                # One deadline for the whole attempt: httpx's read timeout bounds each
+                # wait for bytes, so a server dripping a byte per interval would
+                # otherwise hold the call forever (issue 12). It starts once the
+                # limiter admits the request: queueing behind our own traffic is not
+                # the server's slowness.
+                with anyio.move_on_after(limit):
+                    return await self._exchange(pool, request, subject)
+                # A deadline hit is reported as a read timeout (is_read_timeout): the
+                # connect timeout, shorter, fires first inside the transport.
+                msg = f"the response did not complete within {limit:g} s"
+                raise httpx.ReadTimeout(msg, request=request)
+
+    async def _exchange(
+        self, pool: httpx.AsyncBaseTransport, request: httpx.Request, subject: str
+    ) -> Response:
+        resp = await pool.handle_async_request(request)
+        try:
+            content = await self._read_capped(resp, subject)
+        finally:
+            await resp.aclose()
+        if resp.status_code >= 300:
+            # Error bodies end up in exception messages and logs: no credentials there.
+            content = _redact_bytes(content, self.secrets)
         return Response(resp.status_code, resp.headers, content)
+
+    async def _read_capped(self, resp: httpx.Response, subject: str) -> bytes:
+        """The body, refused as soon as it is known to exceed ``Limits.max_response_bytes``."""
+        cap = self.config.limits.max_response_bytes
+        if cap is None:
+            return await resp.aread()
+        declared = resp.headers.get("content-length", "")
+        if declared.isdecimal() and int(declared) > cap:
+            msg = (
+                f"{subject}: the response announces {declared} bytes, over max_response_bytes={cap}"
+            )
+            raise ResponseTooLargeError(msg)
+        parts: list[bytes] = []
+        size = 0
+        async for part in resp.aiter_bytes():
+            size += len(part)
+            if size > cap:
+                msg = f"{subject}: the response exceeded max_response_bytes={cap}"
+                raise ResponseTooLargeError(msg)
+            parts.append(part)
+        return b"".join(parts)
 
     async def request(
         self,
@@ -508,7 +619,11 @@ class Transport:
                     reason=f"{reason} ({limit})",
                 )
                 raise failure
-            delay = backoff_delay(retries, policy, delay_headers)
+            # Never sleep past the budget: the last retry starts by give_up_after at the
+            # latest, so the call ends within give_up_after plus one attempt's deadline.
+            delay = min(
+                backoff_delay(retries, policy, delay_headers), policy.give_up_after - elapsed
+            )
             retries += 1
             if on_retry is not None:
                 on_retry(failed_status)
@@ -582,25 +697,27 @@ class Transport:
         """
         pool = self._pool("train")
         hdrs = dict(self._headers)
-        same_server = not url.startswith(("http://", "https://")) or url.startswith(self._base)
-        if same_server:
+        target = self._url(url)
+        base = httpx.URL(self._base)
+        # The key goes to this server's origin only (scheme, host and port), never to
+        # the storage a signed URL points at.
+        if (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port):
             hdrs["X-API-Key"] = await self._credential()
-        request = httpx.Request(
-            "GET", self._url(url), headers=hdrs, extensions=self._timeout(timeout)
-        )
-        with _map_transport_errors(f"GET {url.split('?', 1)[0]}"):
+        request = httpx.Request("GET", target, headers=hdrs, extensions=self._timeout(timeout))
+        subject = f"GET {url.split('?', 1)[0]}"
+        with _map_transport_errors(subject, self.secrets):
             resp = await pool.handle_async_request(request)
             try:
                 if resp.status_code >= 300:
-                    content = await resp.aread()
+                    content = await self._read_capped(resp, subject)
                     raise status_error(
                         Response(
                             resp.status_code,
                             resp.headers,
-                            content,
+                            _redact_bytes(content, self.secrets),
                         )
                     )
                 length = resp.headers.get("content-length")
-                yield resp.aiter_bytes(), int(length) if length and length.isdigit() else None
+                yield resp.aiter_bytes(), int(length) if length and length.isdecimal() else None
             finally:
                 await resp.aclose()
