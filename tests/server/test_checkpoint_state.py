@@ -65,7 +65,7 @@ async def test_checkpoints_with_a_ttl_expire(tmp_path: Path) -> None:
         failed = await api.run("load_weights", load_body(mid, short[0], 4, optimizer=False))
         assert failed["category"] == "user" and "not found" in failed["error"]
         assert (await api.post("weights_info", {"tinker_path": keep})).status_code == 200
-        assert sorted(p.parent.name for p in tmp_path.rglob("lora.npz")) == ["keep"]
+        assert sorted(p.parent.parent.name for p in tmp_path.rglob("lora.npz")) == ["keep"]
         expired = [p for e, p in await audit_events(api) if e == "checkpoint_expired"]
         assert sorted(expired) == sorted(short)  # each once, and not the one without a TTL
 

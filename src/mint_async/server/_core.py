@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -42,8 +42,6 @@ from .backends import Backend, BackendOptions, ModelSpec, create_backend
 __all__ = ["ServerCore"]
 
 logger = logging.getLogger("mint_async.server")
-
-_SECRET_FILE: Final = ".jwt_secret"  # noqa: S105 - a file name, not a secret
 
 
 class ServerCore:
@@ -99,7 +97,7 @@ class ServerCore:
         self.store = store
         secret = config.jwt_secret
         if secret is None:
-            secret = await anyio.to_thread.run_sync(self._load_secret, root)
+            secret = await anyio.to_thread.run_sync(store.jwt_secret)
         self.auth = Authenticator(config.api_keys, secret, config.jwt_ttl)
         executor = Executor(
             backend=backend,
@@ -130,35 +128,29 @@ class ServerCore:
             if temp_dir is not None:
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(temp_dir, ignore_errors=True))
 
-    @staticmethod
-    def _load_secret(root: Path) -> bytes:
-        """The JWT secret kept in the data dir, so tokens survive a restart with it."""
-        path = root / _SECRET_FILE
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            secret = secrets.token_bytes(32)
-            path.write_bytes(secret)
-            path.chmod(0o600)
-            return secret
-
     def begin_shutdown(self) -> None:
         """Answer every held poll now and hold no new ones (before the HTTP server stops)."""
         self.futures.close()
         self.batched.close()
 
     async def _sweeper(self) -> None:
-        """Expire sessions without heartbeats, checkpoints past their TTL and old results."""
+        """Expire sessions without heartbeats (purging finished ones after
+        ``finished_session_retention``), checkpoints past their TTL and old results."""
         while True:
             await anyio.sleep(self.config.sweep_interval)
             now = time.monotonic()
+            retention = self.config.finished_session_retention
             for session in list(self.state.sessions.values()):
-                expired = now - session.last_heartbeat > self.config.session_expiry
-                if session.finished is None and expired:
-                    self.finish_session(
-                        session,
-                        f"no heartbeat for {self.config.session_expiry:g} s",
-                    )
+                if session.finished is None:
+                    if now - session.last_heartbeat > self.config.session_expiry:
+                        self.finish_session(
+                            session,
+                            f"no heartbeat for {self.config.session_expiry:g} s",
+                        )
+                elif session.finished_at is not None and now - session.finished_at > retention:
+                    # Purged: a finished session answers 410 for a while, then is forgotten
+                    # (404), so sessions nobody ends do not pile up (issue 12).
+                    del self.state.sessions[session.session_id]
             self.futures.purge_expired(now)
             store = self.store
             if store is not None:
@@ -170,6 +162,7 @@ class ServerCore:
     def finish_session(self, session: Session, reason: str) -> None:
         """End a session: fail its unanswered requests, cancel its work, drop its models."""
         session.finished = reason
+        session.finished_at = time.monotonic()
         message = f"session {session.session_id} finished ({reason}); request cancelled"
         for rec in self.futures.unfinished_of_session(session.session_id):
             self.futures.fail(rec, message, "server")

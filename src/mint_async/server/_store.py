@@ -4,14 +4,31 @@ Layout under the data directory (ids are percent-quoted into file names)::
 
     runs/<run_id>.json                          training run metadata
     audit.jsonl                                 the audit log, one event per line
-    checkpoints/<run_id>/<kind>/<name>/         backend files + _checkpoint.json
-    .staging/<uuid>/                            checkpoints being written
+    .jwt_secret                                 the HS256 secret of issued JWTs
+    checkpoints/<run_id>/<kind>/<name>/         one checkpoint's slot:
+        _current                                  names the live version
+        _v-<hex>/                                 a version: backend files + _checkpoint.json
+    .staging/<uuid>/                            checkpoints being written (and trash)
 
-Writes are atomic: the backend writes into a staging directory, every file and
-the directory are fsynced, then the directory is renamed into place (and the
-parent fsynced). Metadata files are replaced with ``os.replace`` after an
-fsync. A restart with the same data directory rebuilds the index from disk,
-so checkpoints are listed and loadable again.
+Saving is crash-atomic, overwrites included: at every instant a reader or a
+restart sees either the old complete version or the new one. The backend
+writes into a staging directory; its files and metadata are fsynced; it is
+renamed into the slot as a new ``_v-*`` version (invisible: ``_current`` still
+names the old one); then ``_current`` is replaced with ``os.replace`` -- the
+commit point -- and only then is the old version removed. :meth:`open`
+finishes or undoes whatever a crash interrupted: it keeps the version
+``_current`` names and removes every other version, temp file and the
+staging area. Deleting renames the whole slot into ``.staging`` in one step.
+Slots written before versioning (files directly in ``<name>/``) are read in
+place and replaced the same way on overwrite. Metadata files are replaced
+with ``os.replace`` after an fsync. A restart with the same data directory
+rebuilds the index from disk, so checkpoints are listed and loadable again.
+
+Permissions: everything the store creates is private -- directories
+``0o700``, files ``0o600``, set explicitly whatever the umask (see
+``_durable``). :meth:`open` tightens what an older version left looser; the
+data directory itself is created ``0o700``, but an existing one keeps its
+mode (it may be shared on purpose) and a looser one is logged as a warning.
 
 The audit log records, per owner, when training runs were created and when
 checkpoints were saved, published, unpublished, given a TTL, deleted or
@@ -20,13 +37,15 @@ reads it back, and a torn last line (a crash mid-append) is cut off.
 
 Every method that touches the disk is blocking: callers run it in a worker
 thread. The in-memory index is guarded by a lock because the event loop reads
-it while worker threads commit.
+it while worker threads commit; a second lock serializes changes on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -42,6 +61,18 @@ from urllib.parse import quote
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import Checkpoint, TrainingRun
 
+from ._durable import (
+    DIR_MODE,
+    FILE_MODE,
+    append_private,
+    check_root,
+    fsync_path,
+    is_temp,
+    make_private,
+    mkdir_private,
+    write_private,
+)
+
 __all__ = [
     "AuditEvent",
     "CheckpointExistsError",
@@ -55,6 +86,9 @@ Kind = Literal["weights", "sampler_weights"]
 _META: Final = "_checkpoint.json"
 _KIND_TYPE: Final = {"weights": "training", "sampler_weights": "sampler"}
 _AUDIT: Final = "audit.jsonl"
+_SECRET: Final = ".jwt_secret"  # noqa: S105 - a file name, not a secret
+_CURRENT: Final = "_current"
+_VERSION_PREFIX: Final = "_v-"
 
 
 class CheckpointExistsError(InvalidInputError):
@@ -178,22 +212,30 @@ class AuditEvent:
     details: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _is_version(name: str) -> bool:
+    return name.startswith(_VERSION_PREFIX) and "/" not in name and name.isprintable()
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    _fsync_dir(path.parent)
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _seal(directory: Path) -> int:
+    """Fsync and make private every file under ``directory``; their total size."""
+    size = 0
+    for dirpath, dirnames, filenames in os.walk(directory):
+        os.chmod(dirpath, DIR_MODE)
+        for name in filenames:
+            path = Path(dirpath, name)
+            size += path.stat().st_size
+            os.chmod(path, FILE_MODE)
+            fsync_path(path)
+        for name in dirnames:
+            fsync_path(Path(dirpath, name))
+    return size
 
 
 class CheckpointStore:
@@ -205,31 +247,90 @@ class CheckpointStore:
         self._ckpt_dir = root / "checkpoints"
         self._staging = root / ".staging"
         self._lock = threading.Lock()
+        self._disk_lock = threading.Lock()  # one change of the checkpoint tree at a time
         self._runs: dict[str, RunMeta] = {}
         self._checkpoints: dict[tuple[str, str], CheckpointMeta] = {}
+        # The live version directory of each indexed checkpoint ("" = an unversioned slot).
+        self._versions: dict[tuple[str, str], str] = {}
         self._audit: list[AuditEvent] = []
 
     # -- startup -------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the layout, drop unfinished writes, and index what is on disk."""
+        """Create the layout, finish or undo interrupted writes, and index what is on disk."""
+        check_root(self.root)
+        for name in ("runs", "checkpoints", _AUDIT, _SECRET):
+            make_private(self.root / name)
         for d in (self._runs_dir, self._ckpt_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            mkdir_private(d, root=self.root)
         shutil.rmtree(self._staging, ignore_errors=True)
-        self._staging.mkdir()
+        mkdir_private(self._staging, root=self.root)
         for path in self._runs_dir.glob("*.json"):
             try:
                 run = RunMeta(**json.loads(path.read_text()))
             except (ValueError, TypeError):
                 continue  # a foreign or damaged file is not ours to interpret
             self._runs[run.training_run_id] = run
-        for meta_file in self._ckpt_dir.glob(f"*/*/*/{_META}"):
+        for path in self._runs_dir.iterdir():
+            if is_temp(path.name):
+                path.unlink()
+        for slot in self._ckpt_dir.glob("*/*/*"):
+            version = self._recover(slot) if slot.is_dir() else None
+            if version is None:
+                continue
             try:
-                meta = CheckpointMeta(**json.loads(meta_file.read_text()))
+                meta = CheckpointMeta(**json.loads((slot / version / _META).read_text()))
             except (ValueError, TypeError):
                 continue
-            self._checkpoints[(meta.training_run_id, meta.checkpoint_id)] = meta
+            key = (meta.training_run_id, meta.checkpoint_id)
+            self._checkpoints[key] = meta
+            self._versions[key] = version
         self._audit = self._read_audit()
+
+    @staticmethod
+    def _recover(slot: Path) -> str | None:
+        """Bring a slot back to one complete version; its directory name, or None if empty.
+
+        ``_current`` naming a complete version is the truth (a crash after the
+        commit point); without it, files directly in the slot are an
+        unversioned checkpoint and any ``_v-*`` beside them never committed.
+        """
+        try:
+            current = (slot / _CURRENT).read_text()
+        except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+            current = None
+        keep: str | None = None
+        if current is not None and _is_version(current) and (slot / current / _META).is_file():
+            keep = current
+        elif (slot / _META).is_file():
+            keep = ""
+        for entry in slot.iterdir():
+            name = entry.name
+            ours = name == _CURRENT or _is_version(name) or is_temp(name)
+            if keep and name in (_CURRENT, keep):
+                continue
+            if keep or ours:  # a version owns the slot; else only drop our own leftovers
+                _remove(entry)
+        if keep is None:
+            with contextlib.suppress(OSError):  # foreign files stay: not ours to delete
+                slot.rmdir()
+            return None
+        for entry in (slot / keep).iterdir():
+            if is_temp(entry.name):  # a metadata update cut short
+                entry.unlink()
+        return keep
+
+    def jwt_secret(self) -> bytes:
+        """The JWT secret kept in the data dir (made on first use), so tokens survive a restart."""
+        path = self.root / _SECRET
+        try:
+            secret = path.read_bytes()
+        except FileNotFoundError:
+            secret = b""
+        if not secret:  # missing, or emptied by a crash of an older version's plain write
+            secret = secrets.token_bytes(32)
+            write_private(path, secret)
+        return secret
 
     # -- audit log ---------------------------------------------------------------
 
@@ -283,7 +384,7 @@ class CheckpointStore:
         line = json.dumps(asdict(entry)) + "\n"
         with self._lock:
             self._audit.append(entry)
-            with (self.root / _AUDIT).open("a") as f:
+            with append_private(self.root / _AUDIT) as f:
                 f.write(line)
 
     def audit(self, owner: str) -> list[AuditEvent]:
@@ -297,8 +398,8 @@ class CheckpointStore:
         """Persist (and index) a new run's metadata. Blocking."""
         with self._lock:
             self._runs[run.training_run_id] = run
-            data = asdict(run)
-        _write_json_atomic(self._runs_dir / f"{quote(run.training_run_id, safe='')}.json", data)
+            data = json.dumps(asdict(run)).encode()
+        write_private(self._runs_dir / f"{quote(run.training_run_id, safe='')}.json", data)
         self.record("training_run_created", run, base_model=run.base_model, lora_rank=run.lora_rank)
 
     def run(self, run_id: str) -> RunMeta | None:
@@ -313,8 +414,7 @@ class CheckpointStore:
 
     # -- checkpoints -----------------------------------------------------------
 
-    def directory(self, meta: CheckpointMeta) -> Path:
-        """Where a checkpoint's files are."""
+    def _slot(self, meta: CheckpointMeta) -> Path:
         return (
             self._ckpt_dir
             / quote(meta.training_run_id, safe="")
@@ -322,43 +422,56 @@ class CheckpointStore:
             / quote(meta.name, safe="")
         )
 
+    def directory(self, meta: CheckpointMeta) -> Path:
+        """Where a checkpoint's files are (its live version)."""
+        version = self._versions.get((meta.training_run_id, meta.checkpoint_id), "")
+        return self._slot(meta) / version if version else self._slot(meta)
+
     def staging_dir(self) -> Path:
         """A fresh empty directory for the backend to write a checkpoint into. Blocking."""
         path = self._staging / uuid.uuid4().hex
-        path.mkdir()
+        os.mkdir(path, DIR_MODE)
+        os.chmod(path, DIR_MODE)
         return path
 
-    def commit(self, staging: Path, meta: CheckpointMeta, *, overwrite: bool) -> CheckpointMeta:
-        """Atomically publish a staged checkpoint under ``meta``'s path. Blocking."""
-        target = self.directory(meta)
+    def _refuse(self, meta: CheckpointMeta, staging: Path, *, overwrite: bool) -> bool:
+        """Whether a live checkpoint is in ``meta``'s place (raises unless ``overwrite``)."""
         with self._lock:
             existing = self._checkpoints.get((meta.training_run_id, meta.checkpoint_id))
-            if existing is not None and not overwrite and not existing.expired(time.time()):
-                shutil.rmtree(staging, ignore_errors=True)
-                msg = f"checkpoint {meta.tinker_path} exists (pass overwrite=True to replace it)"
-                raise CheckpointExistsError(msg)
-        meta.size_bytes = 0
-        for path in staging.iterdir():
-            meta.size_bytes += path.stat().st_size
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-        _write_json_atomic(staging / _META, asdict(meta))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            trash = None
-            if target.exists():
-                trash = self._staging / f"old-{uuid.uuid4().hex}"
-                target.rename(trash)
-            staging.rename(target)
-            self._checkpoints[(meta.training_run_id, meta.checkpoint_id)] = meta
-        _fsync_dir(target.parent)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        if existing is not None and not overwrite and not existing.expired(time.time()):
+            shutil.rmtree(staging, ignore_errors=True)
+            msg = f"checkpoint {meta.tinker_path} exists (pass overwrite=True to replace it)"
+            raise CheckpointExistsError(msg)
+        return existing is not None
+
+    def commit(self, staging: Path, meta: CheckpointMeta, *, overwrite: bool) -> CheckpointMeta:
+        """Atomically publish a staged checkpoint under ``meta``'s path. Blocking.
+
+        Crash-atomic with respect to the previous version (see the module docstring).
+        """
+        key = (meta.training_run_id, meta.checkpoint_id)
+        self._refuse(meta, staging, overwrite=overwrite)  # fail fast, before the fsyncs
+        meta.size_bytes = _seal(staging)
+        write_private(staging / _META, json.dumps(asdict(meta)).encode())
+        slot = self._slot(meta)
+        version = f"{_VERSION_PREFIX}{uuid.uuid4().hex}"
+        with self._disk_lock:
+            overwrote = self._refuse(meta, staging, overwrite=overwrite)
+            mkdir_private(slot, root=self._ckpt_dir)
+            os.rename(staging, slot / version)  # present, but not live yet
+            fsync_path(slot)
+            write_private(slot / _CURRENT, version.encode())  # the commit point
+            with self._lock:
+                self._checkpoints[key] = meta
+                self._versions[key] = version
+            for entry in slot.iterdir():  # the old version, or an unversioned slot's files
+                if entry.name not in (_CURRENT, version):
+                    _remove(entry)
         self.record(
             "checkpoint_saved",
             meta,
             size_bytes=meta.size_bytes,
-            overwrote=trash is not None,
+            overwrote=overwrote,
             expires_at=meta.expires_at,
         )
         return meta
@@ -386,18 +499,44 @@ class CheckpointStore:
             reverse=True,
         )
 
+    def _indexed(self, meta: CheckpointMeta) -> bool:
+        return self._checkpoints.get((meta.training_run_id, meta.checkpoint_id)) is meta
+
     def update(self, meta: CheckpointMeta, event: str, **details: Any) -> None:
-        """Persist changed metadata (public flag, TTL) and audit it as ``event``. Blocking."""
-        with self._lock:
-            data = asdict(meta)
-        _write_json_atomic(self.directory(meta) / _META, data)
+        """Persist changed metadata (public flag, TTL) and audit it as ``event``. Blocking.
+
+        A no-op if ``meta`` was replaced (overwritten or deleted) meanwhile.
+        """
+        with self._disk_lock:
+            with self._lock:
+                if not self._indexed(meta):
+                    return
+                data = json.dumps(asdict(meta)).encode()
+            write_private(self.directory(meta) / _META, data)
         self.record(event, meta, **details)
 
     def delete(self, meta: CheckpointMeta, *, expired: bool = False) -> None:
-        """Remove a checkpoint (index first, then files). Blocking."""
-        with self._lock:
-            self._checkpoints.pop((meta.training_run_id, meta.checkpoint_id), None)
-        shutil.rmtree(self.directory(meta), ignore_errors=True)
+        """Remove a checkpoint (index first, then files). Blocking.
+
+        A no-op if ``meta`` was replaced (overwritten or deleted) meanwhile, so a
+        sweep of an expired version cannot remove the version that replaced it.
+        """
+        key = (meta.training_run_id, meta.checkpoint_id)
+        trash = self._staging / f"deleted-{uuid.uuid4().hex}"
+        with self._disk_lock:
+            with self._lock:
+                if not self._indexed(meta):
+                    return
+                del self._checkpoints[key]
+                self._versions.pop(key, None)
+            slot = self._slot(meta)
+            try:
+                os.rename(slot, trash)  # gone in one step; open() empties .staging
+            except FileNotFoundError:
+                pass
+            else:
+                fsync_path(slot.parent)
+        shutil.rmtree(trash, ignore_errors=True)
         self.record("checkpoint_expired" if expired else "checkpoint_deleted", meta)
 
     def expired(self) -> list[CheckpointMeta]:
@@ -416,6 +555,6 @@ class CheckpointStore:
         source = self.directory(meta)
         with tarfile.open(name, "w:gz") as tar:
             for path in sorted(source.iterdir()):
-                if path.name != _META:
+                if path.name != _META and not is_temp(path.name):
                     tar.add(path, arcname=f"{meta.name}/{path.name}")
         return Path(name)
