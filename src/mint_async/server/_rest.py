@@ -22,7 +22,10 @@ interpolate, reference_model, archive), ``checkpoint_published``,
 Archives: ``GET …/archive`` answers 302 to a signed, expiring URL on this same
 server (``ServerConfig.public_url``, else the address the client connected to;
 never the request's ``Host`` header), which streams a real ``.tar.gz`` of the
-checkpoint's files (no API key needed, like a presigned storage URL).
+checkpoint's files (no API key needed, like a presigned storage URL). The URL
+names who asked for it, and access is checked again when it is used: once the
+checkpoint is deleted, or unpublished while the requester is not its owner,
+the link answers 404 even before it expires.
 """
 
 from __future__ import annotations
@@ -259,7 +262,7 @@ def _b64(data: bytes) -> str:
 
 def _archive_redirect(core: ServerCore, req: Request, meta: CheckpointMeta) -> Response:
     expires = int(time.time()) + ARCHIVE_TTL
-    payload = json.dumps([meta.training_run_id, meta.checkpoint_id, expires]).encode()
+    payload = json.dumps([meta.training_run_id, meta.checkpoint_id, expires, req.owner]).encode()
     sig = hmac.new(core.archive_secret, payload, hashlib.sha256).digest()
     # The configured public URL, else the address the client reached: never its Host header.
     public = core.config.public_url
@@ -287,14 +290,15 @@ async def download_archive(core: ServerCore, req: Request, token: str) -> Stream
         expected = hmac.new(core.archive_secret, payload, hashlib.sha256).digest()
         if not hmac.compare_digest(expected, base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))):
             raise ValueError("bad signature")
-        run_id, checkpoint_id, expires = json.loads(payload)
+        run_id, checkpoint_id, expires, requester = json.loads(payload)
         if float(expires) < time.time():
             raise ValueError("expired")
     except (ValueError, TypeError):
         raise HTTPError(403, "invalid or expired archive link") from None
+    # Signed earlier, authorized now: a delete or an unpublish revokes the link at once.
     meta = store.get(run_id, checkpoint_id)
-    if meta is None:
-        raise HTTPError(404, "the checkpoint no longer exists")
+    if meta is None or (meta.owner != requester and not meta.public):
+        raise HTTPError(404, "the checkpoint no longer exists or is no longer shared")
     archive = await anyio.to_thread.run_sync(store.archive, meta)
     size = archive.stat().st_size
     name = meta.name.replace('"', "")
