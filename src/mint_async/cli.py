@@ -72,6 +72,12 @@ def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--backend", default="synthetic", help="model backend (synthetic, torch)")
     serve.add_argument("--faults", default="", help="fault spec, e.g. submit_5xx=0.1,seed=1")
     serve.add_argument("--latency", default="", help="latency spec, e.g. sample=0.02,default=0")
+    serve.add_argument(
+        "--limits",
+        default="",
+        help="per-request work limits, e.g. num_samples=128,sample_tokens=1048576,"
+        "batch_tokens=1048576,batch_elements=4194304,inline_work=16384 (the defaults)",
+    )
     serve.add_argument("--data-dir", default=None, help="keep checkpoints here (default: temp)")
     serve.add_argument("--api-key", action="append", help="accepted API key (repeatable)")
     serve.add_argument("--capacity", type=int, default=None, help="max requests executing")

@@ -27,6 +27,7 @@ from ._config import WireVersion as WireVersion
 from ._faults import FaultConfig as FaultConfig
 from ._latency import Distribution as Distribution
 from ._latency import LatencyConfig as LatencyConfig
+from ._limits import RequestLimits as RequestLimits
 from ._stats import ServerStatistics as ServerStatistics
 from .backends import Backend
 
@@ -36,6 +37,7 @@ __all__ = [
     "FaultConfig",
     "LatencyConfig",
     "MintServerApp",
+    "RequestLimits",
     "ServerConfig",
     "ServerStatistics",
     "WireVersion",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
 
 from mint_async._exceptions import InvalidInputError
 
@@ -15,7 +16,27 @@ from ._store import CheckpointMeta, Kind, check_name
 if TYPE_CHECKING:
     from ._core import ServerCore
 
-__all__ = ["load_reference", "read_checkpoint", "write_checkpoint"]
+__all__ = ["check_checkpoint_name", "load_reference", "read_checkpoint", "write_checkpoint"]
+
+_NAME_MAX: Final = 255
+"""Bytes in one file name (NAME_MAX on Linux and macOS): a checkpoint name's directory."""
+
+
+def check_checkpoint_name(name: str) -> None:
+    """Raise InvalidInputError unless ``name`` can name a checkpoint *and* its directory.
+
+    The store percent-quotes names into file names, which can triple their length
+    (``"é"`` is ``%C3%A9``): a name the file system refuses is the caller's error,
+    not an ``OSError`` naming our data directory.
+    """
+    check_name(name)
+    quoted = len(quote(name, safe="").encode())
+    if quoted > _NAME_MAX:
+        msg = (
+            f"checkpoint name too long: {quoted} bytes once percent-encoded, at most "
+            f"{_NAME_MAX} (ASCII letters, digits and '-_.~' take one byte each)"
+        )
+        raise InvalidInputError(msg)
 
 
 async def write_checkpoint(
@@ -30,7 +51,7 @@ async def write_checkpoint(
 ) -> CheckpointMeta:
     """Save ``model`` as ``tinker://<model_id>/<kind>/<name>`` (atomically, in an I/O thread)."""
     backend, store, executor = core.require_running()
-    check_name(name)
+    check_checkpoint_name(name)
     if ttl_seconds is not None and ttl_seconds < 1:
         msg = f"ttl_seconds must be >= 1, got {ttl_seconds}"
         raise InvalidInputError(msg)

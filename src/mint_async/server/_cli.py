@@ -16,6 +16,7 @@ from typing import Final
 from ._config import DEFAULT_API_KEY, ServerConfig
 from ._faults import FaultConfig
 from ._latency import LatencyConfig
+from ._limits import RequestLimits
 
 __all__ = ["READY_LINE", "config_from_args", "main", "serve"]
 
@@ -34,6 +35,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         latency=LatencyConfig.parse(args.latency, seed=args.seed)
         if args.latency
         else LatencyConfig(),
+        limits=RequestLimits.parse(args.limits) if args.limits else RequestLimits(),
         capacity=args.capacity,
         max_queued_samples=args.max_queued_samples,
         poll_hold=args.poll_hold,

@@ -8,6 +8,7 @@ from typing import Final, Literal
 
 from ._faults import FaultConfig
 from ._latency import LatencyConfig
+from ._limits import RequestLimits
 
 __all__ = ["DEFAULT_API_KEY", "ServerConfig", "WireVersion"]
 
@@ -44,6 +45,8 @@ class ServerConfig:
 
     faults: FaultConfig = field(default_factory=FaultConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    """How much work one request may ask for (400 beyond; ``mint-async serve --limits``)."""
     capacity: int | None = None
     """Max requests executing at once (``None``: unlimited); the rest queue (``paused_capacity``)."""
     max_queued_samples: int | None = None

@@ -55,6 +55,18 @@ logger = logging.getLogger("mint_async.server")
 _IO_THREADS: Final = 4
 
 
+def _describe(exc: Exception) -> str:
+    """A server failure's message for the client: an OSError without its file names.
+
+    File names are paths in the server's data directory, which are none of the
+    client's business (the log keeps them).
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        errno = f"[Errno {exc.errno}] " if exc.errno is not None else ""
+        return f"{type(exc).__name__}: {errno}{exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _encode_in_thread(work: Callable[[], object], binary: bool) -> Encoded:
     return encode_result(work(), binary=binary)
 
@@ -111,17 +123,21 @@ class Executor:
             finally:
                 session.scopes.discard(scope)
 
-    async def call(self, fn: Callable[[], T], *, io: bool = False) -> T:
-        """Run blocking ``fn`` where it belongs: inline, in a compute thread, or in an I/O thread."""
+    async def call(self, fn: Callable[[], T], *, io: bool = False, offload: bool = False) -> T:
+        """Run blocking ``fn`` where it belongs: inline, in a compute thread, or in an I/O thread.
+
+        ``offload``: a large request (see ``RequestLimits.inline_work``) takes a compute
+        thread even on an inline backend, so the event loop keeps answering meanwhile.
+        """
         if io:
             return await anyio.to_thread.run_sync(fn, limiter=self._io)
-        if self._threaded:
+        if self._threaded or offload:
             return await anyio.to_thread.run_sync(fn, limiter=self._compute)
         return fn()
 
-    async def compute_encoded(self, fn: Callable[[], object]) -> Encoded:
+    async def compute_encoded(self, fn: Callable[[], object], *, offload: bool = False) -> Encoded:
         """Run backend compute ``fn`` and encode its result for the wire (in the same thread)."""
-        if self._threaded:
+        if self._threaded or offload:
             return await anyio.to_thread.run_sync(
                 _encode_in_thread, fn, self._binary, limiter=self._compute
             )
@@ -138,10 +154,19 @@ class Executor:
         return self._capacity is None and not self._threaded and self._latency.is_zero(op)
 
     def submit(
-        self, session: Session | None, rec: FutureRecord, op: str, work: Work
+        self,
+        session: Session | None,
+        rec: FutureRecord,
+        op: str,
+        work: Work,
+        *,
+        offload: bool = False,
     ) -> Awaitable[None] | None:
-        """Start ``work``: an awaitable to run it now (see :meth:`runs_inline`), or ``None`` once spawned."""
-        if self.runs_inline(op):
+        """Start ``work``: an awaitable to run it now (see :meth:`runs_inline`), or ``None`` once spawned.
+
+        ``offload`` work (a large request) is always spawned: its submission answers at once.
+        """
+        if self.runs_inline(op) and not offload:
             return self.run(rec, op, work)
         self.spawn(session, lambda: self.run(rec, op, work))
         return None
@@ -191,6 +216,6 @@ class Executor:
             self._futures.fail(rec, str(exc), "user")
         except Exception as exc:
             logger.exception("request %s failed", rec.request_id)
-            self._futures.fail(rec, f"{type(exc).__name__}: {exc}", "server")
+            self._futures.fail(rec, _describe(exc), "server")
         else:
             self._futures.complete(rec, payload)

@@ -30,10 +30,11 @@ from mint_async.types import (
     InterpolateCheckpointsResponse,
 )
 
-from ._checkpoints import load_reference, read_checkpoint
-from ._http import Request, Response
-from ._sequenced import decode_sequenced, enqueue
-from ._store import CheckpointMeta, check_name, parse_path
+from ._checkpoints import check_checkpoint_name, load_reference, read_checkpoint
+from ._http import HTTPError, Request, Response
+from ._limits import check_reverse_kl, offloaded
+from ._sequenced import decode_sequenced, enqueue, fail_slot
+from ._store import CheckpointMeta, parse_path
 
 if TYPE_CHECKING:
     from ._core import ServerCore
@@ -47,6 +48,12 @@ async def reverse_kl(core: ServerCore, req: Request) -> Response:
     """``mint/forward_backward_reverse_kl``."""
     backend, _, executor = core.require_running()
     body = decode_sequenced(core, req, ForwardBackwardReverseKLRequest)
+    try:
+        size = check_reverse_kl(body.data, core.config.limits)
+    except HTTPError:
+        fail_slot(core, req, body.model_id, body.seq_id)  # a 400 still uses up its seq_id
+        raise
+    offload = offloaded(size, core.config.limits)
     model = core.model(req.owner, body.model_id)
 
     async def work() -> ForwardBackwardReverseKLResponse:
@@ -58,7 +65,8 @@ async def reverse_kl(core: ServerCore, req: Request) -> Response:
         return await executor.call(
             lambda: backend.forward_backward_reverse_kl(
                 handle, reference, body.data, body.temperature
-            )
+            ),
+            offload=offload,
         )
 
     if body.seq_id is not None:
@@ -120,7 +128,7 @@ async def interpolate_checkpoints(core: ServerCore, req: Request) -> Response:
             msg = "interpolated checkpoints must share a base model"
             raise InvalidInputError(msg)
         run_id, name = _output_location(req.owner, body, first)
-        check_name(name)
+        check_checkpoint_name(name)
         run = store.run(run_id)
         if run is None or run.owner != req.owner:
             msg = f"the output must go to one of your training runs, not {run_id!r}"

@@ -173,8 +173,8 @@ def is_create_via_load(body: bytes) -> bool:
     """Whether a ``load_weights`` body is the create-via-load form (session_id, no model_id)."""
     try:
         probe = _probe.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return False
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return False  # not this form; the typed decode answers 400 for it
     return probe.model_id is None and probe.session_id is not None
 
 

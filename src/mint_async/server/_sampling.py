@@ -35,6 +35,7 @@ from mint_async.types import (
 from ._checkpoints import read_checkpoint
 from ._futures import Encoded
 from ._http import HTTPError, Request, Response, json_response
+from ._limits import check_sample, offloaded
 from ._state import Sampler
 from .backends import SampleSpec
 
@@ -172,6 +173,8 @@ async def asample(core: ServerCore, req: Request) -> Response:
     """``asample``: accept a sample request (429 while too many wait for capacity)."""
     backend, _, executor = core.require_running()
     body = _codec.decode(SampleRequest, req.body)
+    limits = core.config.limits
+    offload = offloaded(check_sample(body, limits, core.config.default_max_tokens), limits)
     if body.sampling_session_id is not None:
         assert body.seq_id is not None  # the request type requires it with a session
         sampler = core.sampler(req.owner, body.sampling_session_id)
@@ -204,9 +207,9 @@ async def asample(core: ServerCore, req: Request) -> Response:
 
     async def work() -> Encoded:
         spec = _spec(core, body, rid, context)
-        return await executor.compute_encoded(lambda: backend.sample(handle, spec))
+        return await executor.compute_encoded(lambda: backend.sample(handle, spec), offload=offload)
 
-    now = executor.submit(session, rec, "sample", work)
+    now = executor.submit(session, rec, "sample", work, offload=offload)
     if now is not None:
         await now
     return core.promise(rec, sample_sequence_ids=[f"{rid}:{i}" for i in range(body.num_samples)])

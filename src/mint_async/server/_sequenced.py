@@ -58,7 +58,8 @@ def decode_sequenced(core: ServerCore, req: Request, tp: type[_T]) -> _T:
     except DecodeError as exc:
         try:
             probe = _probe.decode(req.body)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            # RecursionError: hostile nesting; the typed decode said so already.
             probe = _SlotProbe()
         fail_slot(core, req, probe.model_id, probe.seq_id)
         raise HTTPError(400, str(exc)) from None

@@ -36,8 +36,9 @@ from mint_async.types import (
 from ._checkpoints import read_checkpoint, write_checkpoint
 from ._futures import Encoded
 from ._http import HTTPError, Request, Response, json_response
+from ._limits import check_fwdbwd, offloaded
 from ._runs import create_via_load, is_create_via_load
-from ._sequenced import decode_sequenced, enqueue
+from ._sequenced import decode_sequenced, enqueue, fail_slot
 from ._state import Model, Sampler
 from ._wire import decode_fwdbwd
 
@@ -108,15 +109,20 @@ async def unload_model(core: ServerCore, req: Request) -> Response:
     )
 
 
-def _fb_work(core: ServerCore, model: Model, fb: ForwardBackwardInput, *, backward: bool) -> Any:
+def _fb_work(
+    core: ServerCore, model: Model, fb: ForwardBackwardInput, *, backward: bool, size: int
+) -> Any:
     backend, _, executor = core.require_running()
     config = fb.loss_fn_config or {}
+    # Large batches (sparse inputs densify in the backend) compute off the event loop.
+    offload = offloaded(size, core.config.limits)
 
     async def work() -> Encoded:
         return await executor.compute_encoded(
             lambda: backend.forward_backward(
                 _handle(model), fb.data, fb.loss_fn, config, backward=backward
-            )
+            ),
+            offload=offload,
         )
 
     return work
@@ -135,11 +141,18 @@ async def forward_backward(core: ServerCore, req: Request) -> Response:
 def _fwdbwd(
     core: ServerCore, req: Request, body: ForwardRequest | ForwardBackwardRequest
 ) -> Response:
+    forward = isinstance(body, ForwardRequest)
+    inp = body.forward_input if isinstance(body, ForwardRequest) else body.forward_backward_input
+    try:
+        size = check_fwdbwd(inp, core.config.limits, "forward" if forward else "forward_backward")
+    except HTTPError:
+        fail_slot(core, req, body.model_id, body.seq_id)  # a 400 still uses up its seq_id
+        raise
     model = core.model(req.owner, body.model_id)
     if isinstance(body, ForwardRequest):
-        work = _fb_work(core, model, body.forward_input, backward=False)
+        work = _fb_work(core, model, body.forward_input, backward=False, size=size)
         return enqueue(core, req, op="forward", model=model, seq_id=body.seq_id, work=work)
-    work = _fb_work(core, model, body.forward_backward_input, backward=True)
+    work = _fb_work(core, model, body.forward_backward_input, backward=True, size=size)
     return enqueue(core, req, op="forward_backward", model=model, seq_id=body.seq_id, work=work)
 
 

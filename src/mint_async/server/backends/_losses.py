@@ -64,11 +64,11 @@ class LossInputs:
 
 
 def _array(td: TensorData, key: str, index: int, shape: tuple[int, ...]) -> F64:
-    arr = np.asarray(td.to_numpy(), dtype=np.float64)
-    if arr.shape != shape:
-        msg = f"datum {index}: loss_fn_inputs[{key!r}] has shape {list(arr.shape)}, expected {list(shape)}"
+    # The declared shape first: a sparse tensor is densified only once it fits.
+    if td.dims != shape:
+        msg = f"datum {index}: loss_fn_inputs[{key!r}] has shape {list(td.dims)}, expected {list(shape)}"
         raise InvalidInputError(msg)
-    return arr
+    return np.asarray(td.to_numpy(), dtype=np.float64)
 
 
 def datum_inputs(
@@ -87,10 +87,11 @@ def datum_inputs(
     if target_td is None:
         msg = f"datum {index}: {loss_fn} needs loss_fn_inputs['target_tokens']"
         raise InvalidInputError(msg)
-    targets = np.asarray(target_td.to_numpy(), dtype=np.int64)
-    if targets.ndim not in (1, 2) or targets.shape[0] != length:
-        msg = f"datum {index}: target_tokens must be [T] or [T, K] with T = {length} input tokens, got {list(targets.shape)}"
+    dims = target_td.dims
+    if len(dims) not in (1, 2) or dims[0] != length:
+        msg = f"datum {index}: target_tokens must be [T] or [T, K] with T = {length} input tokens, got {list(dims)}"
         raise InvalidInputError(msg)
+    targets = np.asarray(target_td.to_numpy(), dtype=np.int64)
     weights_td = inputs.get("weights")
     weights = (
         np.ones(targets.shape)
