@@ -111,6 +111,38 @@ def _add_serve_arguments(serve: argparse.ArgumentParser) -> None:
         default="0.22",
         help="0.38: as newer servers, protobuf forward_backward bodies only (JSON gets 415)",
     )
+    serve.add_argument(
+        "--allow-default-key",
+        action="store_true",
+        help="listen on a non-loopback --host with only the documented default key (warns)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=4096,
+        help="connections served (503 beyond; 0: no cap)",
+    )
+    serve.add_argument(
+        "--head-timeout", type=float, default=10.0, help="close a request head unfinished after (s)"
+    )
+    serve.add_argument(
+        "--body-timeout", type=float, default=60.0, help="408 to a body unfinished after (s)"
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=64 << 20,
+        help="413 beyond this body size on forward/forward_backward",
+    )
+    serve.add_argument(
+        "--max-small-body-bytes",
+        type=int,
+        default=8 << 20,
+        help="413 beyond this body size on every other route",
+    )
+    serve.add_argument(
+        "--public-url", default=None, help="base URL of archive links (default: the bound address)"
+    )
     serve.add_argument("--log-level", default="warning", help="uvicorn log level")
     serve.set_defaults(func=_serve)
 

@@ -3,11 +3,16 @@
 
 Prints the base URL (``MINT_BASE_URL=...``, ready to ``export``) and then a
 ready line once requests are accepted; Ctrl-C (or SIGTERM) stops it cleanly.
+
+A non-loopback ``--host`` with only the documented default key (anyone who has
+read the README knows it) is refused unless ``--allow-default-key`` says so,
+and then warned about on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +23,7 @@ from ._faults import FaultConfig
 from ._latency import LatencyConfig
 from ._limits import RequestLimits
 
-__all__ = ["READY_LINE", "config_from_args", "main", "serve"]
+__all__ = ["READY_LINE", "config_from_args", "default_key_exposure", "is_loopback", "main", "serve"]
 
 READY_LINE: Final = "mint-async server ready"
 """The start of the line printed once the server accepts requests."""
@@ -46,6 +51,33 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         proto_write_fwdbwd=args.proto,
         proto_compress_fwdbwd=args.zstd,
         wire=args.wire,
+        max_connections=args.max_connections or None,
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+        max_body_bytes=args.max_body_bytes,
+        max_small_body_bytes=args.max_small_body_bytes,
+        public_url=args.public_url,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def default_key_exposure(config: ServerConfig, host: str) -> str | None:
+    """A warning when ``host`` is reachable from other machines and only the default key works."""
+    if is_loopback(host) or set(config.api_keys) != {DEFAULT_API_KEY}:
+        return None
+    return (
+        f"listening on {host} with only the documented default API key {DEFAULT_API_KEY!r}: "
+        "anyone who can reach this port can train, sample, and read and delete checkpoints. "
+        "Pass --api-key with a secret key (or listen on 127.0.0.1)."
     )
 
 
@@ -64,6 +96,15 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    exposure = default_key_exposure(config, args.host)
+    if exposure is not None:
+        if not args.allow_default_key:
+            print(
+                f"mint-async serve: refusing: {exposure} (--allow-default-key overrides)",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"mint-async serve: WARNING: {exposure}", file=sys.stderr, flush=True)
     from ._app import MintServerApp  # noqa: PLC0415 - keep `--help` fast
     from ._uvicorn import MintUvicornServer, bind_socket, uvicorn_config  # noqa: PLC0415
 

@@ -123,7 +123,8 @@ class FutureRegistry:
         self._records: dict[str, FutureRecord] = {}
         self._unfinished_by_session: dict[str, set[str]] = {}
         self._expiry: list[tuple[float, str]] = []
-        self._tombstones: OrderedDict[str, None] = OrderedDict()
+        self._tombstones: OrderedDict[str, str] = OrderedDict()
+        """Purged request id -> its owner (so only the owner learns it existed)."""
         self._result_retention = result_retention
         self._unretrieved_retention = unretrieved_retention
         self._on_finish = on_finish
@@ -140,6 +141,10 @@ class FutureRegistry:
     def was_purged(self, request_id: str) -> bool:
         """Whether ``request_id`` existed and its record has been purged."""
         return request_id in self._tombstones
+
+    def purged_owner(self, request_id: str) -> str | None:
+        """The owner of ``request_id`` if it existed and its record has been purged."""
+        return self._tombstones.get(request_id)
 
     def create(
         self,
@@ -242,7 +247,7 @@ class FutureRegistry:
             if rec is None or rec.expires_at != expires_at:
                 continue
             del self._records[rid]
-            self._tombstones[rid] = None
+            self._tombstones[rid] = rec.owner
             if len(self._tombstones) > _TOMBSTONES_MAX:
                 self._tombstones.popitem(last=False)
             purged += 1

@@ -4,8 +4,10 @@ A poll of an unfinished future is held until it finishes (released at once,
 not at the hold boundary) or ``poll_hold`` passes, then answers ``try_again``
 with the queue state. A finished result larger than ``metadata_threshold`` is
 announced once with ``complete_metadata`` when the client allows it, then
-sent; never two metadata answers for one future. Unknown ids answer 404, ids
-we purged (or that belong to a live model or sampler) 410.
+sent; never two metadata answers for one future. Unknown ids answer 404, the
+caller's ids we purged (or that belong to the caller's model or sampler) 410;
+another user's id answers 404 like an unknown one (a 410 would tell them it
+exists).
 
 A finished forward/forward_backward or sample result goes out as protobuf or
 JSON by the poll's ``Accept`` (negotiated per poll, ``_wire.answer``); the
@@ -54,10 +56,16 @@ def _try_again(core: ServerCore, rec: FutureRecord) -> bytes:
     )
 
 
-def _gone(core: ServerCore, request_id: str) -> HTTPError:
+def _gone(core: ServerCore, request_id: str, owner: str) -> HTTPError:
+    """410 for the caller's own expired promise, else 404 (whoever else's it was)."""
     scope = request_id.rsplit(":", 1)[0]
     state = core.state
-    if core.futures.was_purged(request_id) or scope in state.models or scope in state.samplers:
+    model, sampler = state.models.get(scope), state.samplers.get(scope)
+    if (
+        core.futures.purged_owner(request_id) == owner
+        or (model is not None and model.owner == owner)
+        or (sampler is not None and sampler.owner == owner)
+    ):
         return HTTPError(
             410, f"promise {request_id!r} expired (its result was already delivered or is too old)"
         )
@@ -74,7 +82,7 @@ async def retrieve_future(core: ServerCore, req: Request) -> Response:
         raise HTTPError(410, "injected fault: promise expired")
     rec = core.futures.get(body.request_id)
     if rec is None or rec.owner != req.owner:
-        raise _gone(core, body.request_id)
+        raise _gone(core, body.request_id, req.owner)
     if faults.fires("retrieve_408"):
         raise HTTPError(408, "injected fault: try again", body=_try_again(core, rec))
     if faults.fires("try_again"):
@@ -130,7 +138,7 @@ async def cancel_future(core: ServerCore, req: Request) -> Response:
     body = _codec.decode(_CancelRequest, req.body)
     rec = core.futures.get(body.request_id)
     if rec is None or rec.owner != req.owner:
-        raise _gone(core, body.request_id)
+        raise _gone(core, body.request_id, req.owner)
     if not rec.finished:
         core.futures.fail(rec, "cancelled by the client", "user")
     return json_response({"request_id": rec.request_id, "cancelled": rec.finished})

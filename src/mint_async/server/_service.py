@@ -160,12 +160,26 @@ async def finish_session(core: ServerCore, req: Request, session_id: str) -> Res
     return json_response({})
 
 
+def _require_admin(core: ServerCore, req: Request) -> None:
+    """403 unless the caller is the server's admin: the user of its first configured key.
+
+    The statistics count every user's requests (they are not kept per user), so
+    another key may not read them (issue 12). With no key configured the admin
+    is the default key's user, the only one.
+    """
+    auth = core.auth
+    if auth is None or req.owner != auth.owner(core.config.api_keys[0]):
+        raise HTTPError(403, "the local statistics are for the server's first API key only")
+
+
 async def statistics(core: ServerCore, req: Request) -> Response:
-    """``GET local/statistics`` [local extension]: :class:`ServerStatistics` as JSON."""
+    """``GET local/statistics`` [local extension, admin only]: :class:`ServerStatistics` as JSON."""
+    _require_admin(core, req)
     return json_response(snapshot(core))
 
 
 async def reset_statistics_peaks(core: ServerCore, req: Request) -> Response:
-    """``POST local/statistics/reset_peaks`` [local extension]."""
+    """``POST local/statistics/reset_peaks`` [local extension, admin only]."""
+    _require_admin(core, req)
     reset_peaks(core)
     return json_response(snapshot(core))

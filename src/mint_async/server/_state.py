@@ -78,6 +78,8 @@ class Session:
     last_heartbeat: float = field(default_factory=time.monotonic)
     finished: str | None = None
     """Why the session ended (``None`` while it is alive)."""
+    finished_at: float | None = None
+    """When it ended (``time.monotonic``); the sweeper purges it ``finished_session_retention`` later."""
     model_ids: list[str] = field(default_factory=list[str])
     sampler_ids: list[str] = field(default_factory=list[str])
     scopes: set[anyio.CancelScope] = field(default_factory=set[anyio.CancelScope])
