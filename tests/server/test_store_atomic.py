@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from mint_async.server._store import CheckpointMeta, CheckpointStore
+from mint_async.server._store import SUPERSEDED_GRACE, CheckpointMeta, CheckpointStore
 
 RUN = "sess-1:train:0"
 OLD = {"a.bin": b"old-a", "b.bin": b"old-b"}
@@ -237,3 +238,21 @@ def test_a_stale_delete_spares_the_version_that_replaced_it(tmp_path: Path) -> N
     store.delete(old, expired=True)
     assert store.get(RUN, "weights/ckpt") is new and contents(store, new) == NEW
     assert [e.event for e in store.audit("u")] == ["checkpoint_saved", "checkpoint_saved"]
+
+
+def test_a_replaced_version_outlives_its_readers_grace(tmp_path: Path) -> None:
+    """Files of the version a reader resolved before an overwrite stay until prune (or a restart)."""
+    store = opened(tmp_path)
+    old = store.commit(stage(store, OLD), meta(4), overwrite=False)
+    resolved = store.directory(old)  # a load or an archive resolved it; it reads in a moment
+    new = store.commit(stage(store, NEW), meta(8), overwrite=True)
+    assert {p.name: p.read_bytes() for p in resolved.iterdir() if p.suffix == ".bin"} == OLD
+    assert store.superseded() == 1
+    store.prune()  # not due yet
+    assert resolved.exists()
+    store.prune(time.monotonic() + SUPERSEDED_GRACE)
+    assert not resolved.exists() and store.superseded() == 0
+    assert contents(store, new) == NEW
+    store.commit(stage(store, OLD), meta(4), overwrite=True)
+    assert_one_version(tmp_path, old=OLD)  # a restart drops what was left for readers
+    assert len(os.listdir(slot_of(tmp_path))) == 2  # _current and its version

@@ -135,7 +135,8 @@ class ServerCore:
 
     async def _sweeper(self) -> None:
         """Expire sessions without heartbeats (purging finished ones after
-        ``finished_session_retention``), checkpoints past their TTL and old results."""
+        ``finished_session_retention``), checkpoints past their TTL, old results and
+        replaced checkpoint versions (after ``SUPERSEDED_GRACE``)."""
         while True:
             await anyio.sleep(self.config.sweep_interval)
             now = time.monotonic()
@@ -154,6 +155,8 @@ class ServerCore:
             self.futures.purge_expired(now)
             store = self.store
             if store is not None:
+                if store.superseded():
+                    await anyio.to_thread.run_sync(store.prune)
                 for meta in store.expired():
                     await anyio.to_thread.run_sync(
                         functools.partial(store.delete, meta, expired=True)

@@ -15,7 +15,9 @@ restart sees either the old complete version or the new one. The backend
 writes into a staging directory; its files and metadata are fsynced; it is
 renamed into the slot as a new ``_v-*`` version (invisible: ``_current`` still
 names the old one); then ``_current`` is replaced with ``os.replace`` -- the
-commit point -- and only then is the old version removed. :meth:`open`
+commit point. The old version is removed only later, by :meth:`prune` once
+``SUPERSEDED_GRACE`` has passed (a load or an archive may have resolved it
+just before; the server's sweeper prunes). :meth:`open`
 finishes or undoes whatever a crash interrupted: it keeps the version
 ``_current`` names and removes every other version, temp file and the
 staging area. Deleting renames the whole slot into ``.staging`` in one step.
@@ -89,6 +91,8 @@ _AUDIT: Final = "audit.jsonl"
 _SECRET: Final = ".jwt_secret"  # noqa: S105 - a file name, not a secret
 _CURRENT: Final = "_current"
 _VERSION_PREFIX: Final = "_v-"
+SUPERSEDED_GRACE: Final = 60.0
+"""Seconds a replaced version stays on disk, for readers that resolved it just before."""
 
 
 class CheckpointExistsError(InvalidInputError):
@@ -252,6 +256,8 @@ class CheckpointStore:
         self._checkpoints: dict[tuple[str, str], CheckpointMeta] = {}
         # The live version directory of each indexed checkpoint ("" = an unversioned slot).
         self._versions: dict[tuple[str, str], str] = {}
+        # Replaced versions (or an unversioned slot's files) -> monotonic time to remove them.
+        self._superseded: dict[Path, float] = {}
         self._audit: list[AuditEvent] = []
 
     # -- startup -------------------------------------------------------------
@@ -461,12 +467,15 @@ class CheckpointStore:
             os.rename(staging, slot / version)  # present, but not live yet
             fsync_path(slot)
             write_private(slot / _CURRENT, version.encode())  # the commit point
+            # The old version (or an unversioned slot's files) stays a while: a load or an
+            # archive may have resolved it a moment ago. open() drops it after a crash.
+            due = time.monotonic() + SUPERSEDED_GRACE
             with self._lock:
                 self._checkpoints[key] = meta
                 self._versions[key] = version
-            for entry in slot.iterdir():  # the old version, or an unversioned slot's files
-                if entry.name not in (_CURRENT, version):
-                    _remove(entry)
+                for entry in slot.iterdir():
+                    if entry.name not in (_CURRENT, version):
+                        self._superseded.setdefault(entry, due)
         self.record(
             "checkpoint_saved",
             meta,
@@ -475,6 +484,21 @@ class CheckpointStore:
             expires_at=meta.expires_at,
         )
         return meta
+
+    def superseded(self) -> int:
+        """How many replaced versions wait for :meth:`prune`."""
+        return len(self._superseded)
+
+    def prune(self, now: float | None = None) -> None:
+        """Remove replaced versions whose grace period is over (``now``: monotonic). Blocking."""
+        now = time.monotonic() if now is None else now
+        with self._disk_lock:
+            with self._lock:
+                due = [path for path, when in self._superseded.items() if when <= now]
+                for path in due:
+                    del self._superseded[path]
+            for path in due:
+                _remove(path)  # gone already if its slot was deleted meanwhile
 
     def get(self, run_id: str, checkpoint_id: str) -> CheckpointMeta | None:
         """A live (unexpired) checkpoint."""
