@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 import uuid
 from collections.abc import Generator
@@ -31,6 +32,8 @@ __all__ = [
     "is_temp",
     "make_private",
     "mkdir_private",
+    "remove_path",
+    "seal_tree",
     "write_private",
 ]
 
@@ -89,6 +92,29 @@ def append_private(path: Path) -> Generator[IO[str]]:
     """``path`` opened for appending text, created ``0o600`` if missing."""
     with os.fdopen(_create(path, os.O_WRONLY | os.O_APPEND), "a") as f:
         yield f
+
+
+def seal_tree(directory: Path) -> int:
+    """Fsync and make private everything under ``directory``; the total size of its files."""
+    size = 0
+    for dirpath, dirnames, filenames in os.walk(directory):
+        os.chmod(dirpath, DIR_MODE)
+        for name in filenames:
+            path = Path(dirpath, name)
+            size += path.stat().st_size
+            os.chmod(path, FILE_MODE)
+            fsync_path(path)
+        for name in dirnames:
+            fsync_path(Path(dirpath, name))
+    return size
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or a directory tree (symlinks not followed); nothing if it is gone."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def is_temp(name: str) -> bool:

@@ -32,10 +32,8 @@ Permissions: everything the store creates is private -- directories
 data directory itself is created ``0o700``, but an existing one keeps its
 mode (it may be shared on purpose) and a looser one is logged as a warning.
 
-The audit log records, per owner, when training runs were created and when
-checkpoints were saved, published, unpublished, given a TTL, deleted or
-expired (``GET /api/v1/audit``). It is appended to, line by line; a restart
-reads it back, and a torn last line (a crash mid-append) is cut off.
+The audit log (``_audit``) records, per owner, what happened to runs and
+checkpoints; :meth:`CheckpointStore.record` is how the server writes to it.
 
 Every method that touches the disk is blocking: callers run it in a worker
 thread. The in-memory index is guarded by a lock because the event loop reads
@@ -63,15 +61,17 @@ from urllib.parse import quote
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import Checkpoint, TrainingRun
 
+from ._audit import AuditEvent as AuditEvent
+from ._audit import AuditLog
 from ._durable import (
     DIR_MODE,
-    FILE_MODE,
-    append_private,
     check_root,
     fsync_path,
     is_temp,
     make_private,
     mkdir_private,
+    remove_path,
+    seal_tree,
     write_private,
 )
 
@@ -203,43 +203,8 @@ def run_to_wire(run: RunMeta, checkpoints: list[CheckpointMeta]) -> TrainingRun:
     )
 
 
-@dataclass(slots=True, frozen=True)
-class AuditEvent:
-    """One audit log entry, as persisted (``timestamp`` in epoch seconds)."""
-
-    timestamp: float
-    event: str
-    owner: str
-    model_id: str | None = None
-    tinker_path: str | None = None
-    purpose: str | None = None
-    details: dict[str, Any] = field(default_factory=dict[str, Any])
-
-
 def _is_version(name: str) -> bool:
     return name.startswith(_VERSION_PREFIX) and "/" not in name and name.isprintable()
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _seal(directory: Path) -> int:
-    """Fsync and make private every file under ``directory``; their total size."""
-    size = 0
-    for dirpath, dirnames, filenames in os.walk(directory):
-        os.chmod(dirpath, DIR_MODE)
-        for name in filenames:
-            path = Path(dirpath, name)
-            size += path.stat().st_size
-            os.chmod(path, FILE_MODE)
-            fsync_path(path)
-        for name in dirnames:
-            fsync_path(Path(dirpath, name))
-    return size
 
 
 class CheckpointStore:
@@ -258,7 +223,7 @@ class CheckpointStore:
         self._versions: dict[tuple[str, str], str] = {}
         # Replaced versions (or an unversioned slot's files) -> monotonic time to remove them.
         self._superseded: dict[Path, float] = {}
-        self._audit: list[AuditEvent] = []
+        self._audit = AuditLog(root / _AUDIT)
 
     # -- startup -------------------------------------------------------------
 
@@ -291,7 +256,7 @@ class CheckpointStore:
             key = (meta.training_run_id, meta.checkpoint_id)
             self._checkpoints[key] = meta
             self._versions[key] = version
-        self._audit = self._read_audit()
+        self._audit.load()
 
     @staticmethod
     def _recover(slot: Path) -> str | None:
@@ -316,7 +281,7 @@ class CheckpointStore:
             if keep and name in (_CURRENT, keep):
                 continue
             if keep or ours:  # a version owns the slot; else only drop our own leftovers
-                _remove(entry)
+                remove_path(entry)
         if keep is None:
             with contextlib.suppress(OSError):  # foreign files stay: not ours to delete
                 slot.rmdir()
@@ -339,23 +304,6 @@ class CheckpointStore:
         return secret
 
     # -- audit log ---------------------------------------------------------------
-
-    def _read_audit(self) -> list[AuditEvent]:
-        path = self.root / _AUDIT
-        if not path.exists():
-            return []
-        text = path.read_text()
-        if not text.endswith("\n"):  # cut a torn last line, or the next append would join it
-            text = text[: text.rfind("\n") + 1]
-            with path.open("r+") as f:
-                f.truncate(len(text.encode()))
-        events: list[AuditEvent] = []
-        for line in text.splitlines():
-            try:
-                events.append(AuditEvent(**json.loads(line)))
-            except (ValueError, TypeError):
-                continue  # a line torn by a crash mid-append, or not ours
-        return events
 
     def record(
         self,
@@ -387,16 +335,11 @@ class CheckpointStore:
             purpose=purpose,
             details=details,
         )
-        line = json.dumps(asdict(entry)) + "\n"
-        with self._lock:
-            self._audit.append(entry)
-            with append_private(self.root / _AUDIT) as f:
-                f.write(line)
+        self._audit.append(entry)
 
     def audit(self, owner: str) -> list[AuditEvent]:
         """``owner``'s audit events, oldest first."""
-        with self._lock:
-            return [e for e in self._audit if e.owner == owner]
+        return self._audit.of(owner)
 
     # -- runs ------------------------------------------------------------------
 
@@ -457,7 +400,7 @@ class CheckpointStore:
         """
         key = (meta.training_run_id, meta.checkpoint_id)
         self._refuse(meta, staging, overwrite=overwrite)  # fail fast, before the fsyncs
-        meta.size_bytes = _seal(staging)
+        meta.size_bytes = seal_tree(staging)
         write_private(staging / _META, json.dumps(asdict(meta)).encode())
         slot = self._slot(meta)
         version = f"{_VERSION_PREFIX}{uuid.uuid4().hex}"
@@ -498,7 +441,7 @@ class CheckpointStore:
                 for path in due:
                     del self._superseded[path]
             for path in due:
-                _remove(path)  # gone already if its slot was deleted meanwhile
+                remove_path(path)  # gone already if its slot was deleted meanwhile
 
     def get(self, run_id: str, checkpoint_id: str) -> CheckpointMeta | None:
         """A live (unexpired) checkpoint."""
