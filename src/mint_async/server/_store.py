@@ -435,13 +435,12 @@ class CheckpointStore:
     def prune(self, now: float | None = None) -> None:
         """Remove replaced versions whose grace period is over (``now``: monotonic). Blocking."""
         now = time.monotonic() if now is None else now
-        with self._disk_lock:
-            with self._lock:
-                due = [path for path, when in self._superseded.items() if when <= now]
-                for path in due:
-                    del self._superseded[path]
+        with self._lock:
+            due = [path for path, when in self._superseded.items() if when <= now]
             for path in due:
-                remove_path(path)  # gone already if its slot was deleted meanwhile
+                del self._superseded[path]
+        for path in due:  # unique names, never live again: no need to hold the disk lock
+            remove_path(path)  # gone already if its slot was deleted meanwhile
 
     def get(self, run_id: str, checkpoint_id: str) -> CheckpointMeta | None:
         """A live (unexpired) checkpoint."""
