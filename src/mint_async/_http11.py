@@ -52,6 +52,8 @@ _OBS_FOLD: Final = re.compile(rb"[ \t]+")
 _CHUNK_LINE: Final = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
 _BLANK_LINE: Final = re.compile(rb"\n\r?\n")
 _DIGITS: Final = re.compile(rb"[0-9]{1,20}")
+_QUOTE: Final = 12
+"""Bytes of a rejected line quoted in an error: enough to tell HTML or HTTP/2, too few to leak a key."""
 
 
 class _ProtocolError(Exception):
@@ -171,7 +173,7 @@ def _parse_head(lines: list[bytes]) -> tuple[int, bytes, list[tuple[bytes, bytes
         raise _ProtocolError(msg)
     match = _STATUS_LINE.fullmatch(lines[0])
     if match is None:
-        msg = f"malformed status line {lines[0][:80]!r}"
+        msg = f"malformed status line {lines[0][:_QUOTE]!r}"
         raise _ProtocolError(msg)
     status = int(match[2])
     if status < 100:
@@ -193,10 +195,12 @@ def _parse_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
         else:
             unfolded[-1] += b" " + line[fold.end() :]
     headers: list[tuple[bytes, bytes]] = []
-    for line in unfolded:
+    for number, line in enumerate(unfolded, 1):
         match = _FIELD_LINE.fullmatch(line)
         if match is None:
-            msg = f"malformed header line {line[:80]!r}"
+            # Not quoted: a server may echo a credential there, and a cut-off quote
+            # would slip past the client's redaction of whole secrets.
+            msg = f"malformed header line (field {number}, {len(line)} bytes)"
             raise _ProtocolError(msg)
         headers.append((match[1], match[2] or b""))
     return headers
@@ -219,7 +223,7 @@ def _framing(
                 values = {v.strip() for v in value.split(b",")}
                 single = values.pop() if len(values) == 1 else None
                 if single is None or not _DIGITS.fullmatch(single):
-                    msg = f"bad Content-Length {value[:40]!r}"
+                    msg = f"bad Content-Length {value[:_QUOTE]!r}"
                     raise _ProtocolError(msg)
                 if length is not None and length != single:
                     msg = "conflicting Content-Length headers"
@@ -227,7 +231,7 @@ def _framing(
                 length = single
             case b"transfer-encoding":
                 if chunked or value.lower() != b"chunked":
-                    msg = f"unsupported Transfer-Encoding {value[:40]!r}"
+                    msg = f"unsupported Transfer-Encoding {value[:_QUOTE]!r}"
                     raise _ProtocolError(msg)
                 chunked = True
             case b"connection":
@@ -321,7 +325,7 @@ class _BodyStream(httpx.AsyncByteStream):
 def _chunk_size(line: bytes) -> int:
     match = _CHUNK_LINE.fullmatch(line)
     if match is None:
-        msg = f"malformed chunk size line {line[:40]!r}"
+        msg = f"malformed chunk size line {line[:_QUOTE]!r}"
         raise _ProtocolError(msg)
     return int(match[1], 16)
 
