@@ -270,6 +270,9 @@ def uvicorn_config(
         timeout_graceful_shutdown=10,
         limit_concurrency=limits.served,
         http=protocol,
+        # The API has no websocket routes; "none" also keeps uvicorn from importing
+        # `websockets` (uvicorn 0.30 with websockets >= 14 warns on that import).
+        ws="none",
         h11_max_incomplete_event_size=_MAX_HEAD_BYTES,
         **kwargs,
     )
