@@ -231,8 +231,10 @@ async def test_sampling_prompt_logprobs_and_defaults() -> None:
             },
         )
         assert logprobs["prompt_logprobs"] == pytest.approx(res.prompt_logprobs)
-        too_long = await api.run("asample", sample_body(sampler, 2, max_tokens=100_000))
-        assert too_long["category"] == "user" and "context" in too_long["error"]
+        # Beyond the context: refused at submission (issue 12), naming the limit.
+        too_long = await api.post("asample", sample_body(sampler, 2, max_tokens=100_000))
+        assert too_long.status_code == 400
+        assert "max_context_length" in too_long.json()["detail"]
 
 
 async def test_unload_model() -> None:

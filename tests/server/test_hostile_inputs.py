@@ -209,6 +209,24 @@ async def test_configured_sample_limits() -> None:
         assert "sample_tokens=40" in r.json()["detail"]
 
 
+async def test_context_length_checked_at_submission() -> None:
+    """A prompt + max_tokens, or a datum, beyond the model's context answers 400 naming max_context_length."""
+    async with running() as (_, api):
+        sid = await api.session()
+        sampler = await api.sampler(sid)
+        r = await api.post("asample", sample_body(sampler, 1, max_tokens=32_765))
+        assert r.status_code == 400, r.text
+        assert "max_context_length=32768" in r.json()["detail"]
+        ok = await api.run("asample", sample_body(sampler, 2, max_tokens=32_764, stop=[]))
+        assert len(ok["sequences"][0]["tokens"]) == 32_764
+        mid = await api.model(sid)
+        long = list(range(1, 301)) * 110  # 33,000 tokens
+        r = await api.post("forward", fb_body(mid, 1, data=[datum(long)], key="forward_input"))
+        assert r.status_code == 400, r.text
+        assert "max_context_length=32768" in r.json()["detail"]
+        assert "loss_fn_outputs" in await api.run("forward_backward", fb_body(mid, 2))
+
+
 def test_limits_spec_and_serve_flag() -> None:
     """``--limits name=int,...`` parses into ServerConfig.limits; unknown names and bad values fail."""
     args = build_parser().parse_args(["serve", "--limits", "num_samples=8, batch_tokens=4096"])

@@ -10,9 +10,12 @@ body is checked here, right after it decodes and before it is accepted:
 * a forward_backward datum's ``loss_fn_inputs`` must have the model input's
   length as their first dimension (``[T]`` or ``[T, K]``) — checked on the
   *declared* shape, so a sparse tensor is never densified to find out;
+* each datum's model input, and a sample's prompt + ``max_tokens``, fit the
+  model's ``max_context_length`` (the limit ``get_server_capabilities``
+  advertises per model; the protocol has no place for the others);
 * the request's totals stay under :class:`RequestLimits`: model-input tokens,
   declared loss-input elements (sparse tensors count at their dense size),
-  samples per request, tokens per sample, sampled tokens per request.
+  samples per request, sampled tokens per request.
 
 A violation answers 400 naming the limit (``ServerConfig.limits`` configures
 them; ``mint-async serve --limits``). The checks return how much work an
@@ -48,6 +51,7 @@ __all__ = [
     "check_fwdbwd",
     "check_reverse_kl",
     "check_sample",
+    "check_sample_context",
     "offloaded",
 ]
 
@@ -160,11 +164,16 @@ def _check_datum(datum: Datum, index: int) -> tuple[int, int]:
     return length, elements
 
 
-def check_fwdbwd(inp: ForwardBackwardInput, limits: RequestLimits, op: str) -> int:
-    """Check a forward / forward_backward batch; returns its work size."""
+def check_fwdbwd(
+    inp: ForwardBackwardInput, limits: RequestLimits, op: str, *, context: int | None = None
+) -> int:
+    """Check a forward / forward_backward batch (each datum within ``context``); returns its work size."""
     tokens = elements = 0
     for i, datum in enumerate(inp.data):
         length, size = _check_datum(datum, i)
+        if context is not None and length > context:
+            msg = f"datum {i}: a model input of {length} tokens"
+            raise _over("max_context_length", length, context, msg)
         tokens += length
         elements += size
         _check_totals(tokens, elements, limits, op)  # per datum: stop early on a huge batch
@@ -202,6 +211,17 @@ def check_sample(body: SampleRequest, limits: RequestLimits, default_max_tokens:
         msg = "num_samples * max_tokens"
         raise _over("sample_tokens", generated, limits.sample_tokens, msg)
     return generated + prompt * (1 + body.topk_prompt_logprobs)
+
+
+def check_sample_context(body: SampleRequest, default_max_tokens: int, context: int) -> None:
+    """Prompt + max_tokens must fit the sampled model's context (``max_context_length``)."""
+    prompt = body.prompt.length
+    max_tokens = body.sampling_params.max_tokens
+    if max_tokens is None:
+        max_tokens = default_max_tokens
+    if prompt + max_tokens > context:
+        msg = f"prompt ({prompt} tokens) + max_tokens ({max_tokens})"
+        raise _over("max_context_length", prompt + max_tokens, context, msg)
 
 
 def offloaded(size: int, limits: RequestLimits) -> bool:

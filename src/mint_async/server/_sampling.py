@@ -35,7 +35,7 @@ from mint_async.types import (
 from ._checkpoints import read_checkpoint
 from ._futures import Encoded
 from ._http import HTTPError, Request, Response, json_response
-from ._limits import check_sample, offloaded
+from ._limits import check_sample, check_sample_context, offloaded
 from ._state import Sampler
 from .backends import SampleSpec
 
@@ -192,6 +192,9 @@ async def asample(core: ServerCore, req: Request) -> Response:
         rid = f"sample:{uuid.uuid4().hex[:16]}"
         seq = None
         target = None
+    spec_model = core.specs.get(sampler.base_model)
+    context = spec_model.max_context_length if spec_model is not None else 1 << 30
+    check_sample_context(body, core.config.default_max_tokens, context)
     limit = core.config.max_queued_samples
     if limit is not None and executor.queued_samples >= limit:
         raise HTTPError(
@@ -201,8 +204,6 @@ async def asample(core: ServerCore, req: Request) -> Response:
         sampler.seen.add(seq)
     session = core.state.sessions.get(sampler.session_id) if sampler.session_id else None
     rec = core.futures.create(rid, "sample", req.owner, sampler.session_id, target)
-    spec_model = core.specs.get(sampler.base_model)
-    context = spec_model.max_context_length if spec_model is not None else 1 << 30
     handle = sampler.handle
 
     async def work() -> Encoded:

@@ -143,12 +143,13 @@ def _fwdbwd(
 ) -> Response:
     forward = isinstance(body, ForwardRequest)
     inp = body.forward_input if isinstance(body, ForwardRequest) else body.forward_backward_input
+    op = "forward" if forward else "forward_backward"
     try:
-        size = check_fwdbwd(inp, core.config.limits, "forward" if forward else "forward_backward")
+        model = core.model(req.owner, body.model_id)
+        size = check_fwdbwd(inp, core.config.limits, op, context=model.spec.max_context_length)
     except HTTPError:
         fail_slot(core, req, body.model_id, body.seq_id)  # a 400 still uses up its seq_id
         raise
-    model = core.model(req.owner, body.model_id)
     if isinstance(body, ForwardRequest):
         work = _fb_work(core, model, body.forward_input, backward=False, size=size)
         return enqueue(core, req, op="forward", model=model, seq_id=body.seq_id, work=work)
