@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from mint_async.cli import main as cli_main
-from mint_async.server import DEFAULT_API_KEY, ServerConfig
+from mint_async.server import DEFAULT_API_KEY, ServerConfig, create_app
 from mint_async.server._cli import default_key_exposure
+from mint_async.server._uvicorn import ThreadedServer
 from mint_async.testing import LoopbackServer, serve_in_process, serve_loopback, serve_subprocess
 
 from ._support import Api, fb_body, running
@@ -194,6 +195,21 @@ def test_unfinished_heads_are_closed_by_the_deadline() -> None:
             for sock in slow[1:] + silent:
                 assert read_until_closed(sock) == b""
         assert healthz(server) == 200
+
+
+def test_h11_parser_has_the_same_head_deadline() -> None:
+    """Under uvicorn's h11 parser too, a head that never completes is closed by the deadline."""
+    app = create_app(ServerConfig(head_timeout=1.0))
+    server = ThreadedServer(app, http="h11")
+    server.start()
+    try:
+        with sockets(server.base_url, 20, b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n") as slow:
+            for sock in slow:
+                assert read_until_closed(sock) == b""
+        r = httpx.get(f"{server.base_url}/api/v1/healthz", timeout=BOUND)
+        assert r.status_code == 200
+    finally:
+        server.stop()
 
 
 def test_unfinished_body_answers_408_and_closes() -> None:

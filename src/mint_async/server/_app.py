@@ -103,7 +103,7 @@ _DATA_ROUTES: Final = frozenset(
 )
 """Routes whose bodies carry training data (capped by ``max_body_bytes``)."""
 _PUBLIC_BODY_CAP: Final = 64 << 10
-"""Body cap of the routes that need no key (healthz, archive downloads): they read none."""
+"""Body cap of the routes that need no key (healthz, archive downloads), which use no body."""
 _CLOSE: Final = (b"connection", b"close")
 
 
