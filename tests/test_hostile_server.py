@@ -299,6 +299,12 @@ async def huge_declared(stream: anyio.abc.SocketStream, request: bytes) -> None:
     await anyio.sleep_forever()
 
 
+async def declared_over_cap(stream: anyio.abc.SocketStream, request: bytes) -> None:
+    """Announces 2 MB (over the test's 1 MB cap, under the 8 MiB read inline) and sends nothing."""
+    await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n")
+    await anyio.sleep_forever()
+
+
 async def endless_chunks(stream: anyio.abc.SocketStream, request: bytes) -> None:
     """Chunk after 64 KiB chunk, forever."""
     await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -323,7 +329,8 @@ async def endless_close_delimited(stream: anyio.abc.SocketStream, request: bytes
 
 @HTTP_CLIENTS
 @pytest.mark.parametrize(
-    "attack", [huge_declared, endless_chunks, one_huge_chunk, endless_close_delimited]
+    "attack",
+    [huge_declared, declared_over_cap, endless_chunks, one_huge_chunk, endless_close_delimited],
 )
 async def test_oversized_responses_are_refused(http_client: str, attack: Attack) -> None:
     """A body past Limits.max_response_bytes raises ResponseTooLargeError at once, not retried."""

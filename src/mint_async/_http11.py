@@ -356,12 +356,24 @@ def _timeouts(request: httpx.Request) -> tuple[float | None, float | None, float
 
 
 class Http11Transport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 keep-alive pool on anyio (asyncio and trio). ``max_idle`` connections are kept per host."""
+    """HTTP/1.1 keep-alive pool on anyio (asyncio and trio). ``max_idle`` connections are kept per host.
 
-    def __init__(self, *, max_idle: int = 512, ssl_context: ssl.SSLContext | None = None) -> None:
+    Bodies with a Content-Length up to ``max_inline`` bytes (at most 8 MiB) are read
+    before the response is returned; larger ones stream, so a caller capping the
+    size can refuse them from the header before a byte of the body is read.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_idle: int = 512,
+        ssl_context: ssl.SSLContext | None = None,
+        max_inline: int = _INLINE_BODY,
+    ) -> None:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._max_idle = max_idle
         self._ssl_context = ssl_context
+        self._max_inline = min(max_inline, _INLINE_BODY)
         self._closed = False
 
     async def _connect(self, key: tuple[str, str, int], timeout: float | None) -> _Connection:
@@ -451,7 +463,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         with _ReadErrors(read_timeout):
             status, version, headers = await conn.read_head()
             framing, conn.reusable = _framing(request.method, status, version, headers)
-        if framing[0] == "length" and framing[1] <= _INLINE_BODY:
+        if framing[0] == "length" and framing[1] <= self._max_inline:
             with _ReadErrors(read_timeout):
                 content = await conn.read_exactly(framing[1])
             if conn.reusable:

@@ -374,7 +374,11 @@ class Transport:
                 shared = next(
                     (p for p in self._pools.values() if isinstance(p, Http11Transport)), None
                 )
-                pool = shared or Http11Transport(max_idle=self.config.limits.keepalive)
+                most = self.config.limits.max_response_bytes
+                pool = shared or Http11Transport(
+                    max_idle=self.config.limits.keepalive,
+                    max_inline=most if most is not None else 1 << 62,
+                )
             self._pools[traffic] = pool
         return pool
 
