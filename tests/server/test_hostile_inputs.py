@@ -24,7 +24,16 @@ from mint_async.server.backends.synthetic import SyntheticBackend
 from mint_async.testing import serve_in_process
 from mint_async.types import ForwardBackwardOutput, SampleResponse, TensorData
 
-from ._support import Api, Json, datum, fb_body, running, sample_body, wait_until
+from ._support import (
+    Api,
+    Json,
+    create_model_body,
+    datum,
+    fb_body,
+    running,
+    sample_body,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -373,6 +382,30 @@ async def test_token_ids_beyond_int64_answer_400() -> None:
         r = await api.post("asample", sample_body(sampler, 2, stop=[2**64 - 1]))
         assert r.status_code == 400, r.text
         assert "loss_fn_outputs" in await api.run("forward_backward", fb_body(mid, 3))
+
+
+async def test_negative_lora_seed_and_denormal_temperature() -> None:
+    """A negative LoRA seed and temperature 1e-320 work (they failed as server errors in numpy)."""
+    async with running() as (_, api):
+        sid = await api.session()
+        body = create_model_body(sid)
+        body["lora_config"]["seed"] = -1
+        created = await api.run("create_model", body)
+        assert "model_id" in created, created
+        sampler = await api.sampler(sid)
+        tiny = await api.run("asample", sample_body(sampler, 1, temperature=1e-320, top_k=5))
+        assert tiny["type"] == "sample", tiny
+        greedy = await api.run("asample", sample_body(sampler, 2, temperature=0.0))
+        assert tiny["sequences"][0]["tokens"] == greedy["sequences"][0]["tokens"]
+
+
+def test_torch_sampling_with_a_denormal_temperature() -> None:
+    """The torch backend's filter keeps finite probabilities at temperature 1e-320."""
+    torch = pytest.importorskip("torch")
+    from mint_async.server.backends._torch_sampling import filtered_probs
+
+    probs = filtered_probs(torch.tensor([[0.5, 2.0, -1.0]]), 1e-320, -1, 1.0)
+    assert probs.numpy().tolist() == [[0.0, 1.0, 0.0]]
 
 
 class FailingSave(SyntheticBackend):

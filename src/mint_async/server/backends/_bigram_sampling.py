@@ -45,7 +45,13 @@ def _filter(z: F64, top_k: int, top_p: float) -> F64:
 
 def decode_table(logits: F64, temperature: float, top_k: int, top_p: float) -> F64:
     """Per previous token, the cumulative next-token distribution after temperature and filters."""
-    cdf: F64 = np.cumsum(_filter(logits / temperature, top_k, top_p), axis=1)
+    with np.errstate(over="ignore"):
+        z = logits / temperature
+        if not np.isfinite(z).all():
+            # A tiny temperature (1e-320) overflows to inf - inf = nan: scale the
+            # max-shifted logits instead, so the top token takes (nearly) all the mass.
+            z = (logits - logits.max(axis=1, keepdims=True)) / temperature
+    cdf: F64 = np.cumsum(_filter(z, top_k, top_p), axis=1)
     return cdf
 
 

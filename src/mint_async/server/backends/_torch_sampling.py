@@ -38,6 +38,11 @@ def filtered_probs(
 ) -> torch.Tensor:
     """Row-wise sampling probabilities after temperature, top-k and top-p."""
     z = logits / temperature
+    if not bool(torch.isfinite(z).all()):
+        # A tiny temperature overflows (inf - inf = nan in softmax; below float32's range it
+        # is 0): its limit, the top token(s) alone.
+        top = logits.max(dim=-1, keepdim=True).values
+        z = torch.zeros_like(logits).masked_fill(logits < top, float("-inf"))
     vocab = z.shape[-1]
     if 0 < top_k < vocab:
         kth = torch.topk(z, top_k, dim=-1).values[..., -1:]

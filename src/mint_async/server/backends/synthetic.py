@@ -128,7 +128,8 @@ class SyntheticBackend(Backend[SyntheticModel, SyntheticSampler]):
     def create_model(self, model_id: str, spec: ModelSpec, lora: LoraConfig) -> SyntheticModel:
         """A new run: ``A`` seeded by ``lora.seed`` (or the model id), ``B`` zero."""
         seed = lora.seed if lora.seed is not None else seed_of(model_id)
-        rng = np.random.default_rng([seed, self._seed])
+        # numpy takes non-negative entropy only; a negative seed gets its own stream.
+        rng = np.random.default_rng([seed, self._seed] if seed >= 0 else [-seed, self._seed, 1])
         a = rng.standard_normal((self._vocab, lora.rank)) / np.sqrt(lora.rank)
         b = np.zeros((lora.rank, self._vocab))
         return SyntheticModel(
