@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
@@ -12,6 +13,7 @@ import anyio.to_thread
 import numpy as np
 import pytest
 
+from mint_async import _binary, _codec
 from mint_async._exceptions import InvalidInputError
 from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.cli import build_parser
@@ -22,7 +24,12 @@ from mint_async.server.backends._bigram import SyntheticModel, SyntheticSampler
 from mint_async.server.backends._losses import datum_inputs
 from mint_async.server.backends.synthetic import SyntheticBackend
 from mint_async.testing import serve_in_process
-from mint_async.types import ForwardBackwardOutput, SampleResponse, TensorData
+from mint_async.types import (
+    ForwardBackwardOutput,
+    ForwardBackwardRequest,
+    SampleResponse,
+    TensorData,
+)
 
 from ._support import (
     Api,
@@ -112,6 +119,24 @@ async def test_sparse_declared_shape_is_bounded_before_densifying() -> None:
         await healthy(api)
         # The rejected body still used up seq_id 1: seq_id 2 runs at once.
         assert "loss_fn_outputs" in await api.run("forward_backward", fb_body(mid, 2))
+
+
+@pytest.mark.parametrize("zstd", [False, True])
+async def test_sparse_amplification_over_the_binary_wire(zstd: bool) -> None:
+    """The same sparse [1, 2**62] target as protobuf (and zstd) answers 400 naming the limit."""
+    async with running() as (_, api):
+        mid = await training(api)
+        body = fb_body(mid, 1, data=[sparse_datum([1], [1, 2**62])])
+        request = _codec.decode(ForwardBackwardRequest, json.dumps(body).encode())
+        payload = _binary.encode_forward_backward_request(request)
+        headers = {"content-type": "application/x-protobuf"}
+        if zstd:
+            payload = _binary.zstd_compress(payload)
+            headers["content-encoding"] = "zstd"
+        r = await api.http.post("/api/v1/forward_backward", content=payload, headers=headers)
+        assert r.status_code == 400, r.text
+        assert "batch_elements" in r.json()["detail"]
+        await healthy(api)
 
 
 async def test_loss_input_rows_must_match_the_model_input() -> None:
