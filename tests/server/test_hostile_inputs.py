@@ -224,6 +224,10 @@ async def test_sample_limits_answer_400_naming_the_limit() -> None:
         assert "sample_tokens" in r.json()["detail"]
         r = await api.post("asample", sample_body(sampler, 3, num_samples=0))
         assert r.status_code == 400, r.text
+        topk = {**sample_body(sampler, 5), "prompt_logprobs": True, "topk_prompt_logprobs": 2**40}
+        r = await api.post("asample", topk)
+        assert r.status_code == 400, r.text
+        assert "topk_prompt_logprobs" in r.json()["detail"]
         await healthy(api)
         assert (await api.run("asample", sample_body(sampler, 4)))["type"] == "sample"
 

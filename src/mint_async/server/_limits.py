@@ -76,7 +76,8 @@ class RequestLimits:
     """Most model-input tokens in one forward / forward_backward / reverse-KL request
     (the client's chunking sends at most ~500k)."""
     batch_elements: int = 1 << 22
-    """Most ``loss_fn_inputs`` elements in one request, sparse tensors at their dense size."""
+    """Most ``loss_fn_inputs`` elements in one request, sparse tensors at their dense size;
+    also most top-k prompt logprobs one sample may ask for (prompt tokens * k)."""
     inline_work: int = 1 << 14
     """Requests larger than this (tokens + elements) run in a worker thread even when the
     backend runs inline, so ``/healthz`` and long polls stay responsive meanwhile."""
@@ -206,11 +207,15 @@ def check_sample(body: SampleRequest, limits: RequestLimits, default_max_tokens:
     stop = body.sampling_params.stop
     if isinstance(stop, list):
         _check_tokens([s for s in stop if isinstance(s, int)], "stop")
+    topk = prompt * body.topk_prompt_logprobs
+    if topk > limits.batch_elements:
+        msg = "prompt tokens * topk_prompt_logprobs"
+        raise _over("batch_elements", topk, limits.batch_elements, msg)
     generated = body.num_samples * max_tokens
     if generated > limits.sample_tokens:
         msg = "num_samples * max_tokens"
         raise _over("sample_tokens", generated, limits.sample_tokens, msg)
-    return generated + prompt * (1 + body.topk_prompt_logprobs)
+    return generated + prompt + topk
 
 
 def check_sample_context(body: SampleRequest, default_max_tokens: int, context: int) -> None:
