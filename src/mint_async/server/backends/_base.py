@@ -8,6 +8,10 @@ where they run:
 
 * ``ExecutionPolicy(threaded=False)`` — on the event loop. Only for backends
   whose calls take well under a millisecond or so (the synthetic backend).
+  Requests larger than ``RequestLimits.inline_work`` (tokens + elements) still
+  compute in a worker thread, at most ``max_concurrency`` at a time, so such a
+  backend may see one of them in a thread while it serves small calls on the
+  loop (never two calls on the same model at once).
 * ``ExecutionPolicy(threaded=True, max_concurrency=n)`` — in worker threads,
   at most ``n`` calls at a time across the whole backend, so the event loop
   never blocks on compute (a torch backend: CPU-bound, ``n=1``).
