@@ -265,6 +265,24 @@ async def test_context_length_checked_at_submission() -> None:
         assert "loss_fn_outputs" in await api.run("forward_backward", fb_body(mid, 2))
 
 
+async def test_images_without_expected_tokens_are_the_users_error() -> None:
+    """An image chunk without expected_tokens (length unknown) fails as the user's error, never a 500."""
+    image = {"data": "iVBORw==", "format": "png", "type": "image"}
+    async with running() as (_, api):
+        sid = await api.session()
+        sampler = await api.sampler(sid)
+        body = sample_body(sampler, 1)
+        body["prompt"]["chunks"].append(image)
+        r = await api.post("asample", body)
+        assert r.status_code == 200, r.text
+        assert (await api.result(r.json()["request_id"]))["category"] == "user"
+        mid = await api.model(sid)
+        item = datum()
+        item["model_input"]["chunks"].append(image)
+        failed = await api.run("forward_backward", fb_body(mid, 1, data=[item]))
+        assert failed["category"] == "user", failed
+
+
 def test_limits_spec_and_serve_flag() -> None:
     """``--limits name=int,...`` parses into ServerConfig.limits; unknown names and bad values fail."""
     args = build_parser().parse_args(["serve", "--limits", "num_samples=8, batch_tokens=4096"])

@@ -119,16 +119,21 @@ def _check_tokens(tokens: Sequence[int] | Any, what: str) -> None:
         raise HTTPError(400, msg)
 
 
-def _input_tokens(model_input: ModelInput, what: str) -> int:
-    """Tokens of a model input (images at their expected_tokens), each id checked."""
+def _input_tokens(model_input: ModelInput, what: str) -> tuple[int, bool]:
+    """Tokens of a model input (images at their expected_tokens), each id checked; and
+    whether that is its length (not when an image leaves expected_tokens out)."""
     total = 0
+    known = True
     for chunk in model_input.chunks:
         if isinstance(chunk, EncodedTextChunk):
             _check_tokens(chunk.tokens, what)
             total += len(chunk.tokens)
         elif isinstance(chunk, ImageChunk | ImageAssetPointerChunk):
-            total += chunk.expected_tokens or 0
-    return total
+            if chunk.expected_tokens is None:
+                known = False
+            else:
+                total += chunk.expected_tokens
+    return total, known
 
 
 def _elements(td: TensorData) -> int:
@@ -151,14 +156,14 @@ def _check_totals(tokens: int, elements: int, limits: RequestLimits, op: str) ->
 
 def _check_datum(datum: Datum, index: int) -> tuple[int, int]:
     """A datum's tokens and declared elements; its inputs' first dimension must be its length."""
-    length = _input_tokens(datum.model_input, f"datum {index} model_input")
+    length, known = _input_tokens(datum.model_input, f"datum {index} model_input")
     elements = 0
     for key, td in datum.loss_fn_inputs.items():
         dims = td.dims
-        if len(dims) not in (1, 2) or dims[0] != length:
+        if len(dims) not in (1, 2) or (known and dims[0] != length):
             msg = (
                 f"datum {index}: loss_fn_inputs[{key!r}] has shape {list(dims)}; it must be "
-                f"[T] or [T, K] with T = {length}, the model input's length"
+                f"[T] or [T, K] with T = {length if known else 'T'}, the model input's length"
             )
             raise HTTPError(400, msg)
         elements += _elements(td)
@@ -185,8 +190,8 @@ def check_reverse_kl(data: Sequence[ReverseKLDatum], limits: RequestLimits) -> i
     """Check a reverse-KL batch; returns its work size (its targets are dense, as sent)."""
     tokens = elements = 0
     for i, datum in enumerate(data):
-        tokens += _input_tokens(datum.student_input, f"datum {i} student_input")
-        tokens += _input_tokens(datum.reference_input, f"datum {i} reference_input")
+        tokens += _input_tokens(datum.student_input, f"datum {i} student_input")[0]
+        tokens += _input_tokens(datum.reference_input, f"datum {i} reference_input")[0]
         elements += int(datum.target_tokens.data.size)
         _check_totals(tokens, elements, limits, "forward_backward_reverse_kl")
     return tokens + elements
@@ -198,7 +203,7 @@ def check_sample(body: SampleRequest, limits: RequestLimits, default_max_tokens:
         raise HTTPError(400, f"num_samples must be >= 1 (got {body.num_samples})")
     if body.num_samples > limits.num_samples:
         raise _over("num_samples", body.num_samples, limits.num_samples, "num_samples")
-    prompt = _input_tokens(body.prompt, "prompt")
+    prompt = _input_tokens(body.prompt, "prompt")[0]
     max_tokens = body.sampling_params.max_tokens
     if max_tokens is None:
         max_tokens = default_max_tokens
@@ -220,7 +225,7 @@ def check_sample(body: SampleRequest, limits: RequestLimits, default_max_tokens:
 
 def check_sample_context(body: SampleRequest, default_max_tokens: int, context: int) -> None:
     """Prompt + max_tokens must fit the sampled model's context (``max_context_length``)."""
-    prompt = body.prompt.length
+    prompt = _input_tokens(body.prompt, "prompt")[0]
     max_tokens = body.sampling_params.max_tokens
     if max_tokens is None:
         max_tokens = default_max_tokens
