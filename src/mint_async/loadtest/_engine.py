@@ -244,7 +244,7 @@ class Engine:
         while True:
             at = next_arrival()
             # Sleep until the arrival, but wake at once if issuing stops meanwhile.
-            with anyio.move_on_at(min(at, self.budget.deadline()) + clock_offset):
+            with anyio.CancelScope(deadline=min(at, self.budget.deadline()) + clock_offset):
                 await self.budget.stopped.wait()
             if at >= self.budget.deadline():
                 # Woken for the deadline: stop issuing now. The timer may fire a hair
