@@ -19,7 +19,7 @@ from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.cli import build_parser
 from mint_async.server import RequestLimits, ServerConfig
 from mint_async.server._cli import config_from_args
-from mint_async.server.backends import CheckpointKind, SampleSpec
+from mint_async.server.backends import CheckpointKind, ModelSpec, SampleSpec
 from mint_async.server.backends._bigram import SyntheticModel, SyntheticSampler
 from mint_async.server.backends._losses import datum_inputs
 from mint_async.server.backends.synthetic import SyntheticBackend
@@ -453,6 +453,31 @@ def test_torch_sampling_with_a_denormal_temperature() -> None:
 
     probs = filtered_probs(torch.tensor([[0.5, 2.0, -1.0]]), 1e-320, -1, 1.0)
     assert probs.numpy().tolist() == [[0.0, 1.0, 0.0]]
+
+
+class RefusingBaseSampler(SyntheticBackend):
+    """A backend that refuses to sample a base model (the caller's error, raised at submission)."""
+
+    def base_sampler(self, spec: ModelSpec) -> SyntheticSampler:
+        """Refuse."""
+        msg = f"{spec.name} cannot be sampled here"
+        raise InvalidInputError(msg)
+
+
+async def test_user_errors_raised_at_submission_answer_400() -> None:
+    """An InvalidInputError a handler meets before accepting the request answers 400, not 500."""
+    backend = RefusingBaseSampler(tokenizer_dir=ensure_tiny_tokenizer())
+    async with serve_in_process(backend=backend) as server, server.client() as http:
+        api = Api(http)
+        body = {
+            "session_id": await api.session(),
+            "sampling_session_seq_id": 0,
+            "base_model": "Qwen/Qwen3-0.6B",
+            "type": "create_sampling_session",
+        }
+        r = await api.post("create_sampling_session", body)
+    assert r.status_code == 400, r.text
+    assert "cannot be sampled here" in r.json()["detail"]
 
 
 class FailingSave(SyntheticBackend):

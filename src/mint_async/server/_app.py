@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import anyio
 
-from mint_async._exceptions import DecodeError
+from mint_async._exceptions import DecodeError, InvalidInputError
 
 from . import _mint, _rest, _retrieve, _runs, _sampling, _service, _training
 from ._auth import AuthError
@@ -339,7 +339,8 @@ class MintServerApp:
                     core.submission_faults(sample=faults == "sample")
                 return await handler(core, request)
             return await self._dispatch_prefix(request)
-        except DecodeError as exc:
+        except (DecodeError, InvalidInputError) as exc:
+            # InvalidInputError: a check a handler runs at submission (the caller's error).
             raise HTTPError(400, str(exc)) from None
         except RecursionError:
             # Hostile nesting ('{"a":' * 1000) in a body some handler parses itself.
