@@ -463,9 +463,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
         with _ReadErrors(read_timeout):
             status, version, headers = await conn.read_head()
             framing, conn.reusable = _framing(request.method, status, version, headers)
-        if framing[0] == "length" and framing[1] <= self._max_inline:
-            with _ReadErrors(read_timeout):
+            content: bytes | None = None
+            if framing[0] == "length" and framing[1] <= self._max_inline:
+                # One deadline for the head and a small body (one cancel scope: speed).
                 content = await conn.read_exactly(framing[1])
+        if content is not None:
             if conn.reusable:
                 await self.release(conn)
             else:
