@@ -69,6 +69,21 @@ def _enc_hook(obj: object) -> object:
     raise TypeError(msg)
 
 
+# numpy 1.x converts an out-of-range Python int to a narrower dtype with a
+# DeprecationWarning and wraps it; numpy 2 raises OverflowError. On 1.x the ids go
+# through int64 and a range check instead, so a bad id never decodes as another one.
+_NUMPY_WRAPS_INTS: Final = int(np.__version__.split(".", 1)[0]) < 2
+
+
+def _checked_ints(obj: object, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    wide = np.asarray(obj, dtype=np.int64)  # beyond int64: OverflowError
+    info = np.iinfo(dtype)
+    if wide.size and (int(wide.min()) < info.min or int(wide.max()) > info.max):
+        msg = f"values outside the range of {dtype}"
+        raise OverflowError(msg)
+    return wide.astype(dtype)
+
+
 def _dec_hook(tp: object, obj: object) -> object:
     fixed = _FIXED_DTYPES.get(tp)
     if fixed is not None:
@@ -77,6 +92,8 @@ def _dec_hook(tp: object, obj: object) -> object:
                 # Numbers beyond float32's range would become inf with a RuntimeWarning.
                 with np.errstate(over="raise"):
                     arr = np.asarray(obj, dtype=fixed)
+            elif _NUMPY_WRAPS_INTS:
+                arr = _checked_ints(obj, fixed)
             else:
                 arr = np.asarray(obj, dtype=fixed)  # out-of-range ints raise OverflowError
         except (TypeError, ValueError, OverflowError, FloatingPointError) as exc:
