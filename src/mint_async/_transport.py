@@ -203,23 +203,19 @@ async def _read_raw(resp: httpx.Response, cap: int | None, subject: str) -> byte
         return await resp.aread()
     parts: list[bytes] = []
     size = 0
-    chunks = stream.__aiter__()
-    while True:
-        try:
-            part = await chunks.__anext__()
-        except StopAsyncIteration:
-            return b"".join(parts)
-        size += len(part)
-        if cap is not None and size > cap:
-            break
-        parts.append(part)
+    # The scope must enclose the stream's first read: the transport's generators open
+    # cancel scopes of their own, which must nest inside this one.
     with anyio.CancelScope() as drain:
-        drain.cancel()
-        with contextlib.suppress(StopAsyncIteration):
-            while True:  # data still buffered is drained and dropped until a read is cancelled
-                await chunks.__anext__()
-    msg = f"{subject}: the response exceeded max_response_bytes={cap}"
-    raise ResponseTooLargeError(msg)
+        async for part in stream:
+            size += len(part)
+            if cap is not None and size > cap:
+                drain.cancel()  # data still buffered is drained and dropped
+            else:
+                parts.append(part)
+    if cap is not None and size > cap:
+        msg = f"{subject}: the response exceeded max_response_bytes={cap}"
+        raise ResponseTooLargeError(msg)
+    return b"".join(parts)
 
 
 def _decode(headers: httpx.Headers, raw: bytes, cap: int | None, subject: str) -> bytes:
