@@ -81,6 +81,20 @@ def _sparse_fb() -> Json:
     return body
 
 
+def _with_image(body: Json, where: str) -> Json:
+    """``body`` with an image chunk (expected_tokens set) in its prompt or first datum."""
+    image = {"data": "iVBORw==", "format": "png", "expected_tokens": 2, "type": "image"}
+    if where == "prompt":
+        body["prompt"]["chunks"].append(image)
+        return body
+    item = body[where]["data"][0]
+    item["model_input"]["chunks"].append(image)
+    for tensor in item["loss_fn_inputs"].values():  # two more rows for the image's tokens
+        tensor["data"] += tensor["data"][-1:] * 2
+        tensor["shape"] = [len(tensor["data"])]
+    return body
+
+
 TEMPLATES: dict[str, Json] = {
     "client/config": {"sdk_version": "0.22.0"},
     "client/dynamic_config": {},
@@ -104,6 +118,7 @@ TEMPLATES: dict[str, Json] = {
     "forward": fb_body(MODEL, 1, key="forward_input"),
     "forward_backward": fb_body(MODEL, 1, data=[datum(), datum([1, 2, 3])]),
     "forward_backward#sparse": _sparse_fb(),
+    "forward_backward#image": _with_image(fb_body(MODEL, 1), "forward_backward_input"),
     "optim_step": optim_body(MODEL, 1),
     "save_weights": {"model_id": MODEL, "path": "w", "seq_id": 1, "type": "save_weights"},
     "save_weights_for_sampler": {
@@ -135,6 +150,7 @@ TEMPLATES: dict[str, Json] = {
         "type": "create_sampling_session",
     },
     "asample": sample_body(SAMPLER, 1, max_tokens=8, num_samples=2, seed=1),
+    "asample#image": _with_image(sample_body(SAMPLER, 1, max_tokens=2), "prompt"),
     "retrieve_future": {"request_id": f"{MODEL}:0", "allow_metadata_only": False},
     "retrieve_futures": {
         "target": {"type": "sampling_session", "sampling_session_id": SAMPLER},
@@ -199,6 +215,36 @@ raw_bodies = (
 )
 
 
+def _paths(value: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Every node's path in a JSON value (the root's is ``()``)."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():  # pyright: ignore[reportUnknownVariableType]
+            yield from _paths(child, (*prefix, str(key)))  # pyright: ignore[reportUnknownArgumentType]
+    elif isinstance(value, list):
+        for index, child in enumerate(value):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+            yield from _paths(child, (*prefix, index))
+
+
+@st.composite
+def _edited(draw: st.DrawFn, value: Any) -> Any:
+    """``value`` with one node, chosen uniformly, deleted or replaced by a hostile value."""
+    copy = json.loads(json.dumps(value))
+    paths = list(_paths(copy))[1:]
+    if not paths:
+        return draw(json_values)
+    path = draw(st.sampled_from(paths))
+    parent: Any = copy
+    for step in path[:-1]:
+        parent = parent[step]
+    old = parent[path[-1]]
+    if isinstance(parent, dict) and draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draw(_like(old) | json_values)
+    return copy
+
+
 @st.composite
 def _mutated(draw: st.DrawFn, value: Any) -> Any:
     """``value`` with one node replaced, deleted, or (in an object) a key added."""
@@ -260,7 +306,8 @@ def cases(draw: st.DrawFn, route: str) -> Case:
         return Case(route, draw(raw_bodies), raw=True, protobuf=protobuf)
     if kind == "json":
         return Case(route, draw(json_values))
-    return Case(route, draw(_mutated(TEMPLATES[route])))
+    template = TEMPLATES[route]
+    return Case(route, draw(_mutated(template) | _edited(template)))
 
 
 # -- the server under test -----------------------------------------------------------------------
