@@ -31,6 +31,7 @@ from mint_async import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ClientConfig,
     InternalServerError,
     Limits,
     MintError,
@@ -38,8 +39,12 @@ from mint_async import (
     ResponseTooLargeError,
     RetryPolicy,
     ServiceClient,
+    StuckRequestError,
     Timeouts,
 )
+from mint_async import types as t
+from mint_async._futures import PollingFuture, PollSettings
+from mint_async._transport import Transport
 
 pytestmark = pytest.mark.anyio
 
@@ -222,6 +227,30 @@ async def test_retries_stop_within_the_budget(http_client: str) -> None:
             assert time.monotonic() - started < DEADLINE_BOUND
     finally:
         mint_async.set_testing(True)
+
+
+@HTTP_CLIENTS
+async def test_a_dripped_poll_trips_the_stuck_watchdog(http_client: str) -> None:
+    """A retrieve_future answer dripped forever ends in StuckRequestError within stuck_timeout."""
+    async with hostile(drip_chunked) as (url, seen):
+        transport = Transport(
+            ClientConfig.resolve(base_url=url, api_key=KEY, http_client=http_client)
+        )
+        future = PollingFuture(
+            transport,
+            t.UntypedAPIFuture(request_id="r1"),
+            t.OptimStepResponse,
+            request_type="OptimStep",
+            settings=PollSettings(retrieve_timeout=1.0, stuck_timeout=2.0),
+        )
+        started = time.monotonic()
+        try:
+            with anyio.fail_after(HANG), pytest.raises(StuckRequestError):
+                await future
+        finally:
+            await transport.aclose()
+        assert time.monotonic() - started < DEADLINE_BOUND
+    assert attacked(seen)
 
 
 # -- 11. only typed errors -----------------------------------------------------------------
