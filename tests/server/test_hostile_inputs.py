@@ -352,9 +352,10 @@ class GatedSampling(SyntheticBackend):
 
 
 async def test_healthz_answers_while_a_big_sample_computes() -> None:
-    """A large sample computes off the loop: its submission answers and /healthz answers meanwhile."""
+    """A large sample computes off the loop: its submission, /healthz and a long poll answer meanwhile."""
     backend = GatedSampling()
-    async with serve_in_process(backend=backend) as server, server.client() as http:
+    config = ServerConfig(poll_hold=0.2)
+    async with serve_in_process(config, backend=backend) as server, server.client() as http:
         api = Api(http)
         sampler = await api.sampler(await api.session())
         body = sample_body(sampler, 1, num_samples=64, max_tokens=512)
@@ -362,6 +363,9 @@ async def test_healthz_answers_while_a_big_sample_computes() -> None:
             rid = await api.submit("asample", body)
         await wait_until(backend.started.is_set)
         await healthy(api)
+        with anyio.fail_after(5):
+            held = await api.poll(rid)  # held for poll_hold, then try_again
+        assert held.json()["type"] == "try_again", held.text
         assert not backend.finished.is_set(), "the sample blocked the event loop until it gave up"
         await anyio.to_thread.run_sync(backend.gate.set)
         assert len((await api.result(rid))["sequences"]) == 64
