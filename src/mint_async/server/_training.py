@@ -2,9 +2,12 @@
 
 forward/forward_backward bodies may be JSON or protobuf (+zstd), see :mod:`._wire`.
 
-Only structural problems (a body that does not decode) answer 400 at
-submission; everything that depends on state (checkpoint names, paths, loss
-inputs) is checked when the request runs, and fails it with category
+Only structural problems answer 400 at submission: a body that does not
+decode, or one that asks for more work than the server takes (token ids
+beyond int64, loss inputs whose rows are not the model input's length, a
+datum beyond the context, totals beyond ``ServerConfig.limits``; see
+:mod:`._limits`). Everything that depends on state (checkpoint names, paths,
+loss inputs) is checked when the request runs, and fails it with category
 ``user`` — so a submission is never half-accepted.
 """
 
