@@ -302,11 +302,12 @@ async def test_broken_framing_is_a_typed_retried_error(http_client: str, name: s
 
 
 @HTTP_CLIENTS
-async def test_a_reset_connection_is_a_connection_error(http_client: str) -> None:
-    """A server that resets the connection (RST) mid-answer gives APIConnectionError, within the deadline."""
+@pytest.mark.parametrize("framing", [b"Content-Length: 10\r\n", b""], ids=["length", "close"])
+async def test_a_reset_connection_is_a_connection_error(http_client: str, framing: bytes) -> None:
+    """A connection reset (RST) mid-answer is an APIConnectionError, even for a close-delimited body."""
 
     async def reset(stream: anyio.abc.SocketStream, request: bytes) -> None:
-        await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{")
+        await stream.send(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n{")
         sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await stream.aclose()

@@ -143,17 +143,19 @@ class _Connection:
         return line
 
     async def read_some(self, limit: int | None = None) -> bytes:
-        """Up to ``limit`` buffered bytes, or the next chunk from the socket (b"" at EOF)."""
+        """Up to ``limit`` buffered bytes, or the next chunk from the socket (b"" at EOF).
+
+        Only a clean close is an end: a reset raises, so that a body delimited by
+        the connection's close is never taken as complete when it was cut off.
+        """
         if not self.buffer:
             try:
                 chunk = await self.stream.receive(_READ_SIZE)
-            except (
-                anyio.EndOfStream,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                OSError,
-            ):
+            except anyio.EndOfStream:
                 return b""
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                msg = "the connection was reset mid-body"
+                raise _ProtocolError(msg) from exc
             self.buffer += chunk
         if limit is None or limit >= len(self.buffer):
             data = bytes(self.buffer)
