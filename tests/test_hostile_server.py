@@ -12,6 +12,7 @@ tests hold on a loaded machine; a test that hangs is stopped by ``fail_after``.
 
 from __future__ import annotations
 
+import gzip
 import socket
 import struct
 import time
@@ -335,6 +336,12 @@ async def declared_over_cap(stream: anyio.abc.SocketStream, request: bytes) -> N
     await anyio.sleep_forever()
 
 
+async def gzip_bomb(stream: anyio.abc.SocketStream, request: bytes) -> None:
+    """5 KB of gzip (never asked for) that inflates to 5 MB."""
+    bomb = gzip.compress(b"\0" * 5_000_000)
+    await stream.send(answer(200, bomb, "Content-Encoding: gzip"))
+
+
 async def endless_chunks(stream: anyio.abc.SocketStream, request: bytes) -> None:
     """Chunk after 64 KiB chunk, forever."""
     await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -360,7 +367,14 @@ async def endless_close_delimited(stream: anyio.abc.SocketStream, request: bytes
 @HTTP_CLIENTS
 @pytest.mark.parametrize(
     "attack",
-    [huge_declared, declared_over_cap, endless_chunks, one_huge_chunk, endless_close_delimited],
+    [
+        huge_declared,
+        declared_over_cap,
+        endless_chunks,
+        one_huge_chunk,
+        endless_close_delimited,
+        gzip_bomb,
+    ],
 )
 async def test_oversized_responses_are_refused(http_client: str, attack: Attack) -> None:
     """A body past Limits.max_response_bytes raises ResponseTooLargeError at once, not retried."""
