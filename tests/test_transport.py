@@ -362,6 +362,25 @@ def test_should_retry_and_backoff() -> None:
     assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None  # in the past
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage-date",
+        "",
+        "Fri, 31 Dec 99999 23:59:59 GMT",
+        "Mon, 01 Jan 0001 00:00:00 GMT",
+        "nan",
+        "1e400",
+    ],
+)
+def test_garbage_retry_after_is_ignored(value: str) -> None:
+    """A Retry-After that is no number and no usable HTTP-date gives normal backoff, never an error."""
+    policy = mint_async.RetryPolicy(initial_delay=0.5)
+    assert retry_after({"retry-after": value}) is None
+    assert retry_after({"retry-after-ms": value}) is None
+    assert 0.375 <= backoff_delay(0, policy, {"retry-after": value}) <= 0.5
+
+
 async def test_give_up_after_bounds_the_total_retry_time(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
