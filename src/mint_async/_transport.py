@@ -64,6 +64,7 @@ from ._exceptions import (
     UnprocessableEntityError,
 )
 from ._http11 import Http11Transport
+from ._redaction import redact, redact_bytes, scrub_chain
 from ._retry import backoff_delay, should_retry_status
 from ._retry import sleep as backoff_sleep
 from ._version import __version__
@@ -74,7 +75,6 @@ __all__ = [
     "environment_proxy",
     "is_read_timeout",
     "log_decision",
-    "redact",
     "status_error",
 ]
 
@@ -95,7 +95,6 @@ _STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
 }
 _BODY_PREVIEW: Final = 2000
 _BILLING_STEP: Final = 5.0
-_REDACTED: Final = "[REDACTED]"
 _OLD_TOKENS: Final = 4
 """Session tokens remembered for redaction after a refresh (a server may echo an old one)."""
 
@@ -134,44 +133,6 @@ def status_error(response: Response, *, request_id: str | None = None) -> APISta
     return cls(message, status_code=response.status_code, body=body, request_id=request_id)
 
 
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """``text`` with every secret in it replaced by ``[REDACTED]``."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, _REDACTED)
-    return text
-
-
-def _redact_bytes(data: bytes, secrets: tuple[str, ...]) -> bytes:
-    for secret in secrets:
-        raw = secret.encode()
-        if raw and raw in data:
-            data = data.replace(raw, _REDACTED.encode())
-    return data
-
-
-def _scrub_chain(exc: BaseException, secrets: tuple[str, ...]) -> None:
-    """Redact secrets from the messages of ``exc`` and the exceptions chained to it.
-
-    A traceback prints every ``__cause__`` / ``__context__``, and parsers quote the
-    bytes they choke on (h11: ``illegal header line: b'...'``) — a server echoing
-    the key into a header would otherwise put it there.
-    """
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if any(s and s in str(current) for s in secrets):
-            current.args = tuple(
-                redact(a, secrets) if isinstance(a, str) else redact(repr(a), secrets)
-                for a in current.args
-            )
-        todo += (current.__cause__, current.__context__)
-
-
 @contextlib.contextmanager
 def _map_transport_errors(what: str, secrets: tuple[str, ...] = ()) -> Generator[None]:
     """Translate httpx's transport exceptions into ours (never mentioning credentials)."""
@@ -181,11 +142,11 @@ def _map_transport_errors(what: str, secrets: tuple[str, ...] = ()) -> Generator
         msg = f"{what} timed out ({type(exc).__name__})"
         raise APITimeoutError(msg) from exc
     except (httpx.RemoteProtocolError, httpx.DecodingError) as exc:
-        _scrub_chain(exc, secrets)
+        scrub_chain(exc, secrets)
         msg = redact(f"{what} failed: the server broke the protocol: {exc}", secrets)
         raise RemoteProtocolError(msg) from exc
     except httpx.RequestError as exc:
-        _scrub_chain(exc, secrets)
+        scrub_chain(exc, secrets)
         msg = redact(f"{what} failed: {type(exc).__name__}: {exc}", secrets)
         raise APIConnectionError(msg) from exc
 
@@ -541,7 +502,7 @@ class Transport:
             await resp.aclose()
         if resp.status_code >= 300:
             # Error bodies end up in exception messages and logs: no credentials there.
-            content = _redact_bytes(content, self.secrets)
+            content = redact_bytes(content, self.secrets)
         return Response(resp.status_code, resp.headers, content)
 
     async def _read_capped(self, resp: httpx.Response, subject: str) -> bytes:
@@ -760,7 +721,7 @@ class Transport:
                         Response(
                             resp.status_code,
                             resp.headers,
-                            _redact_bytes(content, self.secrets),
+                            redact_bytes(content, self.secrets),
                         )
                     )
                 length = resp.headers.get("content-length")
