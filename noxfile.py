@@ -25,6 +25,8 @@ import pathlib
 import tomllib
 
 import nox
+from packaging.markers import Marker
+from packaging.utils import canonicalize_name
 
 nox.options.sessions = ["lint", "typecheck", "tests", "interop", "interop038"]
 nox.options.reuse_existing_virtualenvs = True
@@ -114,8 +116,12 @@ def tests_latest(session: nox.Session) -> None:
     session.install(
         "--upgrade", "--upgrade-strategy", "eager", ".[server,tests,plot,wandb,torch,trio]", TORCH
     )
-    drift = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
-    session.log("Newer than the lock (%s):\n%s", LOCK.name, "\n".join(_drift(str(drift))) or "none")
+    freeze = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
+    python = session.run(
+        "python", "-c", "import platform; print(platform.python_version())", silent=True
+    )
+    drift = _drift(str(freeze), str(python).strip())
+    session.log("Differs from the lock (%s):\n%s", LOCK.name, "\n".join(drift) or "  nothing")
     session.run("pytest", *session.posargs, env=OFFLINE_ENV, success_codes=PYTEST_OK)
 
 
@@ -143,23 +149,34 @@ def tests_lowest(session: nox.Session) -> None:
     session.run("pytest", *session.posargs, env=OFFLINE_ENV, success_codes=PYTEST_OK)
 
 
-def _pins(text: str) -> dict[str, str]:
-    """``{normalized name: version}`` of the ``name==version`` lines of a freeze or lock."""
+def _pins(text: str, python: str) -> dict[str, str]:
+    """``{normalized name: version}`` of the ``name==version`` lines of a freeze or lock.
+
+    Lock lines carry environment markers (the lock is universal); only those that hold
+    for ``python`` on this platform count.
+    """
     pins: dict[str, str] = {}
     for line in text.splitlines():
-        name, sep, version = line.split(";", 1)[0].strip().partition("==")
-        if sep and not name.startswith(("#", "-")):
-            pins[name.lower().replace("_", "-").replace(".", "-")] = version.strip()
+        requirement, _, marker = line.partition(";")
+        name, sep, version = requirement.strip().partition("==")
+        if not sep or name.startswith(("#", "-")):
+            continue
+        if marker.strip() and not Marker(marker).evaluate({"python_full_version": python}):
+            continue
+        pins[canonicalize_name(name)] = version.strip()
     return pins
 
 
-def _drift(freeze: str) -> list[str]:
-    """``name: locked -> installed`` for every package whose installed version is not the locked one."""
-    locked = _pins(LOCK.read_text())
+def _drift(freeze: str, python: str) -> list[str]:
+    """``name: locked -> installed`` for every package whose installed version is not the locked one.
+
+    A local build of the locked release (torch ``2.13.0+cpu`` for ``2.13.0``) is the same release.
+    """
+    locked = _pins(LOCK.read_text(), python)
     return [
         f"  {name}: {locked.get(name, 'not locked')} -> {version}"
-        for name, version in sorted(_pins(freeze).items())
-        if locked.get(name) != version and name != "mint-async"
+        for name, version in sorted(_pins(freeze, python).items())
+        if locked.get(name) != version.split("+", 1)[0] and name != "mint-async"
     ]
 
 
