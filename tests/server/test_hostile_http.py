@@ -10,6 +10,7 @@ from contextlib import closing, contextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -148,6 +149,7 @@ async def test_many_small_chunks_are_read_in_linear_time() -> None:
     async def receive() -> dict[str, Any]:
         nonlocal received
         received += 1
+        await anyio.lowlevel.checkpoint()  # as a server's receive would: cancellable
         return {"type": "http.request", "body": chunk, "more_body": received < count}
 
     async def send(message: MutableMapping[str, Any]) -> None:
