@@ -4,6 +4,8 @@ session purging, Host-free archive links, other users' request ids, statistics, 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Generator, MutableMapping
 from contextlib import closing, contextmanager
@@ -14,7 +16,6 @@ import anyio.lowlevel
 import httpx
 import pytest
 
-from mint_async.cli import main as cli_main
 from mint_async.server import DEFAULT_API_KEY, ServerConfig, create_app
 from mint_async.server._cli import default_key_exposure
 from mint_async.server._uvicorn import ThreadedServer
@@ -353,11 +354,13 @@ async def test_statistics_are_for_the_first_key_only() -> None:
             assert reset.status_code == 403
 
 
-def test_default_key_on_a_public_interface_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+def test_default_key_on_a_public_interface_is_refused() -> None:
     """``serve --host 0.0.0.0`` with only the default key exits 2 with a clear message."""
-    assert cli_main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
-    err = capsys.readouterr().err
-    assert "default API key" in err and "--allow-default-key" in err
+    command = [sys.executable, "-m", "mint_async.server", "--host", "0.0.0.0", "--port", "0"]
+    # A server that starts anyway is killed at the bound (and the test fails).
+    done = subprocess.run(command, capture_output=True, text=True, timeout=BOUND * 2, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "default API key" in done.stderr and "--allow-default-key" in done.stderr
 
 
 def test_default_key_exposure_rules() -> None:
