@@ -477,3 +477,39 @@ async def test_a_checkpoint_download_never_sends_the_key_to_storage(
     assert len(fetched) == 1
     assert header_of(fetched[0], b"x-api-key") is None
     assert KEY.encode() not in fetched[0]
+
+
+@HTTP_CLIENTS
+async def test_a_dripped_checkpoint_download_is_abandoned(http_client: str, tmp_path: Path) -> None:
+    """A download slower than Timeouts.download_min_rate over a window ends in DownloadError, file removed."""
+
+    async def drip(stream: anyio.abc.SocketStream, request: bytes) -> None:
+        await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+        while True:
+            await stream.send(b"x")
+            await anyio.sleep(0.05)
+
+    async with hostile(drip, {}) as (elsewhere, _fetched):
+
+        async def redirect(stream: anyio.abc.SocketStream, request: bytes) -> None:
+            await stream.send(answer(302, b"", f"Location: {elsewhere}/bucket/ckpt.tar.gz?sig=1"))
+
+        timeouts = Timeouts(connect=2.0, request=1.0, download_min_rate=1000.0)
+        async with (
+            hostile(redirect) as (url, _seen),
+            client(url, http_client, timeouts=timeouts) as svc,
+        ):
+            started = time.monotonic()
+            with anyio.fail_after(HANG), pytest.raises(mint_async.DownloadError, match="stalled"):
+                await svc.create_rest_client().download_checkpoint(
+                    "tinker://run-1/weights/ckpt-1", tmp_path / "ckpt.tar.gz"
+                )
+            assert time.monotonic() - started < DEADLINE_BOUND
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_min_rate_is_validated() -> None:
+    """A non-positive download floor is refused; None turns it off."""
+    with pytest.raises(mint_async.InvalidInputError):
+        Timeouts(download_min_rate=0)
+    assert Timeouts(download_min_rate=None).download_min_rate is None

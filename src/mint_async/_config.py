@@ -72,6 +72,16 @@ class Timeouts:
     retrieve: float = 45.0
     """One ``retrieve_future`` long poll (servers hold ~30 s)."""
     heartbeat: float = 10.0
+    download_min_rate: float | None = 1024.0
+    """Bytes per second a checkpoint download must average over every ``request``-second
+    window, or it is abandoned with DownloadError (``None``: no floor). A download has no
+    total deadline (archives can be gigabytes); this stops a server that drips bytes from
+    holding it forever, while the per-read ``request`` timeout covers one that sends nothing."""
+
+    def __post_init__(self) -> None:
+        if self.download_min_rate is not None and not self.download_min_rate > 0:
+            msg = f"download_min_rate must be positive or None, got {self.download_min_rate}"
+            raise InvalidInputError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)

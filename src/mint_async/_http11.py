@@ -43,6 +43,9 @@ _MAX_HEAD: Final = 64 * 1024
 _INLINE_BODY: Final = 8 * 1024 * 1024
 """Bodies up to this size (with a Content-Length) are read before returning; larger ones stream."""
 
+STREAM_BODY: Final = "mint_async.stream_body"
+"""A request extension: when true, the body always streams (never read inline)."""
+
 # RFC 9112 §4 (status line), §5 (field lines, obs-fold), §7.1 (chunks), as h11 reads them.
 _TOKEN: Final = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _FIELD_CONTENT: Final = rb"[^\x00\s]+(?:[ \t]+[^\x00\s]+)*"
@@ -265,53 +268,59 @@ class _BodyStream(httpx.AsyncByteStream):
         self._framing = framing
         self._timeout = read_timeout
         self._done = False
+        self._remaining = framing[1]  # "length": bytes still to come
+        self._chunk_left = -1  # "chunked": bytes left in this chunk; -1 before the first
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        kind, remaining = self._framing
-        conn = self._conn
-        if conn is None:
+        if self._conn is None:
             return
         try:
-            with _ReadErrors(self._timeout) as scope:
-                chunk_left = -1  # chunked: bytes left in this chunk; -1 before the first
-                while True:
-                    # httpx's read timeout bounds each wait for bytes, not the whole body
-                    # (the client's per-attempt deadline does that, in _transport).
-                    scope.deadline = anyio.current_time() + (self._timeout or float("inf"))
-                    if kind == "length":
-                        if remaining <= 0:
-                            break
-                        chunk = await conn.read_some(remaining)
-                        if not chunk:
-                            msg = "the server closed the connection mid-body"
-                            raise _ProtocolError(msg)
-                        remaining -= len(chunk)
-                        yield chunk
-                    elif kind == "chunked":
-                        if chunk_left <= 0:
-                            if chunk_left == 0 and await conn.read_exactly(2) != b"\r\n":
-                                msg = "malformed chunk: no CRLF after its data"
-                                raise _ProtocolError(msg)
-                            chunk_left = _chunk_size(await conn.read_line())
-                            if chunk_left == 0:
-                                _parse_fields(await conn.read_block())  # trailers
-                                break
-                        # A chunk is passed on as it arrives, never buffered whole:
-                        # its size line may announce far more than will ever come.
-                        chunk = await conn.read_some(chunk_left)
-                        if not chunk:
-                            msg = "the server closed the connection mid-chunk"
-                            raise _ProtocolError(msg)
-                        chunk_left -= len(chunk)
-                        yield chunk
-                    else:  # delimited by connection close
-                        chunk = await conn.read_some()
-                        if not chunk:
-                            break
-                        yield chunk
+            while (chunk := await self._next_chunk()) is not None:
+                # Never yield inside a cancel scope: a consumer that stops early (an
+                # exception, a break) would leave the scope open and corrupt its task's
+                # scope stack. Each read has its own scope instead.
+                yield chunk
             self._done = True
         finally:
             await self.aclose()
+
+    async def _next_chunk(self) -> bytes | None:
+        """The next piece of the body, or None at its end (one read deadline per call)."""
+        conn = self._conn
+        assert conn is not None
+        kind = self._framing[0]
+        # httpx's read timeout bounds each wait for bytes, not the whole body (the
+        # client's per-attempt deadline does that, in _transport).
+        with _ReadErrors(self._timeout):
+            if kind == "length":
+                if self._remaining <= 0:
+                    return None
+                chunk = await conn.read_some(self._remaining)
+                if not chunk:
+                    msg = "the server closed the connection mid-body"
+                    raise _ProtocolError(msg)
+                self._remaining -= len(chunk)
+                return chunk
+            if kind == "chunked":
+                if self._chunk_left <= 0:
+                    if self._chunk_left == 0 and await conn.read_exactly(2) != b"\r\n":
+                        msg = "malformed chunk: no CRLF after its data"
+                        raise _ProtocolError(msg)
+                    self._chunk_left = _chunk_size(await conn.read_line())
+                    if self._chunk_left == 0:
+                        _parse_fields(await conn.read_block())  # trailers
+                        return None
+                # A chunk is passed on as it arrives, never buffered whole:
+                # its size line may announce far more than will ever come.
+                chunk = await conn.read_some(self._chunk_left)
+                if not chunk:
+                    msg = "the server closed the connection mid-chunk"
+                    raise _ProtocolError(msg)
+                self._chunk_left -= len(chunk)
+                return chunk
+            # Delimited by the connection's close.
+            chunk = await conn.read_some()
+            return chunk or None
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
@@ -466,7 +475,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
             status, version, headers = await conn.read_head()
             framing, conn.reusable = _framing(request.method, status, version, headers)
             content: bytes | None = None
-            if framing[0] == "length" and framing[1] <= self._max_inline:
+            # STREAM_BODY (downloads) always streams: a per-read timeout and the caller's
+            # own rate floor bound it, not one deadline for the whole body.
+            inline = not request.extensions.get(STREAM_BODY)
+            if inline and framing[0] == "length" and framing[1] <= self._max_inline:
                 # One deadline for the head and a small body (one cancel scope: speed).
                 content = await conn.read_exactly(framing[1])
         if content is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
@@ -51,6 +51,45 @@ def _check_page(limit: int, offset: int) -> None:
     if not isinstance(limit, int) or limit < 1 or not isinstance(offset, int) or offset < 0:
         msg = f"limit must be >= 1 and offset >= 0, got limit={limit!r} offset={offset!r}"
         raise InvalidInputError(msg)
+
+
+class _RateFloor:
+    """A download's minimum transfer rate (see ``Timeouts.download_min_rate``), as a deadline.
+
+    Each window of ``window`` seconds must bring ``min_rate * window`` bytes; once it
+    has, the next window starts. The deadline cancels the pending *read* only
+    (:meth:`next_chunk`), so the cancellation unwinds the body's async generators
+    from the inside and none is left suspended. A server that sends nothing trips
+    the per-read timeout first.
+    """
+
+    def __init__(self, min_rate: float | None, window: float, name: str) -> None:
+        self._quota = None if min_rate is None else min_rate * window
+        self._min_rate = min_rate
+        self._window = window
+        self._name = name
+        self._deadline = anyio.current_time() + window
+        self._bytes = 0
+
+    async def next_chunk(self, chunks: AsyncIterator[bytes]) -> bytes | None:
+        """The next chunk (None at the end), or DownloadError if this window's quota cannot be met."""
+        if self._quota is None:
+            return await anext(chunks, None)
+        chunk: bytes | None = None
+        with anyio.CancelScope(deadline=self._deadline) as scope:
+            chunk = await anext(chunks, None)
+        if scope.cancelled_caught:
+            msg = (
+                f"download of {self._name} stalled: {self._bytes} bytes in {self._window:g} s, "
+                f"below Timeouts.download_min_rate ({self._min_rate:g} bytes/s)"
+            )
+            raise DownloadError(msg)
+        if chunk is not None:
+            self._bytes += len(chunk)
+            if self._bytes >= self._quota:
+                self._deadline = anyio.current_time() + self._window
+                self._bytes = 0
+        return chunk
 
 
 class RestClient:
@@ -278,11 +317,13 @@ class RestClient:
         os.close(fd)
         tmp = anyio.Path(tmp_name)
         written = 0
+        timeouts = self._ctx.config.timeouts
+        floor = _RateFloor(timeouts.download_min_rate, timeouts.request, target.name)
         try:
             async with self._ctx.transport.stream_get(url) as (chunks, length):
                 total = expected if expected is not None else length
                 async with await anyio.open_file(tmp, "wb") as out:
-                    async for chunk in chunks:
+                    while (chunk := await floor.next_chunk(chunks)) is not None:
                         await out.write(chunk)
                         written += len(chunk)
                         if progress is not None:

@@ -63,7 +63,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     UnprocessableEntityError,
 )
-from ._http11 import Http11Transport
+from ._http11 import STREAM_BODY, Http11Transport
 from ._redaction import redact, redact_bytes, scrub_chain
 from ._retry import backoff_delay, should_retry_status
 from ._retry import sleep as backoff_sleep
@@ -710,7 +710,8 @@ class Transport:
         # the storage a signed URL points at.
         if (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port):
             hdrs["X-API-Key"] = await self._credential()
-        request = httpx.Request("GET", target, headers=hdrs, extensions=self._timeout(timeout))
+        extensions = {**self._timeout(timeout), STREAM_BODY: True}
+        request = httpx.Request("GET", target, headers=hdrs, extensions=extensions)
         subject = f"GET {url.split('?', 1)[0]}"
         with _map_transport_errors(subject, self.secrets):
             resp = await pool.handle_async_request(request)
