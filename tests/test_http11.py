@@ -139,6 +139,38 @@ async def test_large_bodies_stream_in_pieces() -> None:
         await pool.aclose()
 
 
+async def test_a_consumer_that_stops_early_leaves_the_task_usable() -> None:
+    """Raising out of a streamed body mid-way, then closing it, leaves no cancel scope behind."""
+
+    async def handler(stream: anyio.abc.SocketStream, _: int) -> None:
+        await read_request(stream)
+        await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(100):
+            await stream.send(b"4\r\nzzzz\r\n")
+            await anyio.sleep(0.01)
+
+    async with scripted(handler) as (url, _accepted):
+        pool = Http11Transport()
+        resp = await pool.handle_async_request(req(url))
+        stream = resp.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        chunks = stream.__aiter__()
+
+        async def stop_at_the_first_chunk() -> None:
+            with anyio.CancelScope():
+                async for _ in chunks:
+                    raise LookupError
+
+        with pytest.raises(LookupError):
+            await stop_at_the_first_chunk()
+        await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
+        await resp.aclose()
+        # The task's cancel scopes are intact: a timed wait still works and ends normally.
+        with anyio.fail_after(5):
+            await anyio.sleep(0.01)
+        await pool.aclose()
+
+
 async def test_stale_keep_alive_connection_is_retried_once() -> None:
     """If the server closed an idle connection, the request is resent on a new one."""
 
