@@ -7,7 +7,10 @@ learn in a few steps), turns rewards into group-relative advantages,
 trains with ``importance_sampling`` (forward_backward + optim_step submitted
 back to back) and snapshots the new weights for the next round of sampling.
 
-Runs against the embedded local server unless ``MINT_BASE_URL`` is set::
+Runs against the embedded local server (its numpy ``synthetic`` backend: a
+bigram model, about 5 s for the default 10 steps on a quiet 2-core machine)
+unless ``MINT_BASE_URL`` is set. Progress goes to stderr: a bar redrawn in
+place on a terminal, a line per step otherwise::
 
     python examples/rl_rollouts.py --steps 10
 """
@@ -31,10 +34,14 @@ from mint_async.testing import serve_loopback
 
 
 def progress(step: int, total: int, text: str) -> None:
-    """A one-line progress bar on stderr."""
+    """A progress bar on stderr: redrawn in place on a terminal, else one line per call."""
     width = 30
     filled = round(width * step / total)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {step}/{total} {text}")
+    bar = f"[{'#' * filled}{'.' * (width - filled)}] {step}/{total} {text}"
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\x1b[K{bar}" + ("\n" if step == total else ""))
+    else:
+        sys.stderr.write(f"{bar}\n")
     sys.stderr.flush()
 
 
@@ -46,6 +53,7 @@ def endpoint() -> Generator[tuple[str, str]]:
         yield url, os.environ.get("MINT_API_KEY", "")
         return
     with serve_loopback() as server:
+        print(f"local server (synthetic backend) at {server.base_url}", flush=True)
         yield server.base_url, server.api_key
 
 
@@ -140,7 +148,6 @@ async def train(
                 steps,
                 f"reward {means[-1]:.3f}  ({len(rewards_all)} samples, {time.perf_counter() - started:.1f} s)",
             )
-    sys.stderr.write("\n")
     return means
 
 

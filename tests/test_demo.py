@@ -10,7 +10,7 @@ import pytest
 
 from mint_async import _demo, cli
 from mint_async._demo import DemoResult, DemoSettings, Example, run
-from mint_async._demo_report import Reporter, print_table
+from mint_async._demo_report import Reporter, line_every, print_table
 from mint_async.server import ServerConfig
 from mint_async.testing import serve_loopback
 
@@ -22,20 +22,37 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_torch_demo_learns_the_multiplication_table() -> None:
-    """A shortened torch run: loss per token falls by more than half, accuracy rises from zero."""
+def test_torch_demo_learns_the_whole_multiplication_table() -> None:
+    """The default torch run (seed 0) goes from 0/81 to 81/81 and prints about 30 step lines."""
     out, err = io.StringIO(), io.StringIO()
-    result = run(DemoSettings(backend="torch", steps=60, max_operand=4), out=out, err=err)
-    assert result.target == "torch" and len(result.losses) == 60
-    assert result.losses[-1] < 0.5 * result.losses[0]
-    before, after = DemoResult.accuracy(result.before), DemoResult.accuracy(result.after)
-    assert before < after and after >= 0.5
+    result = run(DemoSettings(backend="torch"), out=out, err=err)
+    assert result.target == "torch" and len(result.losses) == 270
+    assert result.losses[-1] < 0.01 * result.losses[0]
+    assert DemoResult.accuracy(result.before) < 0.1
+    assert DemoResult.accuracy(result.after) == 1.0
     text = out.getvalue()
-    assert "torch backend" in text and "local server stopped" in text
-    assert "step   60/60" in text and "after training:" in text
-    assert "What is 4 * 4?" in text
-    assert any(line.startswith("question") for line in text.splitlines())
+    lines = text.splitlines()
+    assert lines[1].startswith("local server: starting, torch backend")
+    assert "local server stopped" in text
+    assert "training: 270 steps of 27 questions (3 per pass over all 81: 90 passes)" in text
+    steps = [int(line.split()[1].split("/")[0]) for line in lines if line.startswith("step ")]
+    assert steps == [1, *range(10, 271, 10)]
+    assert "after training: 81/81 answered correctly (100%)" in text
+    assert "What is 9 * 9?" in text and any(line.startswith("question") for line in lines)
+    assert lines[-1].startswith("done in ")
     assert err.getvalue() == ""  # no progress bar when stderr is not a terminal
+
+
+def test_demo_splits_each_pass_into_batches() -> None:
+    """--steps and batches count steps; the plan line says how a pass over the questions splits."""
+    out = io.StringIO()
+    result = run(
+        DemoSettings(backend="torch", steps=4, batches=2, max_operand=3, show_table=False),
+        out=out,
+        err=io.StringIO(),
+    )
+    assert len(result.losses) == 4 and len(result.after) == 9
+    assert "training: 4 steps of 4-5 questions (2 per pass over all 9: 2 passes)" in out.getvalue()
 
 
 def test_synthetic_demo_runs_end_to_end() -> None:
@@ -48,7 +65,8 @@ def test_synthetic_demo_runs_end_to_end() -> None:
     )
     assert result.target == "synthetic" and len(result.after) == 9
     assert result.losses[-1] < result.losses[0]
-    assert "synthetic backend" in out.getvalue() and "question" not in out.getvalue()
+    assert "synthetic backend" in out.getvalue()
+    assert not any(line.startswith("question") for line in out.getvalue().splitlines())
 
 
 def test_cli_runs_against_a_given_endpoint(
@@ -125,6 +143,18 @@ def test_progress_bar_only_on_a_terminal() -> None:
     quiet = io.StringIO()
     Reporter(io.StringIO(), quiet).step(1, 2, 1.0)
     assert quiet.getvalue() == ""
+
+
+def test_step_lines_stay_few_however_many_steps() -> None:
+    """Lines go to the first, the last and every 1/2/5/10...-th step: at most about 30."""
+    assert [line_every(n) for n in (4, 30, 31, 60, 160, 270, 1000)] == [1, 1, 2, 2, 10, 10, 50]
+    out, err = io.StringIO(), FakeTerminal()
+    report = Reporter(out, err)
+    for done in range(1, 46):
+        report.step(done, 45, 1.0)
+    printed = [int(line.split()[1].split("/")[0]) for line in out.getvalue().splitlines()]
+    assert printed == [1, *range(2, 45, 2), 45]
+    assert err.getvalue().count("training [") == 45  # the bar still moves at every step
 
 
 def test_table_lists_every_question_with_a_mark() -> None:

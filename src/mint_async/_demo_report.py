@@ -10,9 +10,20 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from ._demo import Example
 
-__all__ = ["Reporter", "accuracy_line", "print_table"]
+__all__ = ["Reporter", "accuracy_line", "line_every", "print_table"]
 
 _BAR_WIDTH = 24
+_MAX_STEP_LINES = 30
+
+
+def line_every(total: int) -> int:
+    """Print every n-th step's line, n the least of 1, 2, 5, 10, 20, 50... giving <= 30 lines."""
+    scale = 1
+    while True:
+        for n in (scale, 2 * scale, 5 * scale):
+            if -(-total // n) <= _MAX_STEP_LINES:
+                return n
+        scale *= 10
 
 
 class Reporter:
@@ -36,7 +47,8 @@ class Reporter:
         self._draw()
 
     def step(self, done: int, total: int, loss: float) -> None:
-        """Report a finished training step: its line, and the bar."""
+        """Report a finished training step: the bar, and a line for the first, the last and
+        every :func:`line_every`-th step (at most about 30 lines, however many steps)."""
         now = time.perf_counter()
         if self._started is None:
             self._started = now
@@ -45,7 +57,8 @@ class Reporter:
         eta = f"{(total - done) / rate:.0f}s" if rate else "?"
         filled = round(_BAR_WIDTH * done / total)
         self._erase()
-        print(f"step {done:>4}/{total}  loss/token {loss:.4f}", file=self.out, flush=True)
+        if done in {1, total} or done % line_every(total) == 0:
+            print(f"step {done:>4}/{total}  loss/token {loss:.4f}", file=self.out, flush=True)
         self._bar = (
             f"training [{'#' * filled}{'-' * (_BAR_WIDTH - filled)}] {done}/{total}"
             f"  loss/token {loss:.4f}  {rate:.1f} steps/s  ETA {eta}"
