@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -82,3 +84,22 @@ def test_backend_is_one_thing_per_command(capsys: pytest.CaptureFixture[str]) ->
     assert "--backend" in _help(["serve"], capsys) and "--backend" in _help(["demo"], capsys)
     loadtest = _help(["loadtest"], capsys)
     assert "--event-loop {asyncio,trio}" in loadtest and "--backend" not in loadtest
+
+
+def test_python_m_server_builds_its_parser_without_the_cli_module() -> None:
+    """``python -m mint_async.server --help`` prints the serve options and never imports ``mint_async.cli``."""
+    code = (
+        "import sys\n"
+        "import mint_async.server._cli as c\n"
+        "try:\n"
+        "    c.main(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "print('cli imported:', 'mint_async.cli' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.startswith("usage: mint-async serve"), done.stdout
+    assert "--host HOST" in done.stdout and "(default: 127.0.0.1)" in done.stdout
+    assert done.stdout.splitlines()[-2:] == ["exit 0", "cli imported: False"], done.stdout

@@ -38,7 +38,7 @@ from typing import Any, Final, TextIO
 import anyio
 
 from . import types as t
-from ._demo_report import Reporter, accuracy_line, print_table
+from ._demo_report import Example, Reporter, accuracy_line, print_table
 from ._exceptions import MintError
 from ._futures import APIFuture
 from ._sampling import SamplingClient
@@ -80,20 +80,6 @@ class DemoSettings:
     in_flight: int = 2
     """Training steps submitted ahead of the one being waited for."""
     show_table: bool = True
-
-
-@dataclass(frozen=True, kw_only=True)
-class Example:
-    """One question with its expected and sampled answers."""
-
-    question: str
-    expected: str
-    sampled: str
-
-    @property
-    def correct(self) -> bool:
-        """Whether the greedy answer is exactly the product."""
-        return self.sampled == self.expected
 
 
 @dataclass(kw_only=True)

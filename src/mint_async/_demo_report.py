@@ -1,19 +1,35 @@
-"""What ``mint-async demo`` prints: lines on stdout, a live progress bar on stderr, the answers table."""
+"""What ``mint-async demo`` prints: lines on stdout, a live progress bar on stderr, the answers table.
+
+:class:`Example`, the row of that table, is defined here (``_demo`` re-exports it) so
+that ``_demo`` imports this module and nothing here imports ``_demo`` back.
+"""
 
 from __future__ import annotations
 
 import shutil
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from dataclasses import dataclass
+from typing import TextIO
 
-if TYPE_CHECKING:
-    from ._demo import Example
-
-__all__ = ["Reporter", "accuracy_line", "line_every", "print_table"]
+__all__ = ["Example", "Reporter", "accuracy_line", "line_every", "print_table"]
 
 _BAR_WIDTH = 24
 _MAX_STEP_LINES = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class Example:
+    """One question with its expected and sampled answers."""
+
+    question: str
+    expected: str
+    sampled: str
+
+    @property
+    def correct(self) -> bool:
+        """Whether the greedy answer is exactly the product."""
+        return self.sampled == self.expected
 
 
 def line_every(total: int) -> int:

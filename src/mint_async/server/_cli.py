@@ -16,17 +16,31 @@ import ipaddress
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from .._argparse import CommandParser
 from ._config import DEFAULT_API_KEY, ServerConfig
 from ._faults import FaultConfig
 from ._latency import LatencyConfig
 from ._limits import RequestLimits
 
-__all__ = ["READY_LINE", "config_from_args", "default_key_exposure", "is_loopback", "main", "serve"]
+__all__ = [
+    "READY_LINE",
+    "add_serve_parser",
+    "config_from_args",
+    "default_key_exposure",
+    "is_loopback",
+    "main",
+    "serve",
+]
 
 READY_LINE: Final = "mint-async server ready"
 """The start of the line printed once the server accepts requests."""
+
+_HELP: Final = "run the local reference server (MinT / tinker 0.22 protocol)"
+_DESCRIPTION: Final = (
+    "Run the local MinT server (uvicorn). Prints MINT_BASE_URL=... and a ready line."
+)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -134,9 +148,98 @@ def serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 1
 
 
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` options (their defaults are shown by ``--help``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    parser.add_argument("--backend", default="synthetic", help="model backend (synthetic, torch)")
+    parser.add_argument("--faults", default="", help="fault spec, e.g. submit_5xx=0.1,seed=1")
+    parser.add_argument("--latency", default="", help="latency spec, e.g. sample=0.02,default=0")
+    parser.add_argument(
+        "--limits",
+        default="",
+        help="per-request work limits, e.g. num_samples=128,sample_tokens=1048576,"
+        "batch_tokens=1048576,batch_elements=4194304,inline_work=16384 (the defaults)",
+    )
+    parser.add_argument("--data-dir", default=None, help="keep checkpoints here (default: temp)")
+    parser.add_argument("--api-key", action="append", help="accepted API key (repeatable)")
+    parser.add_argument("--capacity", type=int, default=None, help="max requests executing")
+    parser.add_argument("--max-queued-samples", type=int, default=None, help="429 beyond this")
+    parser.add_argument("--poll-hold", type=float, default=30.0, help="long-poll hold (s)")
+    parser.add_argument("--session-expiry", type=float, default=120.0, help="heartbeat timeout (s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of models and sampling")
+    parser.add_argument("--retrieve-futures", action="store_true", help="serve retrieve_futures")
+    parser.add_argument(
+        "--track-executions", action="store_true", help="count executions per request id"
+    )
+    parser.add_argument(
+        "--sdk-transport",
+        choices=("pyqwest", "httpx"),
+        default="pyqwest",
+        help="HTTP transport tinker SDKs are told to use (httpx: archive URLs work in 0.22)",
+    )
+    parser.add_argument(
+        "--proto",
+        action="store_true",
+        help="ask SDKs for protobuf forward_backward bodies (proto_write_fwdbwd), answer protobuf results",
+    )
+    parser.add_argument(
+        "--zstd",
+        action="store_true",
+        help="ask for zstd-compressed protobuf bodies (proto_compress_fwdbwd)",
+    )
+    parser.add_argument(
+        "--wire",
+        choices=("0.22", "0.38"),
+        default="0.22",
+        help="0.38: as newer servers, protobuf forward_backward bodies only (JSON gets 415)",
+    )
+    parser.add_argument(
+        "--allow-default-key",
+        action="store_true",
+        help="listen on a non-loopback --host with only the documented default key (warns)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=4096,
+        help="connections served (503 beyond; 0: no cap)",
+    )
+    parser.add_argument(
+        "--head-timeout", type=float, default=10.0, help="close a request head unfinished after (s)"
+    )
+    parser.add_argument(
+        "--body-timeout", type=float, default=60.0, help="408 to a body unfinished after (s)"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=64 << 20,
+        help="413 beyond this body size on forward/forward_backward",
+    )
+    parser.add_argument(
+        "--max-small-body-bytes",
+        type=int,
+        default=8 << 20,
+        help="413 beyond this body size on every other route",
+    )
+    parser.add_argument(
+        "--public-url", default=None, help="base URL of archive links (default: the bound address)"
+    )
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level")
+
+
+def add_serve_parser(sub: Any) -> None:
+    """Add ``serve`` to the ``mint-async`` subcommands (``sub``: from ``add_subparsers``)."""
+    p: argparse.ArgumentParser = sub.add_parser("serve", help=_HELP, description=_DESCRIPTION)
+    _add_arguments(p)
+    p.set_defaults(func=serve)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mint_async.server [serve options]``."""
-    from mint_async.cli import build_parser  # noqa: PLC0415 - one definition of the options
-
-    args = build_parser().parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    return serve(args)
+    # The same options, help and prog as ``mint-async serve``, without importing
+    # the cli module (which imports this one to assemble the subcommands).
+    parser = CommandParser(prog="mint-async serve", description=_DESCRIPTION)
+    _add_arguments(parser)
+    return serve(parser.parse_args(sys.argv[1:] if argv is None else argv))
