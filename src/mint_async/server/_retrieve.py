@@ -103,7 +103,7 @@ async def retrieve_future(core: ServerCore, req: Request) -> Response:
         return json_response(CompleteMetadataResponse(response_payload_size=len(payload)))
     core.futures.delivered(rec)
     if rec.phase is Phase.DONE:
-        count_result(core, rec.kind, binary=binary)
+        count_result(core.state, rec.kind, binary=binary)
     if binary:
         return Response(200, payload, PROTOBUF)
     return json_response(payload)

@@ -31,7 +31,7 @@ from ._state import Job, Model
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from ._core import ServerCore
+    from ._corelike import CoreLike
 
 __all__ = ["decode_sequenced", "enqueue", "fail_slot", "model_worker"]
 
@@ -48,7 +48,7 @@ class _SlotProbe(msgspec.Struct):
 _probe = msgspec.json.Decoder(_SlotProbe)
 
 
-def decode_sequenced(core: ServerCore, req: Request, tp: type[_T]) -> _T:
+def decode_sequenced(core: CoreLike, req: Request, tp: type[_T]) -> _T:
     """Decode a training request; on 400 still consume its slot so later ones do not wait.
 
     (tinker 0.22 keeps going with the next seq_id after a permanent 400.)
@@ -65,7 +65,7 @@ def decode_sequenced(core: ServerCore, req: Request, tp: type[_T]) -> _T:
         raise HTTPError(400, str(exc)) from None
 
 
-def fail_slot(core: ServerCore, req: Request, model_id: object, seq: object) -> None:
+def fail_slot(core: CoreLike, req: Request, model_id: object, seq: object) -> None:
     """Consume the slot ``(model_id, seq)`` of a rejected body, if it names a free one of ours."""
     model = core.state.models.get(model_id) if isinstance(model_id, str) else None
     if (
@@ -78,7 +78,7 @@ def fail_slot(core: ServerCore, req: Request, model_id: object, seq: object) -> 
         model.gate.put(seq, None)
 
 
-def _duplicate(core: ServerCore, rec: FutureRecord, op: str, model_id: str) -> Response:
+def _duplicate(core: CoreLike, rec: FutureRecord, op: str, model_id: str) -> Response:
     if rec.kind != op:
         msg = f"request id {rec.request_id} was already used by a {rec.kind} request, not {op}"
         raise HTTPError(400, msg)
@@ -87,7 +87,7 @@ def _duplicate(core: ServerCore, rec: FutureRecord, op: str, model_id: str) -> R
 
 
 def enqueue(
-    core: ServerCore,
+    core: CoreLike,
     req: Request,
     *,
     op: str,
@@ -126,7 +126,7 @@ def enqueue(
     return core.promise(rec, model_id=model_id)
 
 
-async def model_worker(core: ServerCore, model: Model) -> None:
+async def model_worker(core: CoreLike, model: Model) -> None:
     """Run a model's requests one at a time, in gate order, until it is unloaded.
 
     Cancelled when its session ends; a call running in a worker thread finishes

@@ -1,6 +1,6 @@
 """Handlers of the training-model endpoints (protocol §4.2-§4.4, §4.10).
 
-forward/forward_backward bodies may be JSON or protobuf (+zstd), see :mod:`._wire`.
+forward/forward_backward bodies may be JSON or protobuf (+zstd), see :mod:`._bodies`.
 
 Only structural problems answer 400 at submission: a body that does not
 decode, or one that asks for more work than the server takes (token ids
@@ -36,6 +36,7 @@ from mint_async.types import (
     UnloadModelResponse,
 )
 
+from ._bodies import decode_fwdbwd
 from ._checkpoints import read_checkpoint, write_checkpoint
 from ._futures import Encoded
 from ._http import HTTPError, Request, Response, json_response
@@ -43,7 +44,6 @@ from ._limits import check_fwdbwd, offloaded
 from ._runs import create_via_load, is_create_via_load
 from ._sequenced import decode_sequenced, enqueue, fail_slot
 from ._state import Model, Sampler
-from ._wire import decode_fwdbwd
 
 if TYPE_CHECKING:
     from ._core import ServerCore
