@@ -303,8 +303,9 @@ async def run(
 ) -> list[dict[str, Any]]:
     """Serve ``app`` on ``sock``: until interrupted, or (``requests`` > 0) for that many
     concurrent questions, whose answers are printed and returned."""
+    # ws="none": no websocket routes here (and older uvicorn warns importing new websockets).
     config = uvicorn.Config(
-        app, log_level="info" if access_log else "warning", access_log=access_log
+        app, log_level="info" if access_log else "warning", access_log=access_log, ws="none"
     )
     return await _serve(app, _Server(config, app), sock, requests)
 

@@ -314,6 +314,21 @@ def test_interpolation_is_linear(backend: SyntheticBackend, tmp_path: Path) -> N
         np.testing.assert_allclose(mid["a"], (a.a + b.a) / 2)
 
 
+def test_interpolation_that_overflows_float32_is_the_users_error(
+    backend: SyntheticBackend, tmp_path: Path
+) -> None:
+    """A finite but huge coefficient (1.2e308) is an InvalidInputError, not an overflow warning."""
+    model = new_model(backend, 1)
+    backend.forward_backward(model, [datum()], "cross_entropy", {}, backward=True)
+    backend.optim_step(model, t.AdamParams(learning_rate=0.1))
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    backend.save_state(model, src, kind="sampler")
+    with pytest.raises(InvalidInputError, match="too large"):
+        backend.interpolate([src, src], [1.2034280994825297e308, 0.5], out)
+
+
 def test_reverse_kl(backend: SyntheticBackend) -> None:
     """KL is zero against itself, positive against another model, and its gradient matches finite differences."""
     model = new_model(backend)

@@ -192,3 +192,17 @@ def test_load_clears_pending_gradients(backend: TorchBackend, tmp_path: Path) ->
     backend.forward_backward(model, [datum(TOKENS)], "cross_entropy", {}, backward=True)
     backend.load_state(model, ckpt, optimizer=True)
     assert all(p.grad is None for _, p in model.named_parameters())
+
+
+def test_interpolation_that_overflows_float32_is_the_users_error(
+    backend: TorchBackend, tmp_path: Path
+) -> None:
+    """A finite but huge coefficient overflows the mixed factors: InvalidInputError, nothing written."""
+    a = new_model(backend, seed=1)
+    _train(backend, a)
+    pa = _save(backend, a, tmp_path / "a", "sampler")
+    out = tmp_path / "mix"
+    out.mkdir()
+    with pytest.raises(InvalidInputError, match="too large"):
+        backend.interpolate([pa, pa], [1.2034280994825297e308, 0.5], out)
+    assert list(out.iterdir()) == []

@@ -57,6 +57,8 @@ from ._bigram_sampling import Detokenize, decode_table, sample_table
 
 __all__ = ["DEFAULT_MODELS", "SyntheticBackend", "SyntheticModel", "SyntheticSampler"]
 
+_OVERFLOW: Final = "the interpolation coefficients are too large: the weights overflow float32"
+
 DEFAULT_MODELS: Final = (
     "Qwen/Qwen3-0.6B",
     "Qwen/Qwen3-1.7B",
@@ -276,14 +278,21 @@ class SyntheticBackend(Backend[SyntheticModel, SyntheticSampler]):
         if any(lb != base_model or la.shape != loaded[0][1].shape for lb, la, _ in loaded):
             msg = "interpolated checkpoints must share the base model and the LoRA rank"
             raise InvalidInputError(msg)
-        a = sum(
-            (c * la for c, (_, la, _) in zip(coefficients, loaded, strict=True)),
-            np.zeros_like(loaded[0][1]),
-        )
-        b = sum(
-            (c * lb for c, (_, _, lb) in zip(coefficients, loaded, strict=True)),
-            np.zeros_like(loaded[0][2]),
-        )
+        try:
+            # Finite coefficients can still overflow the weights' float32 (1e308 * w).
+            with np.errstate(over="raise", invalid="raise"):
+                a = sum(
+                    (c * la for c, (_, la, _) in zip(coefficients, loaded, strict=True)),
+                    np.zeros_like(loaded[0][1]),
+                )
+                b = sum(
+                    (c * lb for c, (_, _, lb) in zip(coefficients, loaded, strict=True)),
+                    np.zeros_like(loaded[0][2]),
+                )
+        except FloatingPointError as exc:
+            raise InvalidInputError(_OVERFLOW) from exc
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            raise InvalidInputError(_OVERFLOW)
         with (out / _WEIGHTS_FILE).open("wb") as f:
             np.savez(f, a=a, b=b)
         self._write_config(out, base_model, int(a.shape[1]))

@@ -295,6 +295,10 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
             msg = "interpolated checkpoints must share the base model"
             raise InvalidInputError(msg)
         mixed = mix_adapters([adapter for _, adapter in loaded], coefficients)
+        if not all(bool(torch.isfinite(b).all()) for _, b in mixed.factors.values()):
+            # Finite coefficients can still overflow the float32 factors (1e308 * B).
+            msg = "the interpolation coefficients are too large: the weights overflow float32"
+            raise InvalidInputError(msg)
         write_adapter(
             out,
             mixed,
