@@ -21,22 +21,21 @@ Shared by ``mint-async serve`` and the loopback helpers of
 
 from __future__ import annotations
 
+# uvicorn runs on asyncio: its protocols hand us asyncio transports and timers, and
+# the guard mixes into them as an asyncio.Protocol. (Server-only: the client never loads this.)
+import asyncio
 import logging
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # uvicorn[standard] has it
 
 from ._app import MintServerApp
-
-if TYPE_CHECKING:
-    # uvicorn runs on asyncio: its protocols hand us asyncio transports and timers.
-    import asyncio
 
 __all__ = [
     "ConnectionLimits",
@@ -188,58 +187,44 @@ def _idle(cycle: _Cycle | None) -> bool:
     return cycle is None or cycle.response_complete
 
 
-class GuardedH11Protocol(H11Protocol):
+class _HeadGuarded(asyncio.Protocol):
+    """The head deadline and the accept cap, mixed into either of uvicorn's HTTP protocols."""
+
+    # Provided by uvicorn's protocol class this is mixed into.
+    config: uvicorn.Config
+    connections: set[Any]
+    loop: asyncio.AbstractEventLoop
+    cycle: Any
+    _mint_guard: _HeadGuard | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Register the connection; close it at once beyond the cap, else start its head clock."""
+        super().connection_made(transport)
+        limits = _limits_of(self.config)
+        if not _over_cap(limits, len(self.connections), transport):
+            self._mint_guard = _HeadGuard(transport, self.loop, limits)
+
+    def data_received(self, data: bytes) -> None:
+        """Parse, then tell the guard whether a head is pending or done."""
+        cycle = self.cycle
+        idle = _idle(cycle)
+        super().data_received(data)
+        if self._mint_guard is not None:
+            self._mint_guard.after_data(len(data), idle=idle, head_done=self.cycle is not cycle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the head clock, then let uvicorn clean up."""
+        if self._mint_guard is not None:
+            self._mint_guard.disarm()
+        super().connection_lost(exc)
+
+
+class GuardedH11Protocol(_HeadGuarded, H11Protocol):
     """uvicorn's h11 protocol with the head deadline and the accept cap."""
 
-    _mint_guard: _HeadGuard | None = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Register the connection; close it at once beyond the cap, else start its head clock."""
-        super().connection_made(transport)
-        limits = _limits_of(self.config)
-        if not _over_cap(limits, len(self.connections), transport):
-            self._mint_guard = _HeadGuard(transport, self.loop, limits)
-
-    def data_received(self, data: bytes) -> None:
-        """Parse, then tell the guard whether a head is pending or done."""
-        cycle = self.cycle
-        idle = _idle(cycle)
-        super().data_received(data)
-        if self._mint_guard is not None:
-            self._mint_guard.after_data(len(data), idle=idle, head_done=self.cycle is not cycle)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the head clock, then let uvicorn clean up."""
-        if self._mint_guard is not None:
-            self._mint_guard.disarm()
-        super().connection_lost(exc)
-
-
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
+class GuardedHttpToolsProtocol(_HeadGuarded, HttpToolsProtocol):
     """uvicorn's httptools protocol with the head deadline, the head cap and the accept cap."""
-
-    _mint_guard: _HeadGuard | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Register the connection; close it at once beyond the cap, else start its head clock."""
-        super().connection_made(transport)
-        limits = _limits_of(self.config)
-        if not _over_cap(limits, len(self.connections), transport):
-            self._mint_guard = _HeadGuard(transport, self.loop, limits)
-
-    def data_received(self, data: bytes) -> None:
-        """Parse, then tell the guard whether a head is pending or done."""
-        cycle = self.cycle
-        idle = _idle(cycle)
-        super().data_received(data)
-        if self._mint_guard is not None:
-            self._mint_guard.after_data(len(data), idle=idle, head_done=self.cycle is not cycle)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the head clock, then let uvicorn clean up."""
-        if self._mint_guard is not None:
-            self._mint_guard.disarm()
-        super().connection_lost(exc)
 
 
 def uvicorn_config(
