@@ -62,6 +62,19 @@ LOCK = ROOT / "requirements" / "ci.txt"
 LOCK_038 = ROOT / "requirements" / "ci-tinker038.txt"
 # The extras the lock covers (`dev` and `proto-gen` are not environments CI builds).
 LOCKED_EXTRAS = ["server", "torch", "plot", "wandb", "tests", "typing", "trio"]
+# What the test sessions install (every test session but the asyncio-only one adds trio).
+TEST_EXTRAS = ["server", "tests", "plot", "wandb", "torch"]
+
+
+def extras_spec(extras: list[str]) -> str:
+    """The project with ``extras``, as pip takes it: ``.[a,b]``."""
+    return f".[{','.join(extras)}]"
+
+
+def extra_flags(extras: list[str]) -> list[str]:
+    """``--extra a --extra b``, as ``uv pip compile`` takes them."""
+    return [arg for extra in extras for arg in ("--extra", extra)]
+
 
 # pytest exits with 5 when it collects no tests; that is not a failure of the suite.
 PYTEST_OK = [0, 5]
@@ -100,8 +113,7 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session, with_trio: bool) -> None:
     """The test suite; once with asyncio only, once on asyncio and trio."""
     # Without trio installed at all: proves the package needs nothing of it.
-    extras = "server,tests,plot,wandb,torch" + (",trio" if with_trio else "")
-    install(session, f".[{extras}]", TORCH)
+    install(session, extras_spec(TEST_EXTRAS + (["trio"] if with_trio else [])), TORCH)
     session.run("pytest", *session.posargs, env=OFFLINE_ENV, success_codes=PYTEST_OK)
 
 
@@ -114,7 +126,7 @@ def tests_latest(session: nox.Session) -> None:
     multi-GB CUDA download here). Ends by listing what differs from the lock.
     """
     session.install(
-        "--upgrade", "--upgrade-strategy", "eager", ".[server,tests,plot,wandb,torch,trio]", TORCH
+        "--upgrade", "--upgrade-strategy", "eager", extras_spec([*TEST_EXTRAS, "trio"]), TORCH
     )
     freeze = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
     python = session.run(
@@ -138,14 +150,14 @@ def tests_lowest(session: nox.Session) -> None:
     pins = tmp / "torch.in"
     pins.write_text(TORCH + "\n")
     lowest = tmp / "lowest.txt"
-    extras = ["server", "torch", "plot", "wandb", "tests", "trio"]
+    extras = [*TEST_EXTRAS, "trio"]
     session.run(
         "uv", "pip", "compile", "pyproject.toml", str(pins),
-        *[arg for extra in extras for arg in ("--extra", extra)],
+        *extra_flags(extras),
         "--resolution", "lowest-direct", "--python-version", PYTHONS[0], "--quiet",
         "-o", str(lowest),
     )  # fmt: skip
-    install(session, f".[{','.join(extras)}]", TORCH, lock=lowest)
+    install(session, extras_spec(extras), TORCH, lock=lowest)
     session.run("pytest", *session.posargs, env=OFFLINE_ENV, success_codes=PYTEST_OK)
 
 
@@ -196,9 +208,16 @@ def lock(session: nox.Session) -> None:
     # The tools and peers the sessions install beside the package, from this file's constants.
     ci_in = tmp / "ci.in"
     ci_in.write_text("\n".join([TORCH, *TINKER_022, *BENCH_DEPS, TRIO, RUFF]) + "\n")
-    extras = [arg for extra in LOCKED_EXTRAS for arg in ("--extra", extra)]
     session.run(
-        "uv", "pip", "compile", "pyproject.toml", str(ci_in), *extras, *common, "-o", str(LOCK)
+        "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        str(ci_in),
+        *extra_flags(LOCKED_EXTRAS),
+        *common,
+        "-o",
+        str(LOCK),
     )
     in_038 = tmp / "ci-tinker038.in"
     in_038.write_text(TINKER_038 + "\n")
