@@ -1,6 +1,6 @@
 """numpy (and optional torch) helpers used by the wire types.
 
-Kept apart from ``types.py`` so the Structs stay readable. Nothing here does I/O.
+Kept apart from ``mint_async.types`` so the Structs stay readable. Nothing here does I/O.
 """
 
 from __future__ import annotations

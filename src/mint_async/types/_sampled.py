@@ -1,0 +1,114 @@
+"""Sampling results (protocol §8.6)."""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
+
+import msgspec
+import numpy as np
+
+from .._arrays import (
+    ArrayInput,
+    as_array,
+)
+from ._base import Float32Array, Int32Array, StopReason, WireStruct, invalid
+
+
+class SampledSequence(WireStruct, dict=True, eq=False, kw_only=True):
+    """One sampled sequence.
+
+    ``tokens_np`` / ``logprobs_np`` are numpy arrays decoded straight from the
+    wire; ``tokens`` / ``logprobs`` are Python lists made on first access (the
+    official SDK's spelling).
+    """
+
+    stop_reason: StopReason
+    tokens_np: Int32Array = msgspec.field(name="tokens")
+    logprobs_np: Float32Array | None = msgspec.field(default=None, name="logprobs")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            stop_reason: StopReason,
+            tokens_np: ArrayInput,
+            logprobs_np: ArrayInput | None = None,
+        ) -> None: ...
+
+    def __post_init__(self) -> None:
+        if self.stop_reason not in ("length", "stop"):
+            msg = f"stop_reason must be 'length' or 'stop', got {self.stop_reason!r}"
+            raise invalid(msg)
+        tokens = self.tokens_np
+        if not (isinstance(tokens, np.ndarray) and tokens.dtype == np.int32):  # pyright: ignore[reportUnnecessaryComparison]
+            wide = as_array(tokens, "int64")
+            if wide.size and (wide.min() < 0 or wide.max() >= 2**31):
+                msg = "token ids must be in [0, 2**31)"
+                raise invalid(msg)
+            self.tokens_np = wide.astype(np.int32)
+        if self.logprobs_np is not None:
+            self.logprobs_np = as_array(self.logprobs_np, "float32")
+            if self.logprobs_np.shape != self.tokens_np.shape:
+                msg = "logprobs must have one entry per token"
+                raise invalid(msg)
+
+    @cached_property
+    def tokens(self) -> list[int]:
+        """The generated token ids as a list."""
+        values: list[int] = self.tokens_np.tolist()
+        return values
+
+    @cached_property
+    def logprobs(self) -> list[float] | None:
+        """The log-probability of each generated token, if requested."""
+        if self.logprobs_np is None:
+            return None
+        values: list[float] = self.logprobs_np.tolist()
+        return values
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SampledSequence):
+            return NotImplemented
+        same_logprobs = (self.logprobs_np is None) == (other.logprobs_np is None) and (
+            self.logprobs_np is None
+            or other.logprobs_np is None
+            or np.array_equal(self.logprobs_np, other.logprobs_np, equal_nan=True)
+        )
+        return (
+            self.stop_reason == other.stop_reason
+            and np.array_equal(self.tokens_np, other.tokens_np)
+            and bool(same_logprobs)
+        )
+
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
+
+
+TopkEntry: TypeAlias = tuple[int, float]
+
+
+class SampleResponse(WireStruct, tag="sample", tag_field="type", kw_only=True):
+    """The result of ``sample``: one sequence per sample, plus prompt logprobs when asked."""
+
+    sequences: list[SampledSequence]
+    prompt_logprobs: list[float | None] | None = None
+    topk_prompt_logprobs: list[list[TopkEntry] | None] | None = None
+    prompt_cache_hit_tokens: int | None = None
+    """[0.38] How many prompt tokens hit the server's prompt cache."""
+
+    @property
+    def prompt_logprobs_np(self) -> Float32Array | None:
+        """``prompt_logprobs`` as a float32 array, NaN where the server computed none."""
+        if self.prompt_logprobs is None:
+            return None
+        return np.array(
+            [math.nan if v is None else v for v in self.prompt_logprobs], dtype=np.float32
+        )
+
+
+class SampleResult(SampleResponse, tag="sample", tag_field="type", kw_only=True):
+    """A SampleResponse plus the ``policy_version`` of the sampler replica (MinT docs)."""
+
+    policy_version: int | None = None
