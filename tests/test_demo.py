@@ -86,6 +86,17 @@ def test_cli_runs_against_a_given_endpoint(
         assert "local server" not in text and "step    3/3" in text
 
 
+def test_cli_batches_flag_splits_each_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    """--batches reaches DemoSettings.batches (the plan line shows the split); 0 is a usage error."""
+    argv = ["demo", "--backend", "synthetic", "--steps", "2", "--max-operand", "3", "--no-table"]
+    assert cli.main([*argv, "--batches", "3"]) == 0
+    assert "(3 per pass over all 9" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv, "--batches", "0"])
+    assert exc.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
 def test_cli_reports_failures_with_exit_status_one(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

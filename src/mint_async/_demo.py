@@ -334,6 +334,7 @@ def main(args: argparse.Namespace) -> int:
         rank=args.rank,
         steps=args.steps,
         learning_rate=args.lr,
+        batches=args.batches,
         max_operand=args.max_operand,
         seed=args.seed,
         show_table=not args.no_table,

@@ -41,6 +41,15 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse turns the ValueError into a usage error)."""
+    value = int(text)
+    if value < 1:
+        msg = f"must be at least 1, got {value}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--base-url", help="MinT endpoint (default: env MINT_BASE_URL, else local)")
     demo.add_argument("--api-key", help="API key (default: env MINT_API_KEY)")
@@ -56,6 +65,12 @@ def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
         "--steps", type=int, default=None, help="training steps (default: per backend)"
     )
     demo.add_argument("--lr", type=float, default=None, help="learning rate (default: per backend)")
+    demo.add_argument(
+        "--batches",
+        type=_positive_int,
+        default=None,
+        help="batches per pass over the questions, one step each (default: per backend)",
+    )
     demo.add_argument("--max-operand", type=int, default=9, help="questions cover a, b in 1..N")
     demo.add_argument("--seed", type=int, default=0, help="seed of the local model and the LoRA")
     demo.add_argument("--no-table", action="store_true", help="skip the table of answers")
