@@ -68,6 +68,10 @@ def install_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     for module in ("mint_async._transport", "mint_async._futures"):
         monkeypatch.setattr(f"{module}.time", clock)
         monkeypatch.setattr(f"{module}.backoff_sleep", clock.sleep)
+    # The billing pause (_retry) and the session token's expiry (_auth) read the clock too.
+    monkeypatch.setattr("mint_async._retry.time", clock)
+    monkeypatch.setattr("mint_async._retry.sleep", clock.sleep)
+    monkeypatch.setattr("mint_async._auth.time", clock)
     return clock
 
 

@@ -1,14 +1,17 @@
-"""Retry decisions and backoff (protocol §6), with a testing switch that turns sleeps off.
+"""Retry decisions, backoff and the billing pause (protocol §6), with a testing switch that turns sleeps off.
 
 The decision is the compact one of the openai / Stainless clients: honour
 ``x-should-retry``; retry 408, 409, 429 and 5xx; back off exponentially with
 jitter unless the server sent ``Retry-After`` (0 < s <= 60). Every decision is
-logged at debug level with its reason by the caller.
+logged at debug level with its reason (:func:`~mint_async._errors.log_decision`).
+A 402 is not retried like the others: :class:`BillingWindow` pauses requests in
+5 s steps for a bounded window instead.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import time
 from collections.abc import Mapping
@@ -17,10 +20,21 @@ from typing import Final
 import anyio
 
 from ._config import RetryPolicy
+from ._errors import Answer, log_decision, status_error
 
-__all__ = ["backoff_delay", "retry_after", "set_testing", "should_retry_status", "sleep"]
+__all__ = [
+    "BillingWindow",
+    "backoff_delay",
+    "retry_after",
+    "set_testing",
+    "should_retry_status",
+    "sleep",
+]
+
+logger = logging.getLogger("mint_async")
 
 RETRYABLE_STATUSES: Final = frozenset({408, 409, 429})
+_BILLING_STEP: Final = 5.0
 
 _testing = False
 
@@ -95,3 +109,46 @@ def backoff_delay(
         return hinted
     base = min(policy.initial_delay * 2.0**retries_taken, policy.max_delay)
     return base * (1 - 0.25 * random.random())  # noqa: S311 - jitter, not cryptography
+
+
+class BillingWindow:
+    """Protocol §5.5, §6.2: a 402 pauses requests in 5 s steps, for a bounded window.
+
+    The window starts at the first 402 and ends with any successful answer
+    (:meth:`end`); a 402 after it raises BillingError. One per transport: every
+    request and poll to the server shares it.
+    """
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+
+    def end(self) -> None:
+        """Forget an earlier 402: the next one starts a new window (the server answered)."""
+        self._started = None
+
+    async def pause(self, resp: Answer, *, window: float, subject: str, attempt: int) -> None:
+        """Sleep one step after a 402 inside the window; raise its BillingError once past it."""
+        now = time.monotonic()
+        if self._started is None:
+            self._started = now
+        waited = now - self._started
+        if waited >= window:
+            self._started = None
+            log_decision(
+                subject,
+                attempt=attempt,
+                status=resp.status_code,
+                action="raise",
+                reason=f"402 after the billing window ({waited:.0f} s of {window:g} s)",
+            )
+            raise status_error(resp)
+        logger.warning("billing problem (402); pausing requests for 5 s")
+        log_decision(
+            subject,
+            attempt=attempt,
+            status=resp.status_code,
+            action="pause",
+            reason=f"402 within the billing window ({waited:.0f} s of {window:g} s)",
+            delay=_BILLING_STEP,
+        )
+        await sleep(_BILLING_STEP)

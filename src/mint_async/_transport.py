@@ -1,11 +1,14 @@
-"""HTTP transport: the only module that imports httpx.
+"""HTTP transport: sends the client's requests, with the protocol's retries, to one server.
 
-It owns one ``httpx.AsyncClient`` per traffic class (session, train, sample,
-retrieve), each behind an anyio ``CapacityLimiter`` so that, e.g., a thousand
-held ``retrieve_future`` long polls queue among themselves and never starve a
-submission. It adds the headers every request carries, bootstraps
-``client/config`` and the JWT exchange, retries per protocol §6, and translates
-httpx's errors into ours at exactly one place (:func:`_map_transport_errors`).
+It owns one connection pool per traffic class (session, train, sample,
+retrieve; :mod:`._pools` picks them), each behind an anyio ``CapacityLimiter``
+so that, e.g., a thousand held ``retrieve_future`` long polls queue among
+themselves and never starve a submission. It adds the headers every request
+carries, bootstraps ``client/config`` and the session token (:mod:`._auth`),
+retries per protocol §6, waits out billing pauses, and lets only our exceptions
+out: httpx's are translated at one place (:mod:`._errors`). httpx is used at run
+time by this layer alone (here, ``_errors``, ``_pools`` and the built-in pool
+``_http11``); the clients name its types in annotations only.
 
 A hostile or broken server cannot hang, flood or leak through it (issue 12):
 
@@ -21,51 +24,39 @@ A hostile or broken server cannot hang, flood or leak through it (issue 12):
 
 Any ``httpx.AsyncBaseTransport`` can be plugged in (``MockTransport`` for fault
 scripts, ``ASGITransport`` for an in-process server, a faster transport from
-the package index); the default is httpx's own.
+the package index); the default is the built-in HTTP/1.1 pool.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import platform
 import time
-import urllib.request
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio
 import httpx
 import msgspec
-import orjson
 
 from . import _codec
 from . import types as t
+from ._auth import SessionTokens
 from ._config import PROTOCOL_SDK_VERSION, ClientConfig, TrafficClass
-from ._exceptions import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    BillingError,
-    ClientClosedError,
-    ConflictError,
-    InternalServerError,
-    NotFoundError,
-    PermissionDeniedError,
-    PromiseExpiredError,
-    RateLimitError,
-    RemoteProtocolError,
-    ResponseTooLargeError,
-    UnprocessableEntityError,
-)
-from ._http11 import STREAM_BODY, Http11Transport
-from ._redaction import redact, redact_bytes, scrub_chain
-from ._retry import backoff_delay, should_retry_status
+from ._errors import is_read_timeout as is_read_timeout
+from ._errors import log_decision as log_decision
+from ._errors import map_transport_errors
+from ._errors import status_error as status_error
+from ._exceptions import APIConnectionError, ClientClosedError, NotFoundError
+from ._http11 import STREAM_BODY
+from ._pools import environment_proxy as environment_proxy
+from ._pools import open_pool
+from ._redaction import redact_bytes
+from ._response_body import read_capped
+from ._retry import BillingWindow, backoff_delay, should_retry_status
 from ._retry import sleep as backoff_sleep
 from ._version import __version__
 
@@ -82,21 +73,6 @@ logger = logging.getLogger("mint_async")
 
 USER_AGENT: Final = f"mint_async/{__version__} (Python {platform.python_version()}; tinker-protocol {PROTOCOL_SDK_VERSION})"
 _TRAFFIC: Final[tuple[TrafficClass, ...]] = ("session", "train", "sample", "retrieve")
-_STATUS_ERRORS: Final[dict[int, type[APIStatusError]]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    402: BillingError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: ConflictError,
-    410: PromiseExpiredError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
-}
-_BODY_PREVIEW: Final = 2000
-_BILLING_STEP: Final = 5.0
-_OLD_TOKENS: Final = 4
-"""Session tokens remembered for redaction after a refresh (a server may echo an old one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,171 +89,6 @@ class Response:
         return self.headers.get("content-type", "")
 
 
-def _body_of(response: Response) -> object:
-    preview = response.content[:_BODY_PREVIEW]
-    try:
-        parsed: object = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return preview.decode("utf-8", "replace")
-    return parsed
-
-
-def status_error(response: Response, *, request_id: str | None = None) -> APIStatusError:
-    """The APIStatusError subclass for an error response (message like the SDK's)."""
-    body = _body_of(response)
-    cls = _STATUS_ERRORS.get(response.status_code)
-    if cls is None:
-        cls = InternalServerError if response.status_code >= 500 else APIStatusError
-    text = response.content[:_BODY_PREVIEW].decode("utf-8", "replace")
-    message = f"Error code: {response.status_code} - {text}"
-    return cls(message, status_code=response.status_code, body=body, request_id=request_id)
-
-
-@contextlib.contextmanager
-def _map_transport_errors(what: str, secrets: tuple[str, ...] = ()) -> Generator[None]:
-    """Translate httpx's transport exceptions into ours (never mentioning credentials)."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        msg = f"{what} timed out ({type(exc).__name__})"
-        raise APITimeoutError(msg) from exc
-    except (httpx.RemoteProtocolError, httpx.DecodingError) as exc:
-        scrub_chain(exc, secrets)
-        msg = redact(f"{what} failed: the server broke the protocol: {exc}", secrets)
-        raise RemoteProtocolError(msg) from exc
-    except httpx.RequestError as exc:
-        scrub_chain(exc, secrets)
-        msg = redact(f"{what} failed: {type(exc).__name__}: {exc}", secrets)
-        raise APIConnectionError(msg) from exc
-
-
-async def _read_raw(resp: httpx.Response, cap: int | None, subject: str) -> bytes:
-    """The raw (still encoded) body, stopped as soon as it passes ``cap`` bytes.
-
-    Stopping early must not abandon the stream's async generators half-way (the
-    transport's and, with httpx, httpcore's): trio warns about each one, and their
-    cleanup would run at garbage collection. So the read is cancelled instead: the
-    next read inside the innermost layer raises, and every layer unwinds through it.
-    """
-    stream = resp.stream
-    if not isinstance(stream, httpx.AsyncByteStream):  # pragma: no cover - sync-only stream
-        return await resp.aread()
-    parts: list[bytes] = []
-    size = 0
-    # The scope must enclose the stream's first read: the transport's generators open
-    # cancel scopes of their own, which must nest inside this one.
-    with anyio.CancelScope() as drain:
-        async for part in stream:
-            size += len(part)
-            if cap is not None and size > cap:
-                drain.cancel()  # data still buffered is drained and dropped
-            else:
-                parts.append(part)
-    if cap is not None and size > cap:
-        msg = f"{subject}: the response exceeded max_response_bytes={cap}"
-        raise ResponseTooLargeError(msg)
-    return b"".join(parts)
-
-
-def _decode(headers: httpx.Headers, raw: bytes, cap: int | None, subject: str) -> bytes:
-    """A body decoded per its Content-Encoding, counted against ``cap`` as it inflates.
-
-    We never ask for an encoding, but a server may send one anyway. It is decoded
-    by httpx in 64 KiB steps (sync, so nothing is left for trio's finalizers), so
-    a compression bomb stops within one step (about 64 MiB) of the cap; a broken
-    encoding raises httpx.DecodingError, a RemoteProtocolError at the boundary.
-    """
-    step = 65536
-    pieces = (raw[i : i + step] for i in range(0, len(raw), step))
-    encoded = httpx.Response(200, headers=headers, content=pieces)
-    parts: list[bytes] = []
-    size = 0
-    for part in encoded.iter_bytes():
-        size += len(part)
-        if cap is not None and size > cap:
-            msg = f"{subject}: the decoded response exceeded max_response_bytes={cap}"
-            raise ResponseTooLargeError(msg)
-        parts.append(part)
-    return b"".join(parts)
-
-
-def environment_proxy(base_url: str) -> str | None:
-    """The proxy the environment names for ``base_url``, as ``httpx.AsyncClient(trust_env=True)`` reads it.
-
-    ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (either case) by the URL's
-    scheme, none when ``NO_PROXY`` covers the host. Used by
-    ``http_client="httpx"``; the built-in pool connects directly.
-    """
-    url = httpx.URL(base_url)
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(url.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(url.host):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
-
-
-def is_read_timeout(exc: BaseException) -> bool:
-    """Whether a transport failure was a timeout *waiting for the response*.
-
-    The connection was made and the request sent, so the server is alive and
-    holding it (a long poll held past our read timeout). Connect, write and
-    pool timeouts, refusals and resets are not: those are connection errors.
-    """
-    return isinstance(exc, APITimeoutError) and isinstance(exc.__cause__, httpx.ReadTimeout)
-
-
-def log_decision(
-    subject: str,
-    *,
-    attempt: int,
-    status: int | None,
-    action: str,
-    reason: str,
-    delay: float | None = None,
-) -> None:
-    """Log one retry decision at DEBUG: what was tried, how it ended, what happens next and why.
-
-    ``action`` is one word: ``retry`` (after ``delay`` s), ``repoll`` (at once),
-    ``refresh`` (the token, then replay), ``pause`` (billing), ``resubmit``,
-    ``raise`` (not retryable) or ``give_up`` (retries exhausted). The record
-    also carries the fields as ``retry_action``, ``retry_reason``,
-    ``retry_attempt``, ``retry_status`` and ``retry_delay`` for structured handlers.
-    """
-    if not logger.isEnabledFor(logging.DEBUG):
-        return
-    outcome = f"status {status}" if status is not None else "no response"
-    then = f"{action} in {delay:.2f} s" if delay is not None else action
-    logger.debug(
-        "%s: attempt %d got %s; %s: %s",
-        subject,
-        attempt,
-        outcome,
-        then,
-        reason,
-        extra={
-            "retry_action": action,
-            "retry_reason": reason,
-            "retry_attempt": attempt,
-            "retry_status": status,
-            "retry_delay": delay,
-        },
-    )
-
-
-def _jwt_times(token: str) -> tuple[float | None, float | None]:
-    """``(exp, iat)`` claims of a JWT, without verifying it (protocol §2.3)."""
-    try:
-        payload = token.split(".")[1]
-        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        exp, iat = claims.get("exp"), claims.get("iat")
-        return (
-            float(exp) if isinstance(exp, int | float) else None,
-            float(iat) if isinstance(iat, int | float) else None,
-        )
-    except (IndexError, ValueError, AttributeError, orjson.JSONDecodeError):
-        return None, None
-
-
 class Transport:
     """Sends requests to one server; create one per ServiceClient and close it with ``aclose``."""
 
@@ -290,13 +101,9 @@ class Transport:
         self._limiters = {tc: anyio.CapacityLimiter(config.limits.for_class(tc)) for tc in _TRAFFIC}
         self._server_config: t.ClientConfigResponse | None = None
         self._bootstrap_lock = anyio.Lock()
-        self._jwt: str | None = None
-        self._old_jwts: list[str] = []
-        self._jwt_refresh_at = 0.0
-        self._jwt_expires_at = 0.0
-        self._jwt_lock = anyio.Lock()
+        self._tokens = SessionTokens()
         self._closed = False
-        self._billing_started: float | None = None
+        self._billing = BillingWindow()
         base = config.base_url.rstrip("/") + "/"
         self._base = base
         self._urls: dict[str, httpx.URL] = {}
@@ -312,37 +119,19 @@ class Transport:
     # -- lifecycle -----------------------------------------------------------------
 
     def _pool(self, traffic: TrafficClass) -> httpx.AsyncBaseTransport:
-        """The connection pool of a traffic class (created on first use)."""
+        """The connection pool of a traffic class (opened on first use)."""
         if self._closed:
             msg = "this client is closed"
             raise ClientClosedError(msg)
         pool = self._pools.get(traffic)
         if pool is None:
-            if self._user_transport is not None:
-                pool = self._user_transport
-            elif self.config.http_client == "httpx" or self.config.http2:
-                cap = self.config.limits.for_class(traffic)
-                limits = httpx.Limits(
-                    max_connections=cap + 16,
-                    max_keepalive_connections=min(cap, self.config.limits.keepalive),
-                )
-                pool = httpx.AsyncHTTPTransport(
-                    limits=limits,
-                    http2=self.config.http2,
-                    retries=0,
-                    proxy=environment_proxy(self._base),
-                )
-            else:
-                # One lean pool serves every class; the limiters keep the classes apart.
-                shared = next(
-                    (p for p in self._pools.values() if isinstance(p, Http11Transport)), None
-                )
-                most = self.config.limits.max_response_bytes
-                pool = shared or Http11Transport(
-                    max_idle=self.config.limits.keepalive,
-                    max_inline=most if most is not None else 1 << 62,
-                )
-            self._pools[traffic] = pool
+            pool = self._pools[traffic] = open_pool(
+                self.config,
+                traffic,
+                base_url=self._base,
+                user_transport=self._user_transport,
+                open_pools=self._pools.values(),
+            )
         return pool
 
     def _url(self, path: str) -> httpx.URL:
@@ -386,8 +175,7 @@ class Transport:
     @property
     def secrets(self) -> tuple[str, ...]:
         """The credentials to redact from anything a server sends back: the key and its tokens."""
-        jwt = (self._jwt,) if self._jwt is not None else ()
-        return (self.config.api_key, *jwt, *self._old_jwts)
+        return (self.config.api_key, *self._tokens.secrets)
 
     # -- bootstrap and auth --------------------------------------------------------
 
@@ -409,42 +197,18 @@ class Transport:
         return self._server_config
 
     async def _credential(self, *, force_refresh: bool = False) -> str:
+        """What ``X-API-Key`` carries: the key itself, or a session token when the server wants one."""
         config = await self.server_config()
         if not config.pjwt_auth_enabled or self.config.api_key.startswith("eyJ"):
             return self.config.api_key
-        now = time.time()
-        if not force_refresh and self._jwt is not None and now < self._jwt_refresh_at:
-            return self._jwt
-        async with self._jwt_lock:
-            now = time.time()
-            if not force_refresh and self._jwt is not None and now < self._jwt_refresh_at:
-                return self._jwt
-            try:
-                resp = await self.request(
-                    "POST", "api/v1/auth/token", body=b"{}", traffic="session", auth=False
-                )
-                token = _codec.decode(t.AuthTokenResponse, resp.content).jwt
-            except (APIConnectionError, APIStatusError) as exc:
-                if self._jwt is not None and now < self._jwt_expires_at - 5:
-                    logger.warning(
-                        "JWT refresh failed (%s); using the current token", type(exc).__name__
-                    )
-                    return self._jwt
-                raise
-            exp, iat = _jwt_times(token)
-            now = time.time()
-            if exp is None:
-                # Unparseable expiry: treat as short-lived and refresh soon.
-                self._jwt_refresh_at, self._jwt_expires_at = now + 60, now + 120
-            else:
-                lifetime = exp - (iat if iat is not None else now)
-                self._jwt_refresh_at = exp - max(60.0, 0.1 * lifetime)
-                self._jwt_expires_at = exp
-            if self._jwt is not None:
-                self._old_jwts = [self._jwt, *self._old_jwts][:_OLD_TOKENS]
-            self._jwt = token
-            logger.debug("obtained a session token (expires in %.0f s)", self._jwt_expires_at - now)
-            return token
+        return await self._tokens.get(self._fetch_token, force_refresh=force_refresh)
+
+    async def _fetch_token(self) -> str:
+        """Exchange the API key for a new session token (``auth/token``, protocol §2.3)."""
+        resp = await self.request(
+            "POST", "api/v1/auth/token", body=b"{}", traffic="session", auth=False
+        )
+        return _codec.decode(t.AuthTokenResponse, resp.content).jwt
 
     # -- sending ---------------------------------------------------------------------
 
@@ -479,7 +243,7 @@ class Transport:
         limit = timeout if timeout is not None else self.config.timeouts.request
         subject = f"{method} /{path.split('?', 1)[0]}"
         async with self._limiters[traffic]:
-            with _map_transport_errors(subject, self.secrets):
+            with map_transport_errors(subject, self.secrets):
                 # One deadline for the whole attempt: httpx's read timeout bounds each
                 # wait for bytes, so a server dripping a byte per interval would
                 # otherwise hold the call forever (issue 12). It starts once the
@@ -497,26 +261,13 @@ class Transport:
     ) -> Response:
         resp = await pool.handle_async_request(request)
         try:
-            content = await self._read_capped(resp, subject)
+            content = await read_capped(resp, self.config.limits.max_response_bytes, subject)
         finally:
             await resp.aclose()
         if resp.status_code >= 300:
             # Error bodies end up in exception messages and logs: no credentials there.
             content = redact_bytes(content, self.secrets)
         return Response(resp.status_code, resp.headers, content)
-
-    async def _read_capped(self, resp: httpx.Response, subject: str) -> bytes:
-        """The body, refused as soon as it is known to exceed ``Limits.max_response_bytes``."""
-        cap = self.config.limits.max_response_bytes
-        declared = resp.headers.get("content-length", "")
-        if cap is not None and declared.isdecimal() and int(declared) > cap:
-            msg = (
-                f"{subject}: the response announces {declared} bytes, over max_response_bytes={cap}"
-            )
-            raise ResponseTooLargeError(msg)
-        raw = await _read_raw(resp, cap, subject)
-        coding = resp.headers.get("content-encoding", "").strip().lower()
-        return raw if coding in ("", "identity") else _decode(resp.headers, raw, cap, subject)
 
     async def request(
         self,
@@ -572,13 +323,13 @@ class Transport:
             else:
                 status = answered = resp.status_code
                 if status < 300 or (expect_redirect and 300 <= status < 400):
-                    self._billing_started = None
+                    self._billing.end()
                     return resp
                 if (
                     status == 401
                     and auth
                     and not replayed_auth
-                    and self._jwt is not None
+                    and self._tokens.current is not None
                     and "invalid_token" in resp.headers.get("www-authenticate", "")
                 ):
                     replayed_auth = True
@@ -646,44 +397,17 @@ class Transport:
 
     def end_billing_pause(self) -> None:
         """Forget an earlier 402: the next one starts a new billing window (the server answered)."""
-        self._billing_started = None
+        self._billing.end()
 
     async def billing_pause(
         self, resp: Response, *, subject: str = "request", attempt: int = 1
     ) -> None:
-        """Wait out a 402 in 5 s steps within the billing window (protocol §5.5, §6.2).
-
-        The window starts at the first 402 and ends with any successful answer
-        (:meth:`end_billing_pause`); a 402 after it raises BillingError.
-        """
-        now = time.monotonic()
-        if self._billing_started is None:
-            self._billing_started = now
+        """Wait out a 402 within the billing window, or raise BillingError after it (see BillingWindow)."""
         config = await self.server_config()
         window = min(
             self.config.retry.billing_pause, float(config.billing_exception_max_pause_duration_sec)
         )
-        waited = now - self._billing_started
-        if waited >= window:
-            self._billing_started = None
-            log_decision(
-                subject,
-                attempt=attempt,
-                status=resp.status_code,
-                action="raise",
-                reason=f"402 after the billing window ({waited:.0f} s of {window:g} s)",
-            )
-            raise status_error(resp)
-        logger.warning("billing problem (402); pausing requests for 5 s")
-        log_decision(
-            subject,
-            attempt=attempt,
-            status=resp.status_code,
-            action="pause",
-            reason=f"402 within the billing window ({waited:.0f} s of {window:g} s)",
-            delay=_BILLING_STEP,
-        )
-        await backoff_sleep(_BILLING_STEP)
+        await self._billing.pause(resp, window=window, subject=subject, attempt=attempt)
 
     async def post_json(
         self, path: str, payload: msgspec.Struct, *, traffic: TrafficClass = "train", **kwargs: Any
@@ -713,11 +437,13 @@ class Transport:
         extensions = {**self._timeout(timeout), STREAM_BODY: True}
         request = httpx.Request("GET", target, headers=hdrs, extensions=extensions)
         subject = f"GET {url.split('?', 1)[0]}"
-        with _map_transport_errors(subject, self.secrets):
+        with map_transport_errors(subject, self.secrets):
             resp = await pool.handle_async_request(request)
             try:
                 if resp.status_code >= 300:
-                    content = await self._read_capped(resp, subject)
+                    content = await read_capped(
+                        resp, self.config.limits.max_response_bytes, subject
+                    )
                     raise status_error(
                         Response(
                             resp.status_code,

@@ -1,0 +1,68 @@
+"""Which connection pool serves a traffic class: httpx's own, or the built-in HTTP/1.1 pool.
+
+The transport keeps one pool per traffic class (session, train, sample,
+retrieve) and asks :func:`open_pool` for each on first use:
+
+* a transport the user plugged in (``MockTransport``, ``ASGITransport``...) serves every class;
+* ``http_client="httpx"`` or ``http2=True``: one ``httpx.AsyncHTTPTransport`` per class,
+  sized by the class's limit, honouring the environment's proxy (:func:`environment_proxy`);
+* otherwise the lean built-in pool (:class:`~mint_async._http11.Http11Transport`), one
+  shared by every class: the transport's per-class limiters keep the classes apart.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterable
+
+import httpx
+
+from ._config import ClientConfig, TrafficClass
+from ._http11 import Http11Transport
+
+__all__ = ["environment_proxy", "open_pool"]
+
+
+def environment_proxy(base_url: str) -> str | None:
+    """The proxy the environment names for ``base_url``, as ``httpx.AsyncClient(trust_env=True)`` reads it.
+
+    ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` (either case) by the URL's
+    scheme, none when ``NO_PROXY`` covers the host. Used by
+    ``http_client="httpx"``; the built-in pool connects directly.
+    """
+    url = httpx.URL(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(url.host):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def open_pool(
+    config: ClientConfig,
+    traffic: TrafficClass,
+    *,
+    base_url: str,
+    user_transport: httpx.AsyncBaseTransport | None,
+    open_pools: Iterable[httpx.AsyncBaseTransport],
+) -> httpx.AsyncBaseTransport:
+    """The pool for ``traffic``: the user's transport, a new httpx pool, or the shared built-in one."""
+    if user_transport is not None:
+        return user_transport
+    if config.http_client == "httpx" or config.http2:
+        cap = config.limits.for_class(traffic)
+        limits = httpx.Limits(
+            max_connections=cap + 16,
+            max_keepalive_connections=min(cap, config.limits.keepalive),
+        )
+        return httpx.AsyncHTTPTransport(
+            limits=limits, http2=config.http2, retries=0, proxy=environment_proxy(base_url)
+        )
+    # One lean pool serves every class; the limiters keep the classes apart.
+    shared = next((p for p in open_pools if isinstance(p, Http11Transport)), None)
+    if shared is not None:
+        return shared
+    most = config.limits.max_response_bytes
+    return Http11Transport(
+        max_idle=config.limits.keepalive, max_inline=most if most is not None else 1 << 62
+    )
