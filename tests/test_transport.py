@@ -65,7 +65,7 @@ class FakeClock:
 def install_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """Run the transport's and the poll loop's clocks and backoff sleeps on a FakeClock."""
     clock = FakeClock()
-    for module in ("mint_async._transport", "mint_async._futures"):
+    for module in ("mint_async._transport", "mint_async._polling"):
         monkeypatch.setattr(f"{module}.time", clock)
         monkeypatch.setattr(f"{module}.backoff_sleep", clock.sleep)
     # The billing pause (_retry) and the session token's expiry (_auth) read the clock too.
