@@ -337,22 +337,34 @@ async def test_sample_backpressure_keeps_seq_id_and_410_takes_a_new_one() -> Non
     assert [b["seq_id"] for b in mock.submissions("asample")] == [0, 0, 0, 1]
 
 
+async def test_sampling_next_seq_id_is_a_deprecated_alias_of_reserve_seq_id() -> None:
+    """SamplingClient.next_seq_id() warns (DeprecationWarning) and still reserves, like reserve_seq_id()."""
+    mock = TrainingMock()
+    mock.script("create_sampling_session", {"sampling_session_id": "s:sample:0"})
+    async with mock.service() as svc:
+        sc = await svc.create_sampling_client()
+        assert sc.reserve_seq_id() == 0
+        with pytest.warns(DeprecationWarning, match="reserve_seq_id"):
+            assert sc.next_seq_id() == 1
+        assert sc.reserve_seq_id() == 2  # the alias took one
+
+
 async def test_sampling_client_pickles_with_namespaces() -> None:
     """Unpickled copies draw seq_ids from their own namespace: random, or pinned with with_seq_namespace."""
     mock = TrainingMock()
     mock.script("create_sampling_session", {"sampling_session_id": "s:sample:0"})
     async with mock.service() as svc:
         sc = await svc.create_sampling_client()
-        assert sc.next_seq_id() == 0
+        assert sc.reserve_seq_id() == 0
         copy = pickle.loads(pickle.dumps(sc))
         assert (
             isinstance(copy, mint_async.SamplingClient) and copy.sampling_session_id == "s:sample:0"
         )
         assert 1 <= copy.seq_namespace < 10**9
         pinned = pickle.loads(pickle.dumps(sc.with_seq_namespace(7)))
-        assert [pinned.next_seq_id() for _ in range(2)] == [7 * 10**9, 7 * 10**9 + 1]
+        assert [pinned.reserve_seq_id() for _ in range(2)] == [7 * 10**9, 7 * 10**9 + 1]
         again = pickle.loads(pickle.dumps(sc.with_seq_namespace(7)))
-        assert again.next_seq_id() == 7 * 10**9  # deterministic per namespace
+        assert again.reserve_seq_id() == 7 * 10**9  # deterministic per namespace
         await copy.aclose()
         await pinned.aclose()
         await again.aclose()

@@ -1,18 +1,24 @@
 """What every client of one ServiceClient shares, and the two ways of calling the server.
 
 * :func:`call` — a synchronous endpoint: POST/GET, decode the answer.
-* :func:`submit` — an asynchronous operation: POST, decode the promise, return a
-  :class:`~mint_async._futures.PollingFuture` for its result.
+* :func:`start_operation` — an asynchronous operation: POST, decode the promise,
+  return a :class:`~mint_async._futures.PollingFuture` for its result.
+
+Also the one way a caller learns of the HTTP retries of its submissions
+(:func:`reporting_retries`, used by the pipelines and the load generator) and
+the queue-state methods every client shares (:class:`QueueStateObservable`).
+This is the floor of the client core: it imports no client, no pipeline.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import msgspec
 
@@ -21,23 +27,56 @@ from . import types as t
 from ._config import ClientConfig, TrafficClass
 from ._exceptions import APIResponseValidationError, DecodeError
 from ._futures import PollingFuture, PollSettings, QueueStateMonitor
+from ._tokenizer import TokenizerCache
 from ._transport import Response, Transport
 from ._wire import Wire
 
 if TYPE_CHECKING:
-    from ._tokenizer import TokenizerCache
+    import httpx
 
-__all__ = ["ClientContext", "call", "decode_response", "submit", "submission_retry_hook"]
+    from ._futures import QueueStateObserver, QueueStatus
 
-submission_retry_hook: ContextVar[Callable[[int | None], None] | None] = ContextVar(
-    "mint_async_submission_retry_hook", default=None
+__all__ = [
+    "ClientContext",
+    "QueueStateObservable",
+    "RetryObserver",
+    "call",
+    "current_retry_observer",
+    "decode_response",
+    "reporting_retries",
+    "start_operation",
+]
+
+RetryObserver: TypeAlias = Callable[[int | None], None]
+"""Told ``status`` (None for a connection error) before each HTTP retry of a submission."""
+
+_retry_observer: ContextVar[RetryObserver | None] = ContextVar(
+    "mint_async_retry_observer", default=None
 )
-"""The ``on_retry`` of submissions made in this context that name none.
 
-A training pipeline sets it around a TrainingClient call, so 429s on that call's
-submissions (every chunk of a batch included) shrink the pipeline's window
-without an ``on_retry`` parameter on every public training method.
-"""
+
+@contextmanager
+def reporting_retries(observer: RetryObserver) -> Generator[None]:
+    """Report the HTTP retries of every submission started inside this block to ``observer``.
+
+    The one channel by which retries reach a caller (a pipeline's window, the load
+    generator's counters): a context variable rather than an ``on_retry`` parameter
+    on every public client method. It covers every request a call makes (each
+    chunk of a batch, in the tasks the call starts) and, for a sample, the later
+    resubmissions after the server lost it (:class:`~mint_async.SampleFuture`
+    keeps the observer it was submitted under).
+    """
+    token = _retry_observer.set(observer)
+    try:
+        yield
+    finally:
+        _retry_observer.reset(token)
+
+
+def current_retry_observer() -> RetryObserver | None:
+    """The observer of the innermost :func:`reporting_retries` block, if any."""
+    return _retry_observer.get()
+
 
 T = TypeVar("T")
 
@@ -59,6 +98,50 @@ class ClientContext:
     sampling_seq: Iterator[int] = field(default_factory=itertools.count)
     """The session's sampling-session counter (shared by both ways of creating one)."""
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    @classmethod
+    def standalone(
+        cls,
+        config: ClientConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        owns_transport: bool = True,
+    ) -> ClientContext:
+        """A context on a new transport of its own, with no session yet.
+
+        An unpickled client makes one and closes it with itself (``owns_transport``);
+        a ServiceClient makes one (``owns_transport=False``: its clients leave the
+        transport open) and fills in ``session_id`` once it has created the session.
+        """
+        return cls(
+            transport=Transport(config, transport),
+            config=config,
+            session_id=None,
+            poll=PollSettings(
+                retrieve_timeout=config.timeouts.retrieve, stuck_timeout=config.stuck_timeout
+            ),
+            tokenizers=TokenizerCache(),
+            wire=Wire(config.wire),
+            owns_transport=owns_transport,
+        )
+
+
+class QueueStateObservable:
+    """The queue-state methods of the sampling and training clients (one ``_monitor`` each)."""
+
+    _monitor: QueueStateMonitor
+
+    def on_queue_state_change(self, observer: QueueStateObserver) -> None:
+        """Call ``observer(state, reason)`` whenever the server's queue state changes."""
+        self._monitor.add_observer(observer)
+
+    def remove_queue_state_observer(self, observer: QueueStateObserver) -> None:
+        """Stop calling an observer added with :meth:`on_queue_state_change`."""
+        self._monitor.remove_observer(observer)
+
+    def queue_status(self) -> QueueStatus:
+        """The last queue state the server reported for this client's requests."""
+        return self._monitor.status()
 
 
 def decode_response(tp: type[T], resp: Response) -> T:
@@ -88,7 +171,7 @@ async def call(
     return decode_response(result_type, resp)
 
 
-async def submit(
+async def start_operation(
     ctx: ClientContext,
     path: str,
     payload: msgspec.Struct | None,
@@ -101,12 +184,13 @@ async def submit(
     max_retries: int | None = None,
     binary_decoder: Callable[[bytes], T] | None = None,
     body: bytes | None = None,
-    on_retry: Callable[[int | None], None] | None = None,
+    on_retry: RetryObserver | None = None,
     resubmit_lost: bool = True,
 ) -> PollingFuture[T]:
-    """Submit an asynchronous operation and return the future of its result.
+    """Start an asynchronous operation (POST it) and return the future of its result.
 
-    Retries of the submission send the same body, so the same ``seq_id``.
+    Retries of the submission send the same body, so the same ``seq_id``; they are
+    reported to ``on_retry``, else to the :func:`reporting_retries` observer.
     ``body`` (already encoded) takes the place of ``payload`` when given. With
     ``resubmit_lost``, a promise the server reports lost (410) is recovered by
     resubmitting the same body (same ``seq_id``: exactly-once on a deduplicating server).
@@ -114,7 +198,7 @@ async def submit(
     started = time.monotonic()
     data = body if body is not None else _codec.encode(payload)
     if on_retry is None:
-        on_retry = submission_retry_hook.get()
+        on_retry = _retry_observer.get()
 
     async def post() -> t.UntypedAPIFuture:
         resp = await ctx.transport.request(

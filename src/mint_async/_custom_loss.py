@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
@@ -21,9 +21,7 @@ from ._futures import APIFuture, MapFuture
 if TYPE_CHECKING:
     import torch
 
-    from ._training import TrainingClient
-
-__all__ = ["CustomLossFn", "run_custom_loss"]
+__all__ = ["CustomLossFn", "ForwardClient", "run_custom_loss"]
 
 CustomLossFn: TypeAlias = (
     "Callable[[list[t.Datum], list[torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]"
@@ -31,8 +29,19 @@ CustomLossFn: TypeAlias = (
 """``loss_fn(data, logprobs) -> (loss, metrics)``; ``logprobs[i]`` has the shape of datum i's targets."""
 
 
+class ForwardClient(Protocol):
+    """What a custom loss needs of a :class:`~mint_async.TrainingClient`: its two passes."""
+
+    async def forward(
+        self, data: Sequence[t.Datum], loss_fn: t.LossFnType = "cross_entropy"
+    ) -> APIFuture[t.ForwardBackwardOutput]: ...
+    async def forward_backward(
+        self, data: Sequence[t.Datum], loss_fn: t.LossFnType = "cross_entropy"
+    ) -> APIFuture[t.ForwardBackwardOutput]: ...
+
+
 async def run_custom_loss(
-    tc: TrainingClient, data: Sequence[t.Datum], loss_fn: CustomLossFn
+    tc: ForwardClient, data: Sequence[t.Datum], loss_fn: CustomLossFn
 ) -> APIFuture[t.ForwardBackwardOutput]:
     """Run the three steps above; returns the backward pass's future (metrics from ``loss_fn``)."""
     torch_mod: Any = import_torch()

@@ -14,95 +14,33 @@ namespace in ``[1, 10**9)`` as the official SDK does.
 from __future__ import annotations
 
 import itertools
-import logging
 import secrets
-from collections.abc import Callable
+import warnings
 from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
-
 from . import types as t
-from ._context import ClientContext, call, submit
-from ._exceptions import ClientClosedError, InvalidInputError, PromiseExpiredError
-from ._futures import APIFuture, PollingFuture, QueueStateMonitor, QueueStateObserver, QueueStatus
+from ._context import (
+    ClientContext,
+    QueueStateObservable,
+    RetryObserver,
+    call,
+    current_retry_observer,
+    start_operation,
+)
+from ._exceptions import ClientClosedError, InvalidInputError
+from ._futures import PollingFuture, QueueStateMonitor
 from ._pipeline import SamplePipeline
+from ._sample_future import SampleFuture as SampleFuture
 
 if TYPE_CHECKING:
     from ._config import ClientConfig
 
-__all__ = ["SampleFuture", "SamplingClient"]
-
-logger = logging.getLogger("mint_async")
+__all__ = ["SampleFuture", "SamplingClient", "open_sampling_session"]
 
 SEQ_NAMESPACE_SIZE: Final = 10**9
-MAX_RESUBMITS: Final = 5
-"""How many times a sample the server lost (410) is resubmitted before the error surfaces."""
 
 
-class SampleFuture(APIFuture[t.SampleResponse]):
-    """The future of one sample request; its ``request_id`` is known before it is sent."""
-
-    def __init__(
-        self,
-        client: SamplingClient,
-        request: t.SampleRequest,
-        inner: PollingFuture[t.SampleResponse],
-        *,
-        on_retry: Callable[[int | None], None] | None = None,
-    ) -> None:
-        super().__init__()
-        self._client = client
-        self._request = request
-        self._inner = inner
-        self._on_retry = on_retry
-        """Told of the HTTP retries of resubmissions too (the first submission's hook)."""
-        self.resubmits: int = 0
-        """How often the request was resubmitted after the server lost it."""
-        self._earlier_polls = 0
-
-    @property
-    def seq_id(self) -> int:
-        """The seq_id of the current attempt."""
-        assert self._request.seq_id is not None
-        return self._request.seq_id
-
-    @property
-    def request_id(self) -> str:
-        """``<sampling_session_id>:<seq_id>`` of the current attempt."""
-        return self._client.request_id_for(self.seq_id)
-
-    @property
-    def polls(self) -> int:
-        """``retrieve_future`` calls made for the current attempt."""
-        return self._inner.polls
-
-    @property
-    def total_polls(self) -> int:
-        """``retrieve_future`` calls made over every attempt (resubmissions included)."""
-        return self._earlier_polls + self._inner.polls
-
-    async def _resolve(self) -> t.SampleResponse:
-        while True:
-            try:
-                return await self._inner
-            except PromiseExpiredError:
-                if self.resubmits >= MAX_RESUBMITS:
-                    raise
-                self.resubmits += 1
-                self._earlier_polls += self._inner.polls
-                old = self.request_id
-                self._request = msgspec.structs.replace(
-                    self._request, seq_id=self._client.next_seq_id()
-                )
-                logger.debug(
-                    "sample %s expired on the server; resubmitting as %s", old, self.request_id
-                )
-                self._inner = await self._client.post_request(
-                    self._request, on_retry=self._on_retry
-                )
-
-
-class SamplingClient:
+class SamplingClient(QueueStateObservable):
     """Samples from one sampling session.
 
     Example::
@@ -158,31 +96,35 @@ class SamplingClient:
         """This copy's seq_id namespace (seq_ids are ``namespace * 10**9 + n``)."""
         return self._namespace
 
-    def next_seq_id(self) -> int:
-        """Reserve the next seq_id of this client."""
+    def reserve_seq_id(self) -> int:
+        """Reserve the next seq_id of this client (each call takes a new one)."""
         n = next(self._counter)
         if n >= SEQ_NAMESPACE_SIZE:
             msg = "this sampling client used up its seq_id namespace; create a new one"
             raise InvalidInputError(msg)
         return self._namespace * SEQ_NAMESPACE_SIZE + n
 
+    def next_seq_id(self) -> int:
+        """Deprecated alias of :meth:`reserve_seq_id` (it reserves; it does not peek)."""
+        warnings.warn(
+            "SamplingClient.next_seq_id() reserves a seq_id; call reserve_seq_id() instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.reserve_seq_id()
+
     def request_id_for(self, seq_id: int) -> str:
         """The deterministic request id of ``seq_id`` in this session."""
         return f"{self._id}:{seq_id}"
 
-    # -- queue state ------------------------------------------------------------------
+    def request_id_of(self, request: t.SampleRequest) -> str:
+        """The request id of a request made by :meth:`build_request` (its seq_id is set)."""
+        if request.seq_id is None:
+            msg = "the request has no seq_id; make it with build_request()"
+            raise InvalidInputError(msg)
+        return self.request_id_for(request.seq_id)
 
-    def on_queue_state_change(self, observer: QueueStateObserver) -> None:
-        """Call ``observer(state, reason)`` whenever the server's queue state changes."""
-        self._monitor.add_observer(observer)
-
-    def remove_queue_state_observer(self, observer: QueueStateObserver) -> None:
-        """Stop calling an observer added with :meth:`on_queue_state_change`."""
-        self._monitor.remove_observer(observer)
-
-    def queue_status(self) -> QueueStatus:
-        """The last queue state the server reported for this client's requests."""
-        return self._monitor.status()
+    # -- pipelines --------------------------------------------------------------------
 
     def pipeline(
         self,
@@ -230,13 +172,13 @@ class SamplingClient:
             prompt=prompt,
             sampling_params=sampling_params if sampling_params is not None else t.SamplingParams(),
             sampling_session_id=self._id,
-            seq_id=self.next_seq_id() if seq_id is None else seq_id,
+            seq_id=self.reserve_seq_id() if seq_id is None else seq_id,
             prompt_logprobs=include_prompt_logprobs,
             topk_prompt_logprobs=topk_prompt_logprobs,
         )
 
     async def post_request(
-        self, request: t.SampleRequest, *, on_retry: Callable[[int | None], None] | None = None
+        self, request: t.SampleRequest, *, on_retry: RetryObserver | None = None
     ) -> PollingFuture[t.SampleResponse]:
         """POST one request and return the future of its result (no resubmission on 410)."""
         if self._closed:
@@ -245,7 +187,7 @@ class SamplingClient:
         # 429 is backpressure, not failure: the transport waits and resubmits
         # the same seq_id; give it a long budget (bounded by give_up_after).
         plan = self._ctx.wire.plan(await self._ctx.transport.server_config())
-        return await submit(
+        return await start_operation(
             self._ctx,
             "api/v1/asample",
             request,
@@ -262,8 +204,15 @@ class SamplingClient:
         )
 
     async def submit(self, request: t.SampleRequest) -> SampleFuture:
-        """Send a request built by :meth:`build_request`; returns once the server accepted it."""
-        return SampleFuture(self, request, await self.post_request(request))
+        """Send a request built by :meth:`build_request`; returns once the server accepted it.
+
+        The HTTP retries of the submission, and of its resubmissions should the
+        server lose it, are reported to the :func:`~mint_async._context.reporting_retries`
+        observer current here.
+        """
+        on_retry = current_retry_observer()
+        inner = await self.post_request(request, on_retry=on_retry)
+        return SampleFuture(self, request, inner, on_retry=on_retry)
 
     async def submit_sample(
         self,
@@ -397,15 +346,13 @@ def _unpickle_sampling_client(
     tokenizer_id: str | None,
     seq_namespace: int | None = None,
 ) -> SamplingClient:
-    from ._service import standalone_context  # noqa: PLC0415 - avoids an import cycle
-
     namespace = (
         seq_namespace
         if seq_namespace is not None
         else 1 + secrets.randbelow(SEQ_NAMESPACE_SIZE - 1)
     )
     return SamplingClient(
-        standalone_context(config),
+        ClientContext.standalone(config),
         sampling_session_id,
         base_model=base_model,
         model_path=model_path,

@@ -13,45 +13,20 @@ import anyio.abc
 
 from . import types as t
 from ._config import PROTOCOL_SDK_VERSION, ClientConfig
-from ._context import ClientContext, call, submit
+from ._context import ClientContext, call, start_operation
 from ._exceptions import APIConnectionError, APIStatusError, ClientClosedError, InvalidInputError
-from ._futures import PollSettings
 from ._rest import RestClient
 from ._sampling import SamplingClient, open_sampling_session
-from ._tokenizer import TokenizerCache
 from ._training import MetricsSink, TrainingClient
-from ._transport import Transport
-from ._wire import Wire
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["ServiceClient", "standalone_context"]
+__all__ = ["ServiceClient"]
 
 logger = logging.getLogger("mint_async")
 
 _HEARTBEAT_WARN_AFTER: Final = 120.0
-
-
-def _poll_settings(config: ClientConfig) -> PollSettings:
-    return PollSettings(
-        retrieve_timeout=config.timeouts.retrieve, stuck_timeout=config.stuck_timeout
-    )
-
-
-def standalone_context(
-    config: ClientConfig, transport: httpx.AsyncBaseTransport | None = None
-) -> ClientContext:
-    """A context with its own transport and no session (for unpickled sampling clients)."""
-    return ClientContext(
-        transport=Transport(config, transport),
-        config=config,
-        session_id=None,
-        poll=_poll_settings(config),
-        tokenizers=TokenizerCache(),
-        wire=Wire(config.wire),
-        owns_transport=True,
-    )
 
 
 class ServiceClient:
@@ -136,14 +111,9 @@ class ServiceClient:
             msg = "a ServiceClient cannot be reopened; create a new one"
             raise ClientClosedError(msg)
         self._state = "open"
-        transport = Transport(self._config, self._transport_arg)
-        self._ctx = ClientContext(
-            transport=transport,
-            config=self._config,
-            session_id=None,
-            poll=_poll_settings(self._config),
-            tokenizers=TokenizerCache(),
-            wire=Wire(self._config.wire),
+        # The clients it creates share this transport; only the ServiceClient closes it.
+        self._ctx = ClientContext.standalone(
+            self._config, self._transport_arg, owns_transport=False
         )
         tg = anyio.create_task_group()
         await tg.__aenter__()
@@ -307,7 +277,7 @@ class ServiceClient:
             lora_config=lora,
             user_metadata=dict(user_metadata) if user_metadata is not None else None,
         )
-        fut = await submit(
+        fut = await start_operation(
             ctx, "api/v1/create_model", request, t.CreateModelResponse, request_type="CreateModel"
         )
         created = await fut
@@ -373,7 +343,7 @@ class ServiceClient:
             coefficients=list(coefficients),
             output_path=output_path,
         )
-        fut = await submit(
+        fut = await start_operation(
             ctx,
             "api/v1/mint/checkpoints/interpolate",
             request,

@@ -13,67 +13,30 @@ submits both back to back so they land in the same server cycle.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-
-import anyio
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 from . import types as t
-from ._chunking import combine_outputs, estimate_bytes, split_batch
-from ._context import ClientContext, call, submit
-from ._exceptions import APIResponseValidationError, APIStatusError, InvalidInputError
-from ._futures import (
-    APIFuture,
-    GatherFuture,
-    MapFuture,
-    PollingFuture,
-    QueueStateMonitor,
-    QueueStateObserver,
-    QueueStatus,
-)
+from ._context import ClientContext, QueueStateObservable, call, start_operation
+from ._custom_loss import CustomLossFn, run_custom_loss
+from ._exceptions import APIResponseValidationError, InvalidInputError
+from ._futures import APIFuture, MapFuture, QueueStateMonitor
 from ._ordering import SequenceGate
 from ._pipeline import TrainingPipeline
 from ._sampling import SamplingClient, open_sampling_session
-from ._wire import UNSUPPORTED_MEDIA_TYPE, WirePlan, encode_fwdbwd
+from ._training_ops import ForwardBackwardFuture as ForwardBackwardFuture
+from ._training_ops import OrderedSender
 
 if TYPE_CHECKING:
     from ._config import ClientConfig
-    from ._custom_loss import CustomLossFn
 
 __all__ = ["ForwardBackwardFuture", "MetricsSink", "TrainingClient"]
 
 logger = logging.getLogger("mint_async")
 
-T = TypeVar("T")
-
 MetricsSink = Callable[[str, dict[str, float]], None]
 """Receives ``(operation, metrics)`` for every completed forward_backward / optim_step."""
-
-_THREAD_ENCODE_BYTES: Final = 1_000_000
-"""Batches estimated above this size are encoded in a worker thread, off the event loop."""
-
-
-class ForwardBackwardFuture(GatherFuture[t.ForwardBackwardOutput, t.ForwardBackwardOutput]):
-    """The future of a forward / forward_backward call: its chunks' results, combined."""
-
-    def __init__(
-        self,
-        parts: Sequence[APIFuture[t.ForwardBackwardOutput]],
-        sink: Callable[[t.ForwardBackwardOutput], None] | None = None,
-    ) -> None:
-        super().__init__(parts, self._combine_and_report)
-        self._sink = sink
-
-    def _combine_and_report(
-        self, outputs: list[t.ForwardBackwardOutput]
-    ) -> t.ForwardBackwardOutput:
-        out = combine_outputs(outputs)
-        if self._sink is not None:
-            self._sink(out)
-        return out
 
 
 def _check_path(path: str, what: str) -> None:
@@ -90,13 +53,7 @@ def _check_name(name: str) -> None:
         raise InvalidInputError(msg)
 
 
-def _has_image_pointer(data: Sequence[t.Datum]) -> bool:
-    return any(
-        isinstance(chunk, t.ImageAssetPointerChunk) for d in data for chunk in d.model_input.chunks
-    )
-
-
-class TrainingClient:
+class TrainingClient(QueueStateObservable):
     """Trains one LoRA model. Create it with ``ServiceClient.create_lora_training_client``."""
 
     def __init__(
@@ -113,6 +70,7 @@ class TrainingClient:
         self._base_model = base_model
         self._gate = SequenceGate(first_seq_id=first_seq_id)
         self._monitor = QueueStateMonitor(f"training run {model_id}")
+        self._sender = OrderedSender(ctx, model_id, self._gate, self._monitor)
         self._sink = metrics_sink
         self._info: t.GetInfoResponse | None = None
 
@@ -133,18 +91,6 @@ class TrainingClient:
     def next_seq_id(self) -> int:
         """The seq_id the next operation will get (the first after creation is 1)."""
         return self._gate.next_seq_id
-
-    def on_queue_state_change(self, observer: QueueStateObserver) -> None:
-        """Call ``observer(state, reason)`` whenever the server's queue state changes."""
-        self._monitor.add_observer(observer)
-
-    def remove_queue_state_observer(self, observer: QueueStateObserver) -> None:
-        """Stop calling an observer added with :meth:`on_queue_state_change`."""
-        self._monitor.remove_observer(observer)
-
-    def queue_status(self) -> QueueStatus:
-        """The last queue state the server reported for this run's requests."""
-        return self._monitor.status()
 
     def pipeline(
         self,
@@ -190,24 +136,7 @@ class TrainingClient:
             (self._ctx.config, self._model_id, self._base_model, self._gate.next_seq_id),
         )
 
-    # -- submission helpers ----------------------------------------------------------
-
-    async def _ordered(
-        self,
-        path: str,
-        build: Callable[[int], msgspec.Struct],
-        result_type: type[T],
-        request_type: str,
-    ) -> PollingFuture[T]:
-        async with self._gate.turn(1) as (seq_id,):
-            return await submit(
-                self._ctx,
-                path,
-                build(seq_id),
-                result_type,
-                request_type=request_type,
-                monitor=self._monitor,
-            )
+    # -- results -----------------------------------------------------------------------
 
     def _report(self, operation: str, metrics: dict[str, float] | None) -> None:
         if self._sink is not None and metrics:
@@ -224,121 +153,9 @@ class TrainingClient:
         *,
         backward: bool,
     ) -> ForwardBackwardFuture:
-        if isinstance(data, t.Datum) or not isinstance(data, Sequence):
-            msg = "data must be a list of types.Datum"
-            raise InvalidInputError(msg)
-        if not data:
-            msg = "data must not be empty"
-            raise InvalidInputError(msg)
-        for i, datum in enumerate(data):
-            if not isinstance(datum, t.Datum):
-                msg = f"data[{i}] must be a types.Datum, got {type(datum).__name__}"
-                raise InvalidInputError(msg)
-        # Validates the loss function and its config before any seq_id is taken.
-        t.ForwardBackwardInput(data=[], loss_fn=loss_fn, loss_fn_config=loss_fn_config)
-        server = await self._ctx.transport.server_config()
-        plan = self._ctx.wire.plan(server)
-        if plan.send_binary and not plan.fallback_to_json and _has_image_pointer(data):
-            msg = "image_asset_pointer chunks cannot travel on the binary wire; send images inline (ImageChunk)"
-            raise InvalidInputError(msg)
-        chunks = split_batch(
-            data, max_len=server.fwdbwd_max_chunk_len, max_bytes=server.fwdbwd_max_chunk_bytes_count
-        )
-        if backward:
-            path, request_type = "api/v1/forward_backward", "ForwardBackward"
-        elif plan.forward_via_fwdbwd:
-            path, request_type = "api/v1/forward_backward", "Forward"
-        else:
-            # tinker 0.22 sends `forward` as JSON to /forward whatever the fwdbwd flags say.
-            path, request_type = "api/v1/forward", "Forward"
-            plan = dataclasses.replace(plan, send_binary=False, compress=False)
-        futures: list[PollingFuture[t.ForwardBackwardOutput]] = [None] * len(chunks)  # type: ignore[list-item]
-
-        async def send(
-            i: int,
-            request: t.ForwardBackwardRequest | t.ForwardRequest,
-            body: bytes,
-            headers: dict[str, str],
-        ) -> None:
-            try:
-                futures[i] = await self._submit_body(path, request_type, body, headers, plan)
-            except APIStatusError as exc:
-                # A server that only takes protobuf bodies: switch the wire to
-                # binary and resend this chunk as protobuf (the same request, so
-                # the same seq_id: a deduplicating server still runs it once).
-                # Every JSON chunk of the batch may get here, the later ones
-                # after the wire has already switched; each is resent once.
-                if (
-                    exc.status_code != UNSUPPORTED_MEDIA_TYPE
-                    or headers
-                    or not self._ctx.wire.refused_json()
-                ):
-                    raise
-                binary = self._ctx.wire.plan(server)
-                body, headers = await anyio.to_thread.run_sync(encode_fwdbwd, request, binary)
-                futures[i] = await self._submit_body(path, request_type, body, headers, binary)
-
-        async with self._gate.turn(len(chunks)) as seq_ids:
-            requests = [
-                self._chunk_request(chunk, seq_id, loss_fn, loss_fn_config, backward=backward)
-                for chunk, seq_id in zip(chunks, seq_ids, strict=True)
-            ]
-            encoded = await self._encode(
-                requests, plan, big=sum(estimate_bytes(d) for d in data) > _THREAD_ENCODE_BYTES
-            )
-            if len(chunks) > 1 and server.parallel_fwdbwd_chunks:
-                # All chunks share one turn; the first goes last, so the server
-                # (which waits for seq_ids in order) sees the whole batch at once.
-                async with anyio.create_task_group() as tg:
-                    for i in range(1, len(chunks)):
-                        tg.start_soon(send, i, requests[i], *encoded[i])
-                await send(0, requests[0], *encoded[0])
-            else:
-                for i, (request, (body, headers)) in enumerate(zip(requests, encoded, strict=True)):
-                    await send(i, request, body, headers)
+        parts = await self._sender.start_batch(data, loss_fn, loss_fn_config, backward=backward)
         op = "forward_backward" if backward else "forward"
-        return ForwardBackwardFuture(futures, sink=lambda out: self._report(op, out.metrics))
-
-    async def _submit_body(
-        self, path: str, request_type: str, body: bytes, headers: dict[str, str], plan: WirePlan
-    ) -> PollingFuture[t.ForwardBackwardOutput]:
-        return await submit(
-            self._ctx,
-            path,
-            None,
-            t.ForwardBackwardOutput,
-            request_type=request_type,
-            monitor=self._monitor,
-            body=body,
-            headers=headers or None,
-            binary_decoder=self._ctx.wire.result_decoder(t.ForwardBackwardOutput, plan),
-        )
-
-    def _chunk_request(
-        self,
-        chunk: list[t.Datum],
-        seq_id: int,
-        loss_fn: t.LossFnType,
-        loss_fn_config: dict[str, float] | None,
-        *,
-        backward: bool,
-    ) -> t.ForwardBackwardRequest | t.ForwardRequest:
-        fbi = t.ForwardBackwardInput(data=chunk, loss_fn=loss_fn, loss_fn_config=loss_fn_config)
-        if backward:
-            return t.ForwardBackwardRequest(
-                forward_backward_input=fbi, model_id=self._model_id, seq_id=seq_id
-            )
-        return t.ForwardRequest(forward_input=fbi, model_id=self._model_id, seq_id=seq_id)
-
-    @staticmethod
-    async def _encode(
-        requests: list[t.ForwardBackwardRequest | t.ForwardRequest], plan: WirePlan, *, big: bool
-    ) -> list[tuple[bytes, dict[str, str]]]:
-        if not big and not plan.compress:
-            return [encode_fwdbwd(r, plan) for r in requests]
-        # Large (or compressed) bodies are encoded in a worker thread so the event
-        # loop keeps serving other requests (an RL step's samples, long polls).
-        return await anyio.to_thread.run_sync(lambda: [encode_fwdbwd(r, plan) for r in requests])
+        return ForwardBackwardFuture(parts, sink=lambda out: self._report(op, out.metrics))
 
     # -- training operations ---------------------------------------------------------
 
@@ -385,8 +202,6 @@ class TrainingClient:
         forward pass, differentiates ``loss`` and submits a ``cross_entropy``
         forward_backward whose weights are ``-dloss/dlogprobs``. Needs torch.
         """
-        from ._custom_loss import run_custom_loss  # noqa: PLC0415 - torch is optional
-
         return await run_custom_loss(self, data, loss_fn)
 
     async def optim_step(
@@ -402,7 +217,7 @@ class TrainingClient:
         if not isinstance(params, t.AdamParams):
             msg = "adam_params must be a types.AdamParams"
             raise InvalidInputError(msg)
-        fut = await self._ordered(
+        fut = await self._sender.start(
             "api/v1/optim_step",
             lambda seq: t.OptimStepRequest(adam_params=params, model_id=self._model_id, seq_id=seq),
             t.OptimStepResponse,
@@ -420,7 +235,7 @@ class TrainingClient:
     ) -> APIFuture[t.SaveWeightsResponse]:
         """Save weights and optimizer state as ``tinker://<run>/weights/<name>``."""
         _check_name(name)
-        return await self._ordered(
+        return await self._sender.start(
             "api/v1/save_weights",
             lambda seq: t.SaveWeightsRequest(
                 model_id=self._model_id,
@@ -435,7 +250,7 @@ class TrainingClient:
 
     async def _load(self, path: str, *, optimizer: bool) -> APIFuture[t.LoadWeightsResponse]:
         _check_path(path, "path")
-        return await self._ordered(
+        return await self._sender.start(
             "api/v1/load_weights",
             lambda seq: t.LoadWeightsRequest(
                 model_id=self._model_id, path=path, seq_id=seq, optimizer=optimizer
@@ -457,7 +272,7 @@ class TrainingClient:
     ) -> APIFuture[t.SaveWeightsForSamplerResponse]:
         """Save sampler weights as ``tinker://<run>/sampler_weights/<name>``."""
         _check_name(name)
-        fut = await self._ordered(
+        fut = await self._sender.start(
             "api/v1/save_weights_for_sampler",
             lambda seq: t.SaveWeightsForSamplerRequest(
                 model_id=self._model_id, seq_id=seq, path=name, ttl_seconds=ttl_seconds
@@ -483,7 +298,7 @@ class TrainingClient:
         """
         del name
         sampling_seq = next(self._ctx.sampling_seq)
-        fut = await self._ordered(
+        fut = await self._sender.start(
             "api/v1/save_weights_for_sampler",
             lambda seq: t.SaveWeightsForSamplerRequest(
                 model_id=self._model_id, seq_id=seq, sampling_session_seq_id=sampling_seq
@@ -535,7 +350,7 @@ class TrainingClient:
             seq_id=seq_id,
         )
         async with self._gate.turn(0):
-            return await submit(
+            return await start_operation(
                 self._ctx,
                 "api/v1/mint/forward_backward_reverse_kl",
                 request,
@@ -570,8 +385,6 @@ class TrainingClient:
 def _unpickle_training_client(
     config: ClientConfig, model_id: str, base_model: str, next_seq_id: int
 ) -> TrainingClient:
-    from ._service import standalone_context  # noqa: PLC0415 - avoids an import cycle
-
     return TrainingClient(
-        standalone_context(config), model_id, base_model=base_model, first_seq_id=next_seq_id
+        ClientContext.standalone(config), model_id, base_model=base_model, first_seq_id=next_seq_id
     )

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from mint_async import APIFuture, SampleFuture, ServiceClient
+from mint_async import APIFuture, ServiceClient
 from mint_async import types as t
+from mint_async._context import reporting_retries
 from mint_async.server import FaultConfig, ServerConfig
 from mint_async.testing import serve_loopback
 
@@ -59,7 +60,7 @@ async def test_training_total_polls_sum_their_parts() -> None:
 
 
 async def test_sample_future_reports_retries_of_resubmissions() -> None:
-    """The on_retry hook given to SampleFuture also hears the 429s of a 410 resubmission."""
+    """The reporting_retries observer of a sample's submit also hears the 429s of a 410 resubmission."""
     config = ServerConfig(faults=FaultConfig.parse("sample_429=0.3,retrieve_410=0.3,seed=9"))
     statuses: list[int | None] = []
     with serve_loopback(config) as srv:
@@ -67,8 +68,9 @@ async def test_sample_future_reports_retries_of_resubmissions() -> None:
             sc = await svc.create_sampling_client()
             for _ in range(30):
                 request = sc.build_request(PROMPT, 1, PARAMS)
-                inner = await sc.post_request(request, on_retry=statuses.append)
-                await SampleFuture(sc, request, inner, on_retry=statuses.append)
+                with reporting_retries(statuses.append):
+                    fut = await sc.submit(request)
+                await fut  # awaited outside the block: the future kept the observer
             fired = srv.statistics().faults
     assert fired["retrieve_410"] > 0
     assert statuses.count(429) == fired["sample_429"] > 0

@@ -1,6 +1,6 @@
 """Timing one server request: submit, accept, result — what every workload's operation uses.
 
-:class:`OpContext` wraps the client's own calls (``SamplingClient.post_request``,
+:class:`OpContext` wraps the client's own calls (``SamplingClient.submit``,
 ``TrainingClient.forward_backward``, ...). Each request is bounded by the
 run's ``request_timeout`` when one is set (an expired request is an error,
 ``Timeout``; without one no cancel scope is spent per request: the run's own
@@ -71,7 +71,7 @@ class OpContext:
         return Pending(stats, started, started + timeout)
 
     def on_retry(self, status: int | None) -> None:
-        """Count a retried submission (the client's ``on_retry`` hook)."""
+        """Count a retried submission (the observer given to ``reporting_retries``)."""
         self.recorder.retry(status)
 
     def _begin(self, kind: str) -> tuple[KindStats, float]:

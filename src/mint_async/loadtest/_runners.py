@@ -1,7 +1,7 @@
 """How each workload runs one operation, on the client's own primitives.
 
-Sampling goes through ``SamplingClient.build_request`` / ``post_request`` /
-``SampleFuture`` — the calls :class:`~mint_async.SamplePipeline` makes — but
+Sampling goes through ``SamplingClient.build_request`` / ``submit`` under
+``reporting_retries`` — the calls :class:`~mint_async.SamplePipeline` makes — but
 without a pipeline: the load model, not an adaptive window, decides how much
 is in flight, and nothing is retained per request (a pipeline keeps every
 handle and result until it closes; a load test may run millions of requests).
@@ -25,8 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import types as t
+from .._context import reporting_retries
 from .._futures import APIFuture
-from .._sampling import SampleFuture, SamplingClient
+from .._sampling import SamplingClient
 from .._service import ServiceClient
 from .._training import TrainingClient
 from ._context import OpContext, Pending
@@ -124,8 +125,8 @@ async def sample(
     request = sc.build_request(prompt, n, params)
 
     async def send() -> APIFuture[t.SampleResponse]:
-        inner = await sc.post_request(request, on_retry=ctx.on_retry)
-        return SampleFuture(sc, request, inner, on_retry=ctx.on_retry)
+        with reporting_retries(ctx.on_retry):  # resubmissions after a 410 included
+            return await sc.submit(request)
 
     resp = await ctx.request("sample", send, input_tokens=prompt.length)
     ctx.output_tokens("sample", sum(len(s.tokens_np) for s in resp.sequences))
