@@ -157,6 +157,17 @@ def add_loadtest_parser(sub: Any) -> None:
     load.add_argument(
         "--seed", type=int, help="seed of the workload's random choices and arrivals (default: 0)"
     )
+    load.add_argument(
+        "--workers",
+        type=int,
+        help="load-generator processes; the load is split over them and their results "
+        "merged into one report (default: 1)",
+    )
+    load.add_argument(
+        "--ray-address",
+        help="run the generators as Ray tasks: a cluster address, 'auto' (the running cluster) "
+        "or 'local' (start a local instance); needs the ray extra",
+    )
     out = p.add_argument_group("output")
     out.add_argument(
         "--threshold", action="append", default=[], help="pass/fail criterion (repeatable)"
@@ -212,7 +223,16 @@ def _workload(
 def config_from_args(args: argparse.Namespace) -> tuple[LoadTestConfig, list[str]]:
     """The LoadTestConfig and thresholds of the command line (InvalidInputError on bad input)."""
     load: dict[str, Any] = {}
-    for name in ("concurrency", "rate", "arrival", "max_in_flight", "requests", "seed"):
+    for name in (
+        "concurrency",
+        "rate",
+        "arrival",
+        "max_in_flight",
+        "requests",
+        "seed",
+        "workers",
+        "ray_address",
+    ):
         if getattr(args, name) is not None:
             load[name] = getattr(args, name)
     for name in _SECONDS:

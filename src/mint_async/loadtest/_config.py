@@ -126,6 +126,12 @@ class LoadTestConfig:
     """Draw a live progress line on stderr (only when it is a terminal)."""
     keep_samples: int = 1_000_000
     """Raw latencies kept per metric for exact percentiles (beyond: histogram, ±0.05 %)."""
+    workers: int = 1
+    """Load-generator processes; more than one splits the load across them and merges
+    their results into one report (see :mod:`mint_async.loadtest._distributed`)."""
+    ray_address: str | None = None
+    """Run the generators as Ray tasks: a cluster address, ``"auto"`` (the running
+    cluster) or ``"local"`` (start a local instance); None: local processes."""
 
     def __post_init__(self) -> None:
         if isinstance(self.workloads, (str, bytes)) or not isinstance(self.workloads, Sequence):
@@ -164,6 +170,14 @@ class LoadTestConfig:
             _positive(name, getattr(self, name))
         _positive("request_timeout", self.request_timeout)  # None: no per-request bound
         _positive("keep_samples", self.keep_samples, integer=True, zero=True)
+        _positive("workers", self.workers, integer=True)
+        if self.ray_address is not None and (
+            not isinstance(self.ray_address, str) or not self.ray_address
+        ):
+            msg = f"ray_address must be an address, 'auto' or 'local', got {self.ray_address!r}"
+            raise InvalidInputError(msg)
+        if self.distributed:
+            _check_split(self)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             msg = f"seed must be an integer, got {self.seed!r}"
             raise InvalidInputError(msg)
@@ -184,6 +198,11 @@ class LoadTestConfig:
     def load_model(self) -> Literal["closed", "open"]:
         """``open`` when a rate is set, else ``closed``."""
         return "open" if self.rate is not None else "closed"
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the load is split over several generators (``workers > 1`` or Ray)."""
+        return self.workers > 1 or self.ray_address is not None
 
     @property
     def effective_concurrency(self) -> int:
@@ -214,9 +233,26 @@ class LoadTestConfig:
             "drain_timeout": self.drain_timeout,
             "request_timeout": self.request_timeout,
             "seed": self.seed,
+            "workers": self.workers,
+            "ray_address": self.ray_address,
             "server_args": list(self.server_args),
             "workloads": [describe_workload(w) for w in self.workloads],
         }
+
+
+def _check_split(config: LoadTestConfig) -> None:
+    """Every generator must get at least one worker task and one measured operation."""
+    n = config.workers
+    if config.load_model == "closed" and config.effective_concurrency < n:
+        msg = f"concurrency {config.effective_concurrency} cannot be split over {n} workers"
+        raise InvalidInputError(msg)
+    requests = config.effective_requests
+    if requests is not None and requests < n:
+        msg = f"{requests} requests cannot be split over {n} workers"
+        raise InvalidInputError(msg)
+    if config.load_model == "open" and config.max_in_flight < n:
+        msg = f"max_in_flight {config.max_in_flight} cannot be split over {n} workers"
+        raise InvalidInputError(msg)
 
 
 def _check_server_args(args: Sequence[str]) -> None:

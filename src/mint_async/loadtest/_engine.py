@@ -57,6 +57,8 @@ class RunResult:
     peak_in_flight: int
     stopped_by: str
     """``requests``, ``duration``, ``timeout`` (hit the run's time cap) or ``error``."""
+    measure_start: float | None = None
+    """``perf_counter()`` when measurement started (None: it never did)."""
     missed_arrivals: int = 0
     """Open loop: arrivals scheduled before the measured window closed that were never
     issued, because the generator fell behind its schedule (a loaded machine, or
@@ -337,5 +339,6 @@ class Engine:
             cpu_seconds=cpu,
             peak_in_flight=self.live.peak_in_flight,
             stopped_by=self.budget.stopped_by or "requests",
+            measure_start=measure_start,
             missed_arrivals=self.missed_arrivals,
         )

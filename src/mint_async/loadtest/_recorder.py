@@ -46,6 +46,19 @@ class KindStats:
         self.submit = LatencyHistogram(keep_samples=self.keep_samples)
         self.time_to_result = LatencyHistogram(keep_samples=self.keep_samples)
 
+    def merge(self, other: KindStats) -> None:
+        """Add another generator's counts and latencies of the same kind (exact)."""
+        self.accepted += other.accepted
+        self.completed += other.completed
+        self.failed += other.failed
+        self.cancelled += other.cancelled
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.training_tokens += other.training_tokens
+        self.submit.merge(other.submit)
+        self.time_to_result.merge(other.time_to_result)
+        self.polls.update(other.polls)
+
 
 @dataclass
 class WorkloadStats:
@@ -59,6 +72,13 @@ class WorkloadStats:
 
     def __post_init__(self) -> None:
         self.duration = LatencyHistogram(keep_samples=self.keep_samples)
+
+    def merge(self, other: WorkloadStats) -> None:
+        """Add another generator's operations of the same workload (exact)."""
+        self.completed += other.completed
+        self.failed += other.failed
+        self.cancelled += other.cancelled
+        self.duration.merge(other.duration)
 
 
 def classify(exc: BaseException) -> tuple[str | None, str | None, str]:
@@ -129,6 +149,21 @@ class Recorder:
         """Count an operation cancelled at the end of the drain period."""
         self.workload(workload).cancelled += 1
 
+    def merge(self, other: Recorder, *, shift: float = 0.0) -> None:
+        """Add another generator's counts of the same phase (``shift``: its clock minus ours)."""
+        for name, k in other.kinds.items():
+            self.kind(name).merge(k)
+        for name, w in other.workloads.items():
+            self.workload(name).merge(w)
+        self.errors_by_status.update(other.errors_by_status)
+        self.errors_by_category.update(other.errors_by_category)
+        self.errors_by_type.update(other.errors_by_type)
+        self.retries_by_status.update(other.retries_by_status)
+        self.schedule_lag.merge(other.schedule_lag)
+        if other.last_completion is not None:
+            last = other.last_completion + shift
+            self.last_completion = max(last, self.last_completion or last)
+
 
 class Timeline:
     """Completions in 100 ms bins and in-flight samples, over the whole run (warmup included)."""
@@ -155,6 +190,30 @@ class Timeline:
             # Long runs: keep every other point, so memory stays bounded.
             self.in_flight = self.in_flight[::2]
         self.in_flight.append((time.perf_counter() - self.origin, in_flight))
+
+    def merge(self, other: Timeline, *, shift: float = 0.0) -> None:
+        """Add another generator's timeline (``shift``: its clock minus ours; completions land in
+        the bin of their time on our clock, in-flight becomes the sum of both step functions)."""
+        offset = other.origin + shift - self.origin
+        bins = round(offset / self.BIN)
+        for mine, theirs in ((self.completed, other.completed), (self.failed, other.failed)):
+            for index, n in theirs.items():
+                mine[max(0, index + bins)] += n
+        # Each series is a step function sampled at its own times: the sum at any time is
+        # the latest sample of each, so walk the union of sample times in order.
+        events = sorted(
+            [(t, 0, n) for t, n in self.in_flight]
+            + [(t + offset, 1, n) for t, n in other.in_flight]
+        )
+        current = [0, 0]
+        merged: list[tuple[float, int]] = []
+        for t, source, n in events:
+            current[source] = n
+            merged.append((max(0.0, t), sum(current)))
+        self.in_flight = merged[-self._max_points :]
+        if other.warmup_end is not None:
+            end = other.warmup_end + offset
+            self.warmup_end = end if self.warmup_end is None else min(self.warmup_end, end)
 
     def binned(self, max_bins: int = 600) -> tuple[float, list[int], list[int]]:
         """``(bin_seconds, completed, failed)`` per bin; bins widen so there are at most ``max_bins``."""
@@ -192,6 +251,19 @@ class QueueStateTracker:
         self._seconds[previous] = self._seconds.get(previous, 0.0) + (now - since)
         self._current[key] = (state, now)
         self.changes[state] += 1
+
+    def frozen(self) -> QueueStateTracker:
+        """A copy whose clocks are stopped now (to move it to another process, or merge it)."""
+        out = QueueStateTracker()
+        out.changes = Counter(self.changes)
+        out._seconds = self.seconds()
+        return out
+
+    def merge(self, other: QueueStateTracker) -> None:
+        """Add another generator's (frozen) changes and client-seconds."""
+        self.changes.update(other.changes)
+        for state, seconds in other.seconds().items():
+            self._seconds[state] = self._seconds.get(state, 0.0) + seconds
 
     def seconds(self) -> dict[str, float]:
         """Client-seconds spent in each state so far (active included)."""

@@ -159,6 +159,9 @@ class LoadTestReport:
         else:
             row("Load model", f"open loop, {load['rate']} req/s ({load['arrival']})")
         row("Workloads", ", ".join(w["name"] for w in load["workloads"]))
+        if load.get("workers", 1) > 1 or load.get("ray_address"):
+            where = f"Ray ({load['ray_address']})" if load.get("ray_address") else "processes"
+            row("Load generators", f"{load['workers']} {where}")
         row("Stopped by", d["stopped_by"])
         row("Requests completed", d["completed"])
         row("Requests failed", d["failed"])

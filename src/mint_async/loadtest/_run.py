@@ -6,7 +6,7 @@ import datetime
 import random
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import anyio
@@ -24,7 +24,7 @@ from ._report import SCHEMA, LoadTestReport, latency_block, polls_block
 from ._runners import make_runner
 from ._target import Target, open_target, server_delta
 
-__all__ = ["run", "run_async"]
+__all__ = ["build_report", "client_limits", "drive", "run", "run_async"]
 
 
 def _seeded(seed: int) -> random.Random:
@@ -32,7 +32,7 @@ def _seeded(seed: int) -> random.Random:
     return random.Random(seed)  # noqa: S311
 
 
-def _limits(config: LoadTestConfig) -> Limits:
+def client_limits(config: LoadTestConfig) -> Limits:
     """Connection caps that never throttle the load model below what was asked."""
     want = config.effective_concurrency if config.load_model == "closed" else config.max_in_flight
     base = Limits()
@@ -53,21 +53,35 @@ async def run_async(config: LoadTestConfig) -> LoadTestReport:
         report = await loadtest.run_async(LoadTestConfig(concurrency=64, requests=2000))
         print(report.render())
     """
+    if config.distributed:
+        from ._distributed import run_distributed  # noqa: PLC0415 - multi-process only
+
+        backend = sniffio.current_async_library()
+        return await anyio.to_thread.run_sync(
+            lambda: run_distributed(config, backend="trio" if backend == "trio" else "asyncio")
+        )
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     async with open_target(config) as target:
-        settings: dict[str, Any] = {"limits": _limits(config), **config.client_settings}
+        settings: dict[str, Any] = {"limits": client_limits(config), **config.client_settings}
         async with ServiceClient(
             base_url=target.base_url, api_key=target.api_key, **settings
         ) as svc:
-            outcome = await _drive(config, svc, target)
+            outcome = await drive(config, svc, target)
     result, server = outcome
     return build_report(config, result, target, server, started_at)
 
 
-async def _drive(
-    config: LoadTestConfig, svc: ServiceClient, target: Target
+async def drive(
+    config: LoadTestConfig,
+    svc: ServiceClient,
+    target: Target,
+    *,
+    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[RunResult, dict[str, Any] | None]:
-    """Set the workloads up (unmeasured), run the engine, diff the server's counters."""
+    """Set the workloads up (unmeasured), run the engine, diff the server's counters.
+
+    ``ready``: awaited between the setup and the load (a distributed run's start barrier).
+    """
     rng = _seeded(config.seed)
     engine_rng = _seeded(rng.randrange(2**32))
     tracker = QueueStateTracker()
@@ -75,6 +89,8 @@ async def _drive(
     slots = config.effective_concurrency if config.load_model == "closed" else 4
     for runner in runners:
         await runner.setup(svc, slots)
+    if ready is not None:
+        await ready()
     before = await target.statistics()
     await target.reset_peaks()
     progress = ProgressLine(sys.stderr) if config.progress else None
@@ -105,7 +121,14 @@ def run(
         from mint_async import loadtest
         report = loadtest.run(loadtest.LoadTestConfig(concurrency=32, duration=10.0))
         print(report.render())
+
+    With ``config.workers > 1`` or a ``ray_address`` the load is split over several
+    generator processes and their results merged into one report of the same format.
     """
+    if config.distributed:
+        from ._distributed import run_distributed  # noqa: PLC0415 - multi-process only
+
+        return run_distributed(config, backend=backend)
     return anyio.run(run_async, config, backend=backend)
 
 
@@ -123,8 +146,10 @@ def build_report(
     target: Target,
     server: dict[str, Any] | None,
     started_at: str,
+    *,
+    backend: str | None = None,
 ) -> LoadTestReport:
-    """The report of a finished run."""
+    """The report of a finished run (``backend``: the generators' event loop; default: ours)."""
     m, keep = result.measured, config.keep_samples
     submit, ttr = _merge(m, "submit", keep), _merge(m, "time_to_result", keep)
     kinds = m.kinds
@@ -159,7 +184,7 @@ def build_report(
         "schema": SCHEMA,
         "date": started_at,
         "mint_async_version": __version__,
-        "backend": sniffio.current_async_library(),
+        "backend": backend or sniffio.current_async_library(),
         "target": target.base_url + (" (local server)" if target.local is not None else ""),
         "stopped_by": result.stopped_by,
         "duration": round(duration, 4),

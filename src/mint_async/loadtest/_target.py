@@ -11,8 +11,8 @@ counters stay reachable over HTTP for the report's server section.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Generator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from .._config import ClientConfig
 from .._exceptions import InvalidInputError
 from ._config import LoadTestConfig
 
-__all__ = ["Target", "open_target"]
+__all__ = ["Target", "open_target", "open_target_sync"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,9 +36,13 @@ class Target:
 
     async def statistics(self) -> dict[str, Any] | None:
         """The local server's counters (None for a remote target)."""
+        return await anyio.to_thread.run_sync(self.statistics_now)
+
+    def statistics_now(self) -> dict[str, Any] | None:
+        """:meth:`statistics`, blocking (for callers outside an event loop)."""
         if self.local is None:
             return None
-        stats = await anyio.to_thread.run_sync(self.local.statistics)
+        stats = self.local.statistics()
         return {
             "accepted": dict(stats.accepted),
             "executed": dict(stats.executed),
@@ -52,8 +56,12 @@ class Target:
 
     async def reset_peaks(self) -> None:
         """Start the local server's ``peak_*`` counters afresh."""
+        await anyio.to_thread.run_sync(self.reset_peaks_now)
+
+    def reset_peaks_now(self) -> None:
+        """:meth:`reset_peaks`, blocking."""
         if self.local is not None:
-            await anyio.to_thread.run_sync(self.local.reset_peaks)
+            self.local.reset_peaks()
 
 
 def server_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +84,8 @@ def server_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
     }
 
 
-@asynccontextmanager
-async def open_target(config: LoadTestConfig) -> AsyncGenerator[Target]:
+@contextmanager
+def open_target_sync(config: LoadTestConfig) -> Generator[Target]:
     """The configured endpoint; starts (and finally stops) the local server when there is none."""
     if config.base_url is not None:
         key = config.api_key or ClientConfig.resolve(base_url=config.base_url).api_key
@@ -91,10 +99,19 @@ async def open_target(config: LoadTestConfig) -> AsyncGenerator[Target]:
         raise InvalidInputError(msg)
     from ..testing import serve_subprocess  # noqa: PLC0415 - server-only dependencies
 
-    manager = serve_subprocess(["--log-level", "error", *config.server_args], startup_timeout=60)
-    server = await anyio.to_thread.run_sync(manager.__enter__)
-    try:
+    with serve_subprocess(
+        ["--log-level", "error", *config.server_args], startup_timeout=60
+    ) as server:
         yield Target(base_url=server.base_url, api_key=server.api_key, local=server)
+
+
+@asynccontextmanager
+async def open_target(config: LoadTestConfig) -> AsyncGenerator[Target]:
+    """:func:`open_target_sync` for the event loop (start and stop run in a worker thread)."""
+    manager = open_target_sync(config)
+    target = await anyio.to_thread.run_sync(manager.__enter__)
+    try:
+        yield target
     finally:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(manager.__exit__, None, None, None)
