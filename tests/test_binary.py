@@ -71,12 +71,29 @@ def _chunk(value: dict[str, Any]) -> t.ModelInputChunk:
     )
 
 
-def _request(value: dict[str, Any]) -> t.ForwardBackwardRequest | t.ForwardRequest:
+# What record_golden.py attaches beyond the manifest's values (0.38 fields it records
+# in the bodies only): the provenance spans of fwdbwd_spans, and sample_038_extras'
+# per-sequence top-k and target prompt logprobs.
+_GOLDEN_SPANS: dict[str, tuple[list[t.ProvenanceSpan], list[t.ProvenanceSpan]]] = {
+    "fwdbwd_spans": (
+        [
+            t.PromptProvenanceSpan(sequence_id="s:0:0", length=2),
+            t.SampledProvenanceSpan(sequence_id="s:0:0", length=1),
+        ],
+        [t.SampledProvenanceSpan(sequence_id="s:0:0", length=3)],
+    )
+}
+
+
+def _request(value: dict[str, Any], name: str = "") -> t.ForwardBackwardRequest | t.ForwardRequest:
+    spans = _GOLDEN_SPANS.get(name, (None, None))
     inp = t.ForwardBackwardInput(
         data=[
             t.Datum(
                 model_input=t.ModelInput(chunks=[_chunk(c) for c in d["chunks"]]),
                 loss_fn_inputs={k: _tensor(v) for k, v in d["loss_fn_inputs"].items()},
+                model_input_spans=spans[0],
+                loss_fn_input_spans=spans[1],
             )
             for d in value["data"]
         ],
@@ -100,15 +117,22 @@ def _output(value: dict[str, Any]) -> t.ForwardBackwardOutput:
     )
 
 
-def _sample(value: dict[str, Any]) -> t.SampleResponse:
+def _sample(value: dict[str, Any], name: str = "") -> t.SampleResponse:
     topk = value["topk_prompt_logprobs"]
+    extras = name == "sample_038_extras"
     return t.SampleResponse(
         sequences=[
             t.SampledSequence(
-                stop_reason=s["stop_reason"], tokens_np=s["tokens"], logprobs_np=s["logprobs"]
+                stop_reason=s["stop_reason"],
+                tokens_np=s["tokens"],
+                logprobs_np=s["logprobs"],
+                topk_logprobs=[[(1, -0.5)], None, None] if extras else None,
             )
             for s in value["sequences"]
         ],
+        target_prompt_logprobs=t.TensorData(data=[0.0] * 4, dtype="float32", shape=[4])
+        if extras
+        else None,
         prompt_logprobs=value["prompt_logprobs"],
         topk_prompt_logprobs=None
         if topk is None
@@ -183,16 +207,13 @@ def test_schema_is_a_superset_of_sdk_022_by_number() -> None:
 @pytest.mark.parametrize(("version", "name", "value"), _golden("request"))
 def test_request_decodes_golden(version: str, name: str, value: dict[str, Any]) -> None:
     """Our server-side decoder reads the SDK's request body as the request it encodes."""
-    assert b.decode_forward_backward_request(_body(version, name)) == _request(value)
+    assert b.decode_forward_backward_request(_body(version, name)) == _request(value, name)
 
 
-# Provenance spans (0.38) are not part of our types: that body is decode-only.
-@pytest.mark.parametrize(
-    ("version", "name", "value"), [p for p in _golden("request") if "spans" not in str(p.id)]
-)
+@pytest.mark.parametrize(("version", "name", "value"), _golden("request"))
 def test_request_encodes_like_sdk(version: str, name: str, value: dict[str, Any]) -> None:
     """Our encoder writes the SDK's message: as 0.38 exactly; as 0.22 but for the v2 config map."""
-    ours = b.encode_forward_backward_request(_request(value))
+    ours = b.encode_forward_backward_request(_request(value, name))
     golden = _body(version, name)
     ours_msg = pb.ForwardBackwardRequest.FromString(ours)
     golden_msg = pb.ForwardBackwardRequest.FromString(golden)
@@ -204,7 +225,7 @@ def test_request_encodes_like_sdk(version: str, name: str, value: dict[str, Any]
     assert ours_msg.SerializeToString(deterministic=True) == golden_msg.SerializeToString(
         deterministic=True
     )
-    assert b.decode_forward_backward_request(ours) == _request(value)
+    assert b.decode_forward_backward_request(ours) == _request(value, name)
 
 
 def test_forward_request_is_sent_forward_only() -> None:
@@ -293,7 +314,7 @@ def test_request_text_config_and_dmel_are_refused_by_the_server_decoder() -> Non
 
 
 def _unknown_loss_fn(m: pb.ForwardBackwardRequest) -> None:
-    m.loss_fn = "gspo"
+    m.loss_fn = "custom"  # 0.38 server-side custom losses are not served
 
 
 def _empty_chunk(m: pb.ForwardBackwardRequest) -> None:
@@ -458,16 +479,15 @@ def test_sample_decodes_golden_as_the_sdk_does(
     version: str, name: str, value: dict[str, Any]
 ) -> None:
     """NaN prompt logprobs read as None, top-k sentinel rows as None, trailing sentinels trimmed."""
-    assert b.decode_sample_response(_body(version, name)) == _sample(value)
+    assert b.decode_sample_response(_body(version, name)) == _sample(value, name)
 
 
 @pytest.mark.parametrize(("version", "name", "value"), _golden("sample"))
 def test_sample_encoder_writes_golden_bytes(version: str, name: str, value: dict[str, Any]) -> None:
-    """Our server encoder writes the SDK-built bytes exactly (0.38 extras aside)."""
-    ours = b.encode_sample_response(_sample(value))
-    assert b.decode_sample_response(ours) == _sample(value)
-    if name != "sample_038_extras":  # holds fields our types do not carry
-        assert ours == _body(version, name)
+    """Our server encoder writes the SDK-built bytes exactly, 0.38 extras included."""
+    ours = b.encode_sample_response(_sample(value, name))
+    assert b.decode_sample_response(ours) == _sample(value, name)
+    assert ours == _body(version, name)
 
 
 def test_sample_arrays_are_int32_and_float32_views() -> None:

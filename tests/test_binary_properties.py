@@ -67,10 +67,30 @@ def datums(draw: st.DrawFn) -> t.Datum:
     )
     rows = sum(c.length for c in chunks)
     keys = draw(st.lists(NAME, max_size=3, unique=True))
+    # Provenance (0.38): runs tiling the input (no target_tokens key, so the loss-row
+    # runs are free); at least one run, as proto3 reads no runs as "no provenance".
+    provenance = draw(st.booleans())
     return t.Datum(
         model_input=t.ModelInput(chunks=chunks),
         loss_fn_inputs={k: draw(tensors(rows)) for k in keys},
+        model_input_spans=draw(tiling(rows)) if provenance else None,
+        loss_fn_input_spans=draw(tiling(draw(st.integers(0, 2**40)))) if provenance else None,
     )
+
+
+@st.composite
+def tiling(draw: st.DrawFn, total: int) -> list[t.ProvenanceSpan]:
+    """One to three provenance runs whose lengths add up to ``total``."""
+    cuts = sorted(draw(st.lists(st.integers(0, total), max_size=2)))
+    lengths = [b - a for a, b in zip([0, *cuts], [*cuts, total], strict=True)]
+    spans: list[t.ProvenanceSpan] = []
+    for n in lengths:
+        seq, offset = draw(NAME.filter(bool)), draw(st.integers(0, 2**62))
+        if draw(st.booleans()):
+            spans.append(t.SampledProvenanceSpan(sequence_id=seq, offset=offset, length=n))
+        else:
+            spans.append(t.PromptProvenanceSpan(sequence_id=seq, offset=offset, length=n))
+    return spans
 
 
 @st.composite
@@ -127,6 +147,9 @@ def outputs(draw: st.DrawFn) -> t.ForwardBackwardOutput:
     )
 
 
+TOPK_LOGPROB = st.floats(-1000.0, 0.0, width=32)  # never the sentinel -99999.0
+
+
 @st.composite
 def sequences(draw: st.DrawFn) -> t.SampledSequence:
     tokens = draw(st.lists(TOKEN, max_size=6))
@@ -138,14 +161,22 @@ def sequences(draw: st.DrawFn) -> t.SampledSequence:
         if tokens
         else None
     )
+    # Per-token top-k (0.38): non-empty rows without sentinel cells, one per token (an
+    # empty matrix reads as None, as the SDKs read it).
+    row: st.SearchStrategy[list[t.TopkEntry] | None] = st.lists(
+        st.tuples(TOKEN, TOPK_LOGPROB), min_size=1, max_size=3
+    )
+    topk: list[list[t.TopkEntry] | None] | None = None
+    with_topk: bool = draw(st.booleans())
+    if tokens and with_topk:
+        topk = draw(st.lists(row, min_size=len(tokens), max_size=len(tokens)))
     return t.SampledSequence(
         stop_reason=draw(st.sampled_from(["length", "stop"])),
         tokens_np=tokens,
         logprobs_np=logprobs,
+        topk_logprobs=topk,
     )
 
-
-TOPK_LOGPROB = st.floats(-1000.0, 0.0, width=32)  # never the sentinel -99999.0
 
 samples = st.builds(
     t.SampleResponse,
@@ -159,6 +190,13 @@ samples = st.builds(
         max_size=4,
     ),
     prompt_cache_hit_tokens=st.none() | st.integers(1, 2**31 - 1),
+    target_prompt_logprobs=st.none() | st.integers(0, 4).flatmap(tensors),
+    prompt_alt_tokens=st.none()
+    | st.builds(
+        t.PromptAltTokens,
+        tokens=st.integers(0, 4).flatmap(tensors),
+        logprobs=st.integers(0, 4).flatmap(tensors),
+    ),
 )
 
 # ---------------------------------------------------------------------------

@@ -137,12 +137,32 @@ def mint_tensors(draw: st.DrawFn) -> t.MintTensorData:
 
 
 @st.composite
+def tilings(draw: st.DrawFn, length: int) -> list[t.ProvenanceSpan]:
+    """Provenance runs whose lengths add up to ``length``."""
+    spans: list[t.ProvenanceSpan] = []
+    left = length
+    while left > 0 or (not spans and draw(st.booleans())):
+        n = draw(st.integers(0, left))
+        seq, offset = draw(names), draw(st.integers(0, 2**40))
+        if draw(st.booleans()):
+            spans.append(t.SampledProvenanceSpan(sequence_id=seq, offset=offset, length=n))
+        else:
+            spans.append(t.PromptProvenanceSpan(sequence_id=seq, offset=offset, length=n))
+        left -= n
+    return spans
+
+
+@st.composite
 def datums(draw: st.DrawFn) -> t.Datum:
     tokens = draw(st.lists(token_ids, min_size=1, max_size=16))
     keys = draw(st.lists(names, max_size=3, unique=True))
+    provenance = draw(st.booleans())
     return t.Datum(
         model_input=t.ModelInput.from_ints(tokens),
         loss_fn_inputs={k: draw(tensors(rows=len(tokens))) for k in keys},
+        # No target_tokens among the keys, so only the input tiling is checked.
+        model_input_spans=draw(tilings(len(tokens))) if provenance else None,
+        loss_fn_input_spans=draw(tilings(draw(st.integers(0, 4)))) if provenance else None,
     )
 
 
@@ -171,8 +191,14 @@ adam_params = st.builds(
 def sampled_sequences(draw: st.DrawFn) -> t.SampledSequence:
     toks = draw(st.lists(token_ids, max_size=12))
     lps = draw(st.none() | st.lists(f32, min_size=len(toks), max_size=len(toks)))
+    row = st.none() | st.lists(st.tuples(token_ids, f32), min_size=1, max_size=3)
+    topk = draw(st.none() | st.lists(row, min_size=len(toks), max_size=len(toks)))
     return t.SampledSequence(
-        stop_reason=draw(st.sampled_from(["stop", "length"])), tokens_np=toks, logprobs_np=lps
+        stop_reason=draw(st.sampled_from(["stop", "length"])),
+        tokens_np=toks,
+        logprobs_np=lps,
+        topk_logprobs=topk,
+        sequence_id=draw(st.none() | names),
     )
 
 
@@ -190,6 +216,10 @@ def sample_responses(draw: st.DrawFn) -> t.SampleResponse:
         prompt_logprobs=plp,
         topk_prompt_logprobs=topk,
         prompt_cache_hit_tokens=draw(st.none() | st.integers(0, 10**6)),
+        target_prompt_logprobs=draw(st.none() | tensors()),
+        prompt_alt_tokens=draw(
+            st.none() | st.builds(t.PromptAltTokens, tokens=tensors(), logprobs=tensors())
+        ),
     )
 
 
@@ -216,18 +246,38 @@ def fb_inputs(draw: st.DrawFn) -> t.ForwardBackwardInput:
 @st.composite
 def sample_requests(draw: st.DrawFn) -> t.SampleRequest:
     session = draw(st.booleans())
+    prompt = draw(model_inputs())
+    prompt_logprobs = draw(st.booleans())
+    # The 0.38 extras are checked against the prompt's length (when it is known).
+    length = sum(
+        len(c.tokens) if isinstance(c, t.EncodedTextChunk) else (c.expected_tokens or 0)
+        for c in prompt.chunks
+    )
+    rows = max(length - 1, 0)
+    k = draw(st.integers(0, 3))
+    target = draw(
+        st.none()
+        | st.lists(st.integers(-1, 2**40), min_size=rows * k, max_size=rows * k).map(
+            lambda ids: t.TensorData(data=ids, dtype="int64", shape=[rows, k])
+        )
+    )
+    last_n = (
+        draw(st.none() | st.integers(1, length - 1)) if prompt_logprobs and length >= 2 else None
+    )
     return t.SampleRequest(
         num_samples=draw(st.integers(1, 8)),
-        prompt=draw(model_inputs()),
+        prompt=prompt,
         sampling_params=draw(sampling_params),
         sampling_session_id=draw(names) if session else None,
         seq_id=draw(st.integers(0, 2**40)) if session else draw(st.none() | st.integers(0, 9)),
         base_model=draw(st.none() | names),
-        prompt_logprobs=draw(st.booleans()),
+        prompt_logprobs=prompt_logprobs,
         topk_prompt_logprobs=draw(st.integers(0, 20)),
         topk_sample_logprobs=draw(st.integers(0, 20)),
-        target_prompt_logprobs=draw(st.none() | tensors()),
-        prompt_logprobs_last_n=draw(st.none() | st.integers(0, 99)),
+        target_prompt_logprobs=target,
+        prompt_alt_tokens_k=draw(st.integers(0, 4)),
+        prompt_logprobs_last_n=last_n,
+        record_stability_info=draw(st.booleans()),
     )
 
 

@@ -23,9 +23,8 @@ Structs reject) raises :class:`~mint_async.DecodeError`, translated in
 :class:`~mint_async.InvalidInputError` for values the binary wire cannot carry
 (``image_asset_pointer`` chunks, token ids or ``seq_id`` beyond int32).
 
-What the Structs cannot hold is dropped on decode, as unknown JSON fields are:
-provenance spans, per-sequence top-k logprobs, ``target_prompt_logprobs`` and
-``prompt_alt_tokens`` (0.38). Lossy corners of the wire itself: an empty tensor
+The 0.38 additions travel both ways: provenance spans, per-sequence top-k
+logprobs, ``target_prompt_logprobs`` and ``prompt_alt_tokens``. Lossy corners of the wire itself: an empty tensor
 shape reads back as ``None`` (1-D), an empty ``loss_fn_config`` as ``None``,
 ``prompt_cache_hit_tokens=0`` as ``None``, a top-k row that is empty (or whose
 first entry is the sentinel ``(0, -99999.0)``) as ``None``, and an empty top-k
@@ -42,15 +41,12 @@ import zstandard
 
 from . import types as t
 from ._binary_common import (
-    FROM_PB_DTYPE,
     I32,
-    I64,
     INT32_MAX,
     INT32_MIN,
     MAX_DATUMS,
     PROTOBUF_ACCEPT,
     PROTOBUF_CONTENT_TYPE,
-    TO_PB_DTYPE,
     TOPK_SENTINEL_LOGPROB,
     ZSTD_CONTENT_ENCODING,
     Buffer,
@@ -58,7 +54,8 @@ from ._binary_common import (
     decoding,
     frombuffer,
     parse,
-    widen,
+    tensor_from_pb,
+    tensor_to_pb,
 )
 from ._binary_results import (
     PROTOBUF_RESULT_TYPES,
@@ -110,21 +107,6 @@ def _token_bytes(tokens: object) -> bytes:
     return arr.astype(I32, copy=False).tobytes()
 
 
-def _tensor_to_pb(td: t.TensorData, out: pb.Tensor) -> None:
-    code, dtype = TO_PB_DTYPE[td.dtype]
-    out.dtype = code
-    if td.shape is not None:
-        out.shape.extend(td.shape)
-    values = td.data.astype(dtype, copy=False).tobytes()
-    if td.sparse_crow_indices is None:
-        out.dense = values
-        return
-    csr = out.sparse_csr
-    csr.values = values
-    csr.crow_indices = np.asarray(td.sparse_crow_indices, dtype=I64).tobytes()
-    csr.col_indices = np.asarray(td.sparse_col_indices, dtype=I64).tobytes()
-
-
 def _chunk_to_pb(chunk: t.ModelInputChunk, out: pb.Chunk) -> None:
     match chunk:
         case t.EncodedTextChunk():
@@ -168,28 +150,41 @@ def encode_forward_backward_request(req: t.ForwardBackwardRequest | t.ForwardReq
             _chunk_to_pb(chunk, datum_msg.model_input.add())
         for name, td in datum.loss_fn_inputs.items():
             # Filled in place: CopyFrom would copy every array's bytes once more.
-            _tensor_to_pb(td, datum_msg.loss_fn_inputs[name])
+            tensor_to_pb(td, datum_msg.loss_fn_inputs[name])
+        for span in datum.model_input_spans or ():
+            _span_to_pb(span, datum_msg.model_input_spans.add())
+        for span in datum.loss_fn_input_spans or ():
+            _span_to_pb(span, datum_msg.loss_fn_input_spans.add())
     return msg.SerializeToString()
 
 
-def _tensor_from_pb(msg: pb.Tensor) -> t.TensorData:
-    known = FROM_PB_DTYPE.get(msg.dtype)
-    if known is None:
-        msg_ = f"unsupported tensor dtype {msg.dtype}"
-        raise DecodeError(msg_)
-    raw_dtype, dtype = known
-    shape = list(msg.shape) or None
-    if msg.WhichOneof("encoding") == "sparse_csr":
-        csr = msg.sparse_csr
-        return t.TensorData(
-            data=widen(frombuffer(csr.values, raw_dtype, "sparse values"), msg.dtype),
-            dtype=dtype,
-            shape=shape,
-            sparse_crow_indices=frombuffer(csr.crow_indices, I64, "crow_indices").tolist(),
-            sparse_col_indices=frombuffer(csr.col_indices, I64, "col_indices").tolist(),
-        )
-    data = widen(frombuffer(msg.dense, raw_dtype, "tensor data"), msg.dtype)
-    return t.TensorData(data=data, dtype=dtype, shape=shape)
+def _span_to_pb(span: t.ProvenanceSpan, out: pb.ProvenanceSpan) -> None:
+    arm = out.sampled_tokens if isinstance(span, t.SampledProvenanceSpan) else out.prompt_tokens
+    arm.sequence_id = span.sequence_id
+    arm.offset = span.offset
+    arm.length = span.length
+
+
+def _span_from_pb(msg: pb.ProvenanceSpan) -> t.ProvenanceSpan:
+    match msg.WhichOneof("span"):
+        case "prompt_tokens":
+            p = msg.prompt_tokens
+            return t.PromptProvenanceSpan(
+                sequence_id=p.sequence_id, offset=p.offset, length=p.length
+            )
+        case "sampled_tokens":
+            q = msg.sampled_tokens
+            return t.SampledProvenanceSpan(
+                sequence_id=q.sequence_id, offset=q.offset, length=q.length
+            )
+        case _:
+            err = "a provenance span without content"
+            raise DecodeError(err)
+
+
+def _spans_from_pb(spans: Any) -> list[t.ProvenanceSpan] | None:
+    """``None`` for an empty list: proto3 cannot tell "no provenance" from zero runs."""
+    return [_span_from_pb(span) for span in spans] or None
 
 
 def _chunk_from_pb(msg: pb.Chunk) -> t.ModelInputChunk:
@@ -226,15 +221,17 @@ def decode_forward_backward_request(data: Buffer) -> t.ForwardBackwardRequest | 
 
     Returns a ``ForwardRequest`` when the body says ``forward_only`` (tinker 0.38's
     forward), else a ``ForwardBackwardRequest``. Token ids arrive as int32 numpy
-    arrays. Provenance spans are ignored; dmel chunks and text config values raise
-    DecodeError, like every malformed or invalid body.
+    arrays. Provenance spans are kept (an empty list reads as ``None``); dmel chunks
+    and text config values raise DecodeError, like every malformed or invalid body.
     """
     with decoding("ForwardBackwardRequest"):
         msg = parse(pb.ForwardBackwardRequest, data)
         datums = [
             t.Datum(
                 model_input=t.ModelInput(chunks=[_chunk_from_pb(c) for c in d.model_input]),
-                loss_fn_inputs={k: _tensor_from_pb(v) for k, v in d.loss_fn_inputs.items()},
+                loss_fn_inputs={k: tensor_from_pb(v) for k, v in d.loss_fn_inputs.items()},
+                model_input_spans=_spans_from_pb(d.model_input_spans),
+                loss_fn_input_spans=_spans_from_pb(d.loss_fn_input_spans),
             )
             for d in msg.data
         ]

@@ -36,6 +36,8 @@ __all__ = [
     "decoding",
     "frombuffer",
     "parse",
+    "tensor_from_pb",
+    "tensor_to_pb",
     "widen",
 ]
 
@@ -132,3 +134,40 @@ def check_int32(value: int, what: str) -> int:
         msg = f"{what} must fit in int32 for the protobuf wire, got {value}"
         raise InvalidInputError(msg)
     return value
+
+
+def tensor_to_pb(td: t.TensorData, out: pb.Tensor) -> None:
+    """Fill ``out`` with ``td`` (dense, or sparse CSR as it is)."""
+    code, dtype = TO_PB_DTYPE[td.dtype]
+    out.dtype = code
+    if td.shape is not None:
+        out.shape.extend(td.shape)
+    values = td.data.astype(dtype, copy=False).tobytes()
+    if td.sparse_crow_indices is None:
+        out.dense = values
+        return
+    csr = out.sparse_csr
+    csr.values = values
+    csr.crow_indices = np.asarray(td.sparse_crow_indices, dtype=I64).tobytes()
+    csr.col_indices = np.asarray(td.sparse_col_indices, dtype=I64).tobytes()
+
+
+def tensor_from_pb(msg: pb.Tensor) -> t.TensorData:
+    """A TensorData of a protobuf Tensor (sparse CSR stays sparse; int32/bf16 widened)."""
+    known = FROM_PB_DTYPE.get(msg.dtype)
+    if known is None:
+        msg_ = f"unsupported tensor dtype {msg.dtype}"
+        raise DecodeError(msg_)
+    raw_dtype, dtype = known
+    shape = list(msg.shape) or None
+    if msg.WhichOneof("encoding") == "sparse_csr":
+        csr = msg.sparse_csr
+        return t.TensorData(
+            data=widen(frombuffer(csr.values, raw_dtype, "sparse values"), msg.dtype),
+            dtype=dtype,
+            shape=shape,
+            sparse_crow_indices=frombuffer(csr.crow_indices, I64, "crow_indices").tolist(),
+            sparse_col_indices=frombuffer(csr.col_indices, I64, "col_indices").tolist(),
+        )
+    data = widen(frombuffer(msg.dense, raw_dtype, "tensor data"), msg.dtype)
+    return t.TensorData(data=data, dtype=dtype, shape=shape)

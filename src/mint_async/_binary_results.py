@@ -29,6 +29,8 @@ from ._binary_common import (
     decoding,
     frombuffer,
     parse,
+    tensor_from_pb,
+    tensor_to_pb,
     widen,
 )
 from ._exceptions import DecodeError
@@ -234,6 +236,8 @@ def encode_sample_response(resp: t.SampleResponse) -> bytes:
         seq_msg.tokens = seq.tokens_np.astype(I32, copy=False).tobytes()
         if seq.logprobs_np is not None:
             seq_msg.logprobs = seq.logprobs_np.astype(F32, copy=False).tobytes()
+        if seq.topk_logprobs is not None:
+            _topk_to_pb(seq.topk_logprobs, seq_msg.topk_sampled_logprobs)
     if resp.prompt_logprobs is not None:
         values = [math.nan if v is None else v for v in resp.prompt_logprobs]
         msg.prompt_logprobs = np.array(values, dtype=F32).tobytes()
@@ -243,6 +247,11 @@ def encode_sample_response(resp: t.SampleResponse) -> bytes:
         msg.prompt_cache_hit_tokens = check_int32(
             resp.prompt_cache_hit_tokens, "prompt_cache_hit_tokens"
         )
+    if resp.target_prompt_logprobs is not None:
+        tensor_to_pb(resp.target_prompt_logprobs, msg.target_prompt_logprobs)
+    if resp.prompt_alt_tokens is not None:
+        tensor_to_pb(resp.prompt_alt_tokens.tokens, msg.prompt_alt_tokens.tokens)
+        tensor_to_pb(resp.prompt_alt_tokens.logprobs, msg.prompt_alt_tokens.logprobs)
     return msg.SerializeToString()
 
 
@@ -255,7 +264,16 @@ def _sequence_from_pb(msg: pb.SampledSequence) -> t.SampledSequence:
     # Empty bytes read as "no logprobs", set or not, as both SDKs (0.22, 0.38) read
     # them: a server that writes logprobs=b"" means None, not a length mismatch.
     logprobs = frombuffer(msg.logprobs, F32, "logprobs") if msg.logprobs else None
-    return t.SampledSequence(stop_reason=reason, tokens_np=tokens, logprobs_np=logprobs)
+    topk = (
+        _topk_from_pb(msg.topk_sampled_logprobs) if msg.HasField("topk_sampled_logprobs") else None
+    )
+    if topk is not None and len(topk) != tokens.size:
+        # A zero-length top-k (no tokens sampled) reads as None, as the SDKs read it.
+        err = f"topk_sampled_logprobs has {len(topk)} rows for {tokens.size} tokens"
+        raise DecodeError(err)
+    return t.SampledSequence(
+        stop_reason=reason, tokens_np=tokens, logprobs_np=logprobs, topk_logprobs=topk
+    )
 
 
 def _prompt_logprobs_from_pb(raw: bytes) -> list[float | None]:
@@ -287,6 +305,15 @@ def decode_sample_response(data: Buffer) -> t.SampleResponse:
             prompt_logprobs=prompt_logprobs,
             topk_prompt_logprobs=None if topk is None else _topk_from_pb(topk),
             prompt_cache_hit_tokens=msg.prompt_cache_hit_tokens or None,
+            target_prompt_logprobs=tensor_from_pb(msg.target_prompt_logprobs)
+            if msg.HasField("target_prompt_logprobs")
+            else None,
+            prompt_alt_tokens=t.PromptAltTokens(
+                tokens=tensor_from_pb(msg.prompt_alt_tokens.tokens),
+                logprobs=tensor_from_pb(msg.prompt_alt_tokens.logprobs),
+            )
+            if msg.HasField("prompt_alt_tokens")
+            else None,
         )
 
 

@@ -86,6 +86,10 @@ from ._params import AdamParams as AdamParams
 from ._params import LoraConfig as LoraConfig
 from ._params import SamplingParams as SamplingParams
 from ._params import WandbConfig as WandbConfig
+from ._provenance import PromptProvenanceSpan as PromptProvenanceSpan
+from ._provenance import ProvenanceSpan as ProvenanceSpan
+from ._provenance import SampledProvenanceSpan as SampledProvenanceSpan
+from ._sampled import PromptAltTokens as PromptAltTokens
 from ._sampled import SampledSequence as SampledSequence
 from ._sampled import SampleResponse as SampleResponse
 from ._sampled import SampleResult as SampleResult
@@ -139,6 +143,9 @@ __all__ = [
     "ModelInputChunk",
     # tensors and data
     "Datum",
+    "PromptProvenanceSpan",
+    "ProvenanceSpan",
+    "SampledProvenanceSpan",
     "LossFnType",
     "TensorData",
     "TensorDtype",
@@ -152,6 +159,7 @@ __all__ = [
     "StopReason",
     "WandbConfig",
     # sampling results
+    "PromptAltTokens",
     "SampleResponse",
     "SampleResult",
     "SampledSequence",

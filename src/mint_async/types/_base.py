@@ -14,8 +14,11 @@ from .._exceptions import InvalidInputError
 
 _T = TypeVar("_T")
 
-LossFnType: TypeAlias = Literal["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"]
-"""The loss functions of the tinker 0.22 protocol (the version MinT pins)."""
+LossFnType: TypeAlias = Literal[
+    "cross_entropy", "importance_sampling", "ppo", "cispo", "dro", "gspo", "stable_reinforce"
+]
+"""The built-in loss functions: tinker 0.22's (the version MinT pins), and 0.38's ``gspo``
+and ``stable_reinforce`` (which the local server serves on its 0.38 wire)."""
 
 LOSS_FNS: Final[tuple[LossFnType, ...]] = get_args(LossFnType)
 

@@ -14,6 +14,10 @@ from .._arrays import (
     as_array,
 )
 from ._base import Float32Array, Int32Array, StopReason, WireStruct, invalid
+from ._tensors import TensorData
+
+TopkEntry: TypeAlias = tuple[int, float]
+"""One ``(token_id, logprob)`` cell of a top-k row."""
 
 
 class SampledSequence(WireStruct, dict=True, eq=False, kw_only=True):
@@ -27,6 +31,12 @@ class SampledSequence(WireStruct, dict=True, eq=False, kw_only=True):
     stop_reason: StopReason
     tokens_np: Int32Array = msgspec.field(name="tokens")
     logprobs_np: Float32Array | None = msgspec.field(default=None, name="logprobs")
+    topk_logprobs: list[list[TopkEntry] | None] | None = None
+    """[0.38] Per generated token, up to ``topk_sample_logprobs`` ``(token_id, logprob)``
+    pairs, most likely first (``None`` where the server reported nothing)."""
+    sequence_id: str | None = None
+    """[0.38] Session-scoped id of this sequence, from the promise's ``sample_sequence_ids``
+    (stamped by the client; it names the sequence in provenance spans)."""
 
     if TYPE_CHECKING:
 
@@ -36,6 +46,8 @@ class SampledSequence(WireStruct, dict=True, eq=False, kw_only=True):
             stop_reason: StopReason,
             tokens_np: ArrayInput,
             logprobs_np: ArrayInput | None = None,
+            topk_logprobs: list[list[TopkEntry] | None] | None = None,
+            sequence_id: str | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -54,6 +66,9 @@ class SampledSequence(WireStruct, dict=True, eq=False, kw_only=True):
             if self.logprobs_np.shape != self.tokens_np.shape:
                 msg = "logprobs must have one entry per token"
                 raise invalid(msg)
+        if self.topk_logprobs is not None and len(self.topk_logprobs) != self.tokens_np.size:
+            msg = "topk_logprobs must have one row per token"
+            raise invalid(msg)
 
     @cached_property
     def tokens(self) -> list[int]:
@@ -81,12 +96,37 @@ class SampledSequence(WireStruct, dict=True, eq=False, kw_only=True):
             self.stop_reason == other.stop_reason
             and np.array_equal(self.tokens_np, other.tokens_np)
             and bool(same_logprobs)
+            and _same_topk(self.topk_logprobs, other.topk_logprobs)
+            and self.sequence_id == other.sequence_id
         )
 
     __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
 
-TopkEntry: TypeAlias = tuple[int, float]
+def _same_topk(
+    a: list[list[TopkEntry] | None] | None, b: list[list[TopkEntry] | None] | None
+) -> bool:
+    """Top-k rows compared by value (decoded rows hold lists, built ones tuples)."""
+    if a is None or b is None:
+        return a is b
+    return len(a) == len(b) and all(
+        (ra is None and rb is None)
+        or (ra is not None and rb is not None and [tuple(c) for c in ra] == [tuple(c) for c in rb])
+        for ra, rb in zip(a, b, strict=True)
+    )
+
+
+class PromptAltTokens(WireStruct, kw_only=True):
+    """[0.38] ``prompt_alt_tokens_k`` draws at every prompt position after the first.
+
+    Both tensors are dense ``[len(prompt) - 1, k]``: row ``i`` holds ``k``
+    independent draws (with replacement, at the request's temperature) from the
+    model's distribution over prompt token ``i + 1``; ``logprobs[i][j]`` is the
+    model's logprob of ``tokens[i][j]`` there.
+    """
+
+    tokens: TensorData
+    logprobs: TensorData
 
 
 class SampleResponse(WireStruct, tag="sample", tag_field="type", kw_only=True):
@@ -97,6 +137,11 @@ class SampleResponse(WireStruct, tag="sample", tag_field="type", kw_only=True):
     topk_prompt_logprobs: list[list[TopkEntry] | None] | None = None
     prompt_cache_hit_tokens: int | None = None
     """[0.38] How many prompt tokens hit the server's prompt cache."""
+    target_prompt_logprobs: TensorData | None = None
+    """[0.38] Logprobs of the ids the request's ``target_prompt_logprobs`` named: float32, same
+    shape and layout (dense or sparse CSR), 0.0 where the request had ``-1``."""
+    prompt_alt_tokens: PromptAltTokens | None = None
+    """[0.38] The draws ``prompt_alt_tokens_k`` asked for (see :class:`PromptAltTokens`)."""
 
     @property
     def prompt_logprobs_np(self) -> Float32Array | None:

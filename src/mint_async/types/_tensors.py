@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import torch
 from ._base import LOSS_FNS, AnyArray, LossFnType, WireStruct, check_finite, invalid
 from ._model_input import EncodedTextChunk, ModelInput
+from ._provenance import ProvenanceSpan, check_tiling
 
 if TYPE_CHECKING:
     import torch
@@ -220,11 +221,20 @@ class Datum(WireStruct, kw_only=True):
 
     model_input: ModelInput
     loss_fn_inputs: dict[str, TensorData]
+    model_input_spans: list[ProvenanceSpan] | None = None
+    """[0.38] Provenance of the input tokens: runs tiling ``model_input`` (see :meth:`with_provenance`)."""
+    loss_fn_input_spans: list[ProvenanceSpan] | None = None
+    """[0.38] Provenance of the loss rows: runs tiling ``loss_fn_inputs["target_tokens"]``."""
 
     if TYPE_CHECKING:
 
         def __init__(
-            self, *, model_input: ModelInput, loss_fn_inputs: Mapping[str, LossFnInputValue]
+            self,
+            *,
+            model_input: ModelInput,
+            loss_fn_inputs: Mapping[str, LossFnInputValue],
+            model_input_spans: Sequence[ProvenanceSpan] | None = None,
+            loss_fn_input_spans: Sequence[ProvenanceSpan] | None = None,
         ) -> None: ...
 
     def __post_init__(self) -> None:
@@ -234,7 +244,20 @@ class Datum(WireStruct, kw_only=True):
             raise invalid(msg)
         coerced = {str(k): coerce_tensor(str(k), v) for k, v in inputs.items()}
         self.loss_fn_inputs = coerced
-        length = _known_length(self.model_input)
+        if (self.model_input_spans is None) != (self.loss_fn_input_spans is None):
+            msg = "provenance comes as a pair: set both model_input_spans and loss_fn_input_spans, or neither"
+            raise invalid(msg)
+        if self.model_input_spans is not None and self.loss_fn_input_spans is not None:
+            self.model_input_spans = list(self.model_input_spans)
+            self.loss_fn_input_spans = list(self.loss_fn_input_spans)
+            # Tiling is checked where the lengths are known (no image chunks).
+            known = known_length(self.model_input)
+            if known is not None:
+                check_tiling("model_input", self.model_input_spans, known)
+            targets = coerced.get("target_tokens")
+            if targets is not None and len(targets.dims) == 1:
+                check_tiling("loss_fn_inputs", self.loss_fn_input_spans, targets.dims[0])
+        length = known_length(self.model_input)
         if length is None:
             return
         for key, td in coerced.items():
@@ -246,8 +269,35 @@ class Datum(WireStruct, kw_only=True):
                 )
                 raise invalid(msg)
 
+    def with_provenance(
+        self,
+        model_input: Sequence[ProvenanceSpan],
+        loss_fn_inputs: Sequence[ProvenanceSpan],
+    ) -> Datum:
+        """A copy carrying provenance: ``model_input`` runs tile the input tokens,
+        ``loss_fn_inputs`` runs tile ``target_tokens`` (tinker 0.38's spelling).
 
-def _known_length(model_input: ModelInput) -> int | None:
+        Tiling is checked here, so a miscounted partition fails at the call site.
+
+        Example::
+
+            datum.with_provenance(
+                model_input=[PromptProvenanceSpan(sequence_id=sid, length=3),
+                             SampledProvenanceSpan(sequence_id=sid, length=2)],
+                loss_fn_inputs=[PromptProvenanceSpan(sequence_id=sid, offset=1, length=2),
+                                SampledProvenanceSpan(sequence_id=sid, length=3)],
+            )
+        """
+        return Datum(
+            model_input=self.model_input,
+            loss_fn_inputs=self.loss_fn_inputs,
+            model_input_spans=list(model_input),
+            loss_fn_input_spans=list(loss_fn_inputs),
+        )
+
+
+def known_length(model_input: ModelInput) -> int | None:
+    """The token length of ``model_input``, ``None`` if an image chunk does not say its own."""
     total = 0
     for chunk in model_input.chunks:
         if isinstance(chunk, EncodedTextChunk):
