@@ -15,6 +15,7 @@ TEMPLATES: dict[str, str] = {
     "qwen3": recipe.QWEN3_CHAT_TEMPLATE,
     "qwen3_instruct": recipe.QWEN3_INSTRUCT_CHAT_TEMPLATE,
     "llama3": recipe.LLAMA3_CHAT_TEMPLATE,
+    "llama3_1": recipe.LLAMA3_1_CHAT_TEMPLATE,
     "role_colon": recipe.ROLE_COLON_CHAT_TEMPLATE,
 }
 """Template key per tokenizer build; qwen3_disable_thinking shares qwen3's."""

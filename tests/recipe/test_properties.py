@@ -104,9 +104,16 @@ def expected_bodies(renderer: recipe.Renderer, messages: list[Message]) -> list[
     if renderer.name == "role_colon":
         return [" " + m["content"] + "\n\n" for m in messages]
     text = template_text(renderer, messages)
-    if renderer.name == "llama3":
+    if renderer.name in ("llama3", "llama3_1"):
         turns = text.split("<|start_header_id|>")[1:]
-        return [t.split("<|end_header_id|>\n\n", 1)[1] for t in turns]
+        bodies = [t.split("<|end_header_id|>\n\n", 1)[1] for t in turns]
+        if renderer.name == "llama3_1":
+            # Llama 3.1's date header opens the system turn, which exists even without a system message.
+            dates = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
+            bodies = [b.removeprefix(dates) for b in bodies]
+            if messages[0]["role"] != "system":
+                bodies = bodies[1:]
+        return bodies
     bodies: list[str] = []
     for turn, m in zip(text.split("<|im_start|>")[1:], messages, strict=True):
         body = turn[len(m["role"]) + 1 : -1]  # after "role\n", before the separator "\n"

@@ -85,8 +85,8 @@ def test_train_on_what_accepts_strings_and_rejects_unknown(qwen_tokenizer: Any) 
         ({"role": "user", "content": "x"}, "sequence of message mappings"),
         (["hi"], r"messages\[0\] must be a mapping"),
         (
-            [{"role": "tool", "content": "x"}],
-            r"messages\[0\] has role 'tool'.*'system', 'user', 'assistant'",
+            [{"role": "robot", "content": "x"}],
+            r"messages\[0\] has role 'robot'.*'system', 'user', 'assistant'",
         ),
         ([{"content": "x"}], "role None"),
         ([{"role": "user", "content": 3}], r"\['content'\] must be a str"),
@@ -167,6 +167,7 @@ def test_public_all() -> None:
 def test_recipe_imports_only_types_and_exceptions() -> None:
     """recipe's modules import only mint_async.types/_exceptions, each other, numpy and stdlib."""
     allowed_absolute = {"__future__", "abc", "collections.abc", "dataclasses", "enum", "typing"}
+    allowed_absolute |= {"json", "re"}  # tool specs and tool calls
     allowed_absolute |= {"numpy", "numpy.typing"}
     paths = sorted(Path(recipe.__file__).parent.glob("*.py"))
     assert len(paths) >= 10

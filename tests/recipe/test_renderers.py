@@ -44,6 +44,9 @@ EXPECTED_TEXT = {
         "User: And 5 * 6?\n\nAssistant: 30\n\n"
     ),
 }
+EXPECTED_TEXT["llama3_1"] = EXPECTED_TEXT["llama3"].replace(
+    "\n\nBe brief.", "\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief."
+)
 EXPECTED_TEXT["qwen3_disable_thinking"] = EXPECTED_TEXT["qwen3"]
 
 # The trained text of MULTI_TURN per mode (decoded weight-1 tokens, in order).
@@ -97,6 +100,8 @@ TRAINED_TEXT: dict[str, dict[TrainOnWhat, str]] = {
     },
 }
 
+TRAINED_TEXT["llama3_1"] = TRAINED_TEXT["llama3"]
+
 GENERATION_SUFFIX = {
     "qwen3": "<|im_start|>user\nAnd 5 * 6?<|im_end|>\n<|im_start|>assistant\n",
     "qwen3_disable_thinking": (
@@ -109,6 +114,7 @@ GENERATION_SUFFIX = {
     ),
     "role_colon": "User: And 5 * 6?\n\nAssistant:",
 }
+GENERATION_SUFFIX["llama3_1"] = GENERATION_SUFFIX["llama3"]
 
 
 def trained_text(renderer: recipe.Renderer, tokens: list[int], weights: Any) -> str:
@@ -195,8 +201,8 @@ def test_generation_prompt_for_another_role(renderer: recipe.Renderer) -> None:
         ("<|im_start|>user\n", "<|start_header_id|>user<|end_header_id|>\n\n", "User:")
     )
     assert "<think>\n\n</think>\n\n" not in text.rsplit("user", 1)[-1]
-    with pytest.raises(InvalidInputError, match="role 'tool'"):
-        renderer.build_generation_prompt(MULTI_TURN[:3], role="tool")
+    with pytest.raises(InvalidInputError, match="role 'robot'"):
+        renderer.build_generation_prompt(MULTI_TURN[:3], role="robot")
 
 
 def test_stop_sequences(renderer: recipe.Renderer, renderer_name: str) -> None:
@@ -207,6 +213,7 @@ def test_stop_sequences(renderer: recipe.Renderer, renderer_name: str) -> None:
         "qwen3_disable_thinking": [tok.convert_tokens_to_ids("<|im_end|>")],
         "qwen3_instruct": [tok.convert_tokens_to_ids("<|im_end|>")],
         "llama3": [tok.convert_tokens_to_ids("<|eot_id|>")],
+        "llama3_1": [tok.convert_tokens_to_ids("<|eot_id|>")],  # the tiny vocabulary has no <|eom_id|>
         "role_colon": ["\n\nUser:"],
     }
     assert renderer.get_stop_sequences() == expected[renderer_name]

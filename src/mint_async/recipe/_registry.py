@@ -6,7 +6,7 @@ from typing import Final, Literal, TypeAlias, get_args
 
 from .._exceptions import InvalidInputError
 from ._base import Renderer
-from ._llama3 import Llama3Renderer
+from ._llama3 import Llama3Renderer, Llama31Renderer
 from ._messages import Tokenizer
 from ._qwen3 import Qwen3DisableThinkingRenderer, Qwen3InstructRenderer, Qwen3Renderer
 from ._role_colon import RoleColonRenderer
@@ -14,7 +14,7 @@ from ._role_colon import RoleColonRenderer
 __all__ = ["RENDERER_NAMES", "RendererName", "get_recommended_renderer_name", "get_renderer"]
 
 RendererName: TypeAlias = Literal[
-    "qwen3", "qwen3_disable_thinking", "qwen3_instruct", "llama3", "role_colon"
+    "qwen3", "qwen3_disable_thinking", "qwen3_instruct", "llama3", "llama3_1", "role_colon"
 ]
 """The names :func:`get_renderer` knows."""
 
@@ -27,6 +27,7 @@ _CLASSES: Final[dict[str, type[Renderer]]] = {
         Qwen3DisableThinkingRenderer,
         Qwen3InstructRenderer,
         Llama3Renderer,
+        Llama31Renderer,
         RoleColonRenderer,
     )
 }
@@ -56,7 +57,9 @@ def get_recommended_renderer_name(base_model: str) -> RendererName:
       Qwen3 Instruct models (``Qwen/Qwen3-4B-Instruct-2507``), which never
       think → ``qwen3_instruct``;
     * the bundled tiny local model (names starting ``mint-tiny``) → ``qwen3``;
-    * Llama 3.x models (``meta-llama/Llama-3.1-8B-Instruct``) → ``llama3``;
+    * Llama 3.x models (``meta-llama/Llama-3.1-8B-Instruct``) → ``llama3``, the plain
+      format without the date header (``llama3_1`` renders the 3.1/3.2/3.3 Instruct
+      template exactly, tool calling included; choose it by name);
     * anything else → ``role_colon``, which needs no special tokens.
     """
     if not isinstance(base_model, str):

@@ -39,10 +39,12 @@ class RoleColonRenderer(Renderer):
         bos = getattr(tokenizer, "bos_token", None)
         self._bos = control_token_id(tokenizer, bos, self.name) if isinstance(bos, str) else None
 
-    def _prefix(self) -> list[str | int]:
+    def _prefix(
+        self, messages: list[Message], tools: list[dict[str, object]] | None
+    ) -> list[str | int]:
         return [] if self._bos is None else [self._bos]
 
-    def _render(self, messages: list[Message]) -> list[Turn]:
+    def _render(self, messages: list[Message], tools: list[dict[str, object]] | None) -> list[Turn]:
         return [
             Turn(self._generation_header(m["role"]), [" " + m["content"] + "\n\n"], [])
             for m in messages

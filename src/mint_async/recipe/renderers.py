@@ -10,7 +10,8 @@ The layout follows the MinT SFT guide::
     model_input, weights = renderer.build_supervised_example(messages)
 
 Renderers: ``qwen3``, ``qwen3_disable_thinking``, ``qwen3_instruct``, ``llama3``,
-``role_colon`` (see :data:`RENDERER_NAMES`).
+``llama3_1``, ``role_colon`` (see :data:`RENDERER_NAMES`). The Qwen3 renderers and
+``llama3_1`` render tool definitions, tool calls and tool results (see :class:`ToolSpec`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from __future__ import annotations
 from ._base import Renderer as Renderer
 from ._base import Weights as Weights
 from ._llama3 import Llama3Renderer as Llama3Renderer
+from ._llama3 import Llama31Renderer as Llama31Renderer
 from ._messages import Message as Message
 from ._messages import MessageLike as MessageLike
 from ._messages import Tokenizer as Tokenizer
+from ._messages import ToolCall as ToolCall
+from ._messages import ToolSpec as ToolSpec
 from ._messages import TrainOnWhat as TrainOnWhat
+from ._messages import UnparsedToolCall as UnparsedToolCall
 from ._qwen3 import Qwen3DisableThinkingRenderer as Qwen3DisableThinkingRenderer
 from ._qwen3 import Qwen3InstructRenderer as Qwen3InstructRenderer
 from ._qwen3 import Qwen3Renderer as Qwen3Renderer
@@ -39,6 +44,7 @@ __all__ = [
     # renderers
     "Renderer",
     "Llama3Renderer",
+    "Llama31Renderer",
     "Qwen3DisableThinkingRenderer",
     "Qwen3InstructRenderer",
     "Qwen3Renderer",
@@ -47,6 +53,9 @@ __all__ = [
     "Message",
     "MessageLike",
     "Tokenizer",
+    "ToolCall",
+    "ToolSpec",
     "TrainOnWhat",
+    "UnparsedToolCall",
     "Weights",
 ]
