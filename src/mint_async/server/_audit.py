@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._durable import append_private
+from ._metadata import CheckpointMeta, RunMeta
 
 __all__ = ["AuditEvent", "AuditLog"]
 
@@ -31,6 +33,38 @@ class AuditEvent:
     tinker_path: str | None = None
     purpose: str | None = None
     details: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    @classmethod
+    def about(
+        cls,
+        event: str,
+        meta: CheckpointMeta | RunMeta,
+        *,
+        actor: str | None = None,
+        purpose: str | None = None,
+        **details: Any,
+    ) -> AuditEvent:
+        """An event about a checkpoint or a run, stamped now, in its owner's log.
+
+        ``actor`` is who did it (default: the owner; a public checkpoint's
+        reader may be someone else); ``purpose`` is set on reads.
+        """
+        details = {"actor": actor or meta.owner, "model_id": meta.training_run_id, **details}
+        tinker_path = None
+        if isinstance(meta, CheckpointMeta):
+            tinker_path = meta.tinker_path
+            details.update(tinker_path=tinker_path, checkpoint_type=meta.checkpoint_type)
+        if purpose is not None:
+            details["purpose"] = purpose
+        return cls(
+            timestamp=time.time(),
+            event=event,
+            owner=meta.owner,
+            model_id=meta.training_run_id,
+            tinker_path=tinker_path,
+            purpose=purpose,
+            details=details,
+        )
 
 
 class AuditLog:

@@ -1,5 +1,9 @@
 """The on-disk checkpoint store: training-run metadata and checkpoint directories.
 
+What a run or a checkpoint record holds, and how names and ``tinker://`` paths
+are checked, is :mod:`._metadata`'s (its names are re-exported here); what
+happened to them is the audit log's (:mod:`._audit`). This module keeps them on disk.
+
 Layout under the data directory (ids are percent-quoted into file names)::
 
     runs/<run_id>.json                          training run metadata
@@ -52,14 +56,12 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import quote
 
 from mint_async._exceptions import InvalidInputError
-from mint_async.types import Checkpoint, TrainingRun
 
 from ._audit import AuditEvent as AuditEvent
 from ._audit import AuditLog
@@ -74,6 +76,12 @@ from ._durable import (
     seal_tree,
     write_private,
 )
+from ._metadata import CheckpointMeta as CheckpointMeta
+from ._metadata import Kind as Kind
+from ._metadata import RunMeta as RunMeta
+from ._metadata import check_name as check_name
+from ._metadata import parse_path as parse_path
+from ._metadata import run_to_wire as run_to_wire
 
 __all__ = [
     "AuditEvent",
@@ -84,9 +92,7 @@ __all__ = [
     "parse_path",
 ]
 
-Kind = Literal["weights", "sampler_weights"]
 _META: Final = "_checkpoint.json"
-_KIND_TYPE: Final = {"weights": "training", "sampler_weights": "sampler"}
 _AUDIT: Final = "audit.jsonl"
 _SECRET: Final = ".jwt_secret"  # noqa: S105 - a file name, not a secret
 _CURRENT: Final = "_current"
@@ -97,110 +103,6 @@ SUPERSEDED_GRACE: Final = 60.0
 
 class CheckpointExistsError(InvalidInputError):
     """A named checkpoint exists and overwrite was not asked for."""
-
-
-def _when(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=UTC)
-
-
-def check_name(name: str) -> None:
-    """Raise InvalidInputError unless ``name`` can name a checkpoint."""
-    if not name or name in (".", "..") or "/" in name or len(name) > 200 or not name.isprintable():
-        msg = f"invalid checkpoint name {name!r}: 1-200 printable characters, no '/'"
-        raise InvalidInputError(msg)
-
-
-def parse_path(path: str) -> tuple[str, Kind, str]:
-    """``(run_id, kind, name)`` of ``tinker://<run>/<kind>/<name>`` (``mint://`` accepted too)."""
-    for scheme in ("tinker://", "mint://"):
-        if path.startswith(scheme):
-            parts = path.removeprefix(scheme).split("/")
-            if len(parts) == 3 and all(parts) and parts[1] in _KIND_TYPE:
-                return parts[0], parts[1], parts[2]  # type: ignore[return-value]
-    msg = f"not a checkpoint path (tinker://<training_run_id>/weights|sampler_weights/<name>): {path!r}"
-    raise InvalidInputError(msg)
-
-
-@dataclass(slots=True)
-class RunMeta:
-    """A training run, as persisted."""
-
-    training_run_id: str
-    owner: str
-    base_model: str
-    lora_rank: int
-    train_unembed: bool = True
-    train_mlp: bool = True
-    train_attn: bool = True
-    user_metadata: dict[str, str] | None = None
-    session_id: str | None = None
-    created: float = field(default_factory=time.time)
-    last_request_time: float = field(default_factory=time.time)
-
-
-@dataclass(slots=True)
-class CheckpointMeta:
-    """A checkpoint, as persisted next to its files."""
-
-    training_run_id: str
-    kind: Kind
-    name: str
-    owner: str
-    base_model: str
-    lora_rank: int
-    train_unembed: bool = True
-    train_mlp: bool = True
-    train_attn: bool = True
-    created: float = field(default_factory=time.time)
-    size_bytes: int = 0
-    public: bool = False
-    expires_at: float | None = None
-
-    @property
-    def checkpoint_id(self) -> str:
-        """``<kind>/<name>``."""
-        return f"{self.kind}/{self.name}"
-
-    @property
-    def tinker_path(self) -> str:
-        """``tinker://<run>/<kind>/<name>``."""
-        return f"tinker://{self.training_run_id}/{self.kind}/{self.name}"
-
-    def expired(self, now: float) -> bool:
-        """Whether the TTL has run out."""
-        return self.expires_at is not None and self.expires_at <= now
-
-    def to_wire(self) -> Checkpoint:
-        """The REST representation."""
-        return Checkpoint(
-            checkpoint_id=self.checkpoint_id,
-            checkpoint_type=_KIND_TYPE[self.kind],  # type: ignore[arg-type]
-            time=_when(self.created),
-            tinker_path=self.tinker_path,
-            size_bytes=self.size_bytes,
-            public=self.public,
-            expires_at=None if self.expires_at is None else _when(self.expires_at),
-        )
-
-
-def run_to_wire(run: RunMeta, checkpoints: list[CheckpointMeta]) -> TrainingRun:
-    """The REST representation of a run, with its latest checkpoints of each type."""
-    latest: dict[str, CheckpointMeta] = {}
-    for ckpt in sorted(checkpoints, key=lambda c: c.created):
-        latest[ckpt.kind] = ckpt
-    last_train, last_sampler = latest.get("weights"), latest.get("sampler_weights")
-    return TrainingRun(
-        training_run_id=run.training_run_id,
-        base_model=run.base_model,
-        model_owner=run.owner,
-        is_lora=True,
-        last_request_time=_when(run.last_request_time),
-        lora_rank=run.lora_rank,
-        last_checkpoint=last_train.to_wire() if last_train else None,
-        last_sampler_checkpoint=last_sampler.to_wire() if last_sampler else None,
-        user_metadata=run.user_metadata,
-        created_at=_when(run.created),
-    )
 
 
 def _is_version(name: str) -> bool:
@@ -314,28 +216,8 @@ class CheckpointStore:
         purpose: str | None = None,
         **details: Any,
     ) -> None:
-        """Append an audit event about a checkpoint or a run to its owner's log.
-
-        ``actor`` is who did it (default: the owner; a public checkpoint's
-        reader may be someone else); ``purpose`` is set on reads.
-        """
-        details = {"actor": actor or meta.owner, "model_id": meta.training_run_id, **details}
-        tinker_path = None
-        if isinstance(meta, CheckpointMeta):
-            tinker_path = meta.tinker_path
-            details.update(tinker_path=tinker_path, checkpoint_type=_KIND_TYPE[meta.kind])
-        if purpose is not None:
-            details["purpose"] = purpose
-        entry = AuditEvent(
-            timestamp=time.time(),
-            event=event,
-            owner=meta.owner,
-            model_id=meta.training_run_id,
-            tinker_path=tinker_path,
-            purpose=purpose,
-            details=details,
-        )
-        self._audit.append(entry)
+        """Append an audit event about a checkpoint or a run to its owner's log (see AuditEvent.about)."""
+        self._audit.append(AuditEvent.about(event, meta, actor=actor, purpose=purpose, **details))
 
     def audit(self, owner: str) -> list[AuditEvent]:
         """``owner``'s audit events, oldest first."""
