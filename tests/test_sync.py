@@ -220,7 +220,7 @@ def test_sync_checkpoints_restore_weights_and_optimizer() -> None:
 
 @pytest.mark.usefixtures("mint_env")
 def test_sync_sampling_client_and_interpolation() -> None:
-    """Sampling client metadata, submit_sample, capabilities; interpolate_checkpoints mixes weights."""
+    """Sampling client metadata, submit_sample, seq_id reservation, capabilities; interpolate_checkpoints mixes weights."""
     with mint.ServiceClient() as svc:
         caps = svc.get_server_capabilities()
         assert BASE in {m.model_name for m in caps.supported_models}
@@ -240,6 +240,10 @@ def test_sync_sampling_client_and_interpolation() -> None:
         )
         assert isinstance(fut, mint.SampleFuture)
         assert fut.request_id == f"{sc.sampling_session_id}:0"
+        assert sc.reserve_seq_id() == 1  # the sample took 0
+        with pytest.warns(DeprecationWarning, match="reserve_seq_id"):
+            assert sc.next_seq_id() == 2
+        assert sc.request_id_for(2) == f"{sc.sampling_session_id}:2"
         resp = fut.result(timeout=30)
         assert len(resp.sequences) == 2 and fut.done() and fut.total_polls >= 1
         assert resp.prompt_logprobs is not None and len(resp.prompt_logprobs) == 4
@@ -383,7 +387,7 @@ def test_queue_state_observers_run_in_the_callback_thread(
 
 
 def test_training_queue_state_observer(slow_server: LoopbackServer) -> None:
-    """A TrainingClient's observer is told when its work waits for capacity and when it runs."""
+    """A TrainingClient's observer is told when its work waits and runs, and nothing once removed."""
     with mint.ServiceClient(base_url=slow_server.base_url, api_key=slow_server.api_key) as svc:
         clients = [svc.create_lora_training_client(rank=4) for _ in range(2)]
         log = StateLog(clients[0].get_info)
@@ -394,6 +398,17 @@ def test_training_queue_state_observer(slow_server: LoopbackServer) -> None:
         assert log.resumed.wait(10)
         assert log.changes[0][0] == "paused_capacity"
         assert all(tc.queue_status().state == "active" for tc in clients)
+        # Removed, it hears nothing of a second round that another observer hears.
+        other = StateLog(clients[0].get_info)
+        for tc in clients:
+            tc.remove_queue_state_observer(log)
+            tc.on_queue_state_change(other)
+        seen = len(log.changes)
+        outs = results_concurrently([tc.forward_backward(BATCH) for tc in clients])
+        assert other.resumed.wait(10)
+        assert len(log.changes) == seen
+        with pytest.raises(ValueError, match="not an observer"):
+            clients[0].remove_queue_state_observer(log)
 
 
 @pytest.mark.usefixtures("mint_env")
