@@ -1,0 +1,71 @@
+"""Accept the official SDK's own type objects (tinker's pydantic models) wherever a wire type is taken.
+
+Code written against ``tinker`` builds ``tinker.types.Datum``/``ModelInput``/
+``TensorData``/``AdamParams``/``SamplingParams`` objects. mint_async converts
+them by their fields, without importing tinker: an object that is not already
+the mint_async type but has pydantic's ``model_dump`` is dumped to its wire
+JSON and decoded as the mint_async type (so every field is validated as if it
+had come over the wire). Anything else is an :class:`InvalidInputError`.
+
+Example::
+
+    tc.forward_backward([tinker.types.Datum(...)], "cross_entropy")   # converted
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import msgspec
+
+from . import types as t
+from ._codec import decode
+from ._exceptions import InvalidInputError, MintError
+
+T = TypeVar("T")
+
+__all__ = ["as_adam_params", "as_data", "as_model_input", "as_sampling_params", "convert"]
+
+
+def convert(obj: object, tp: type[T], what: str) -> T:
+    """``obj`` as a ``tp``: itself if it is one, else converted from a pydantic model by its fields."""
+    if isinstance(obj, tp):
+        return obj
+    dump = getattr(obj, "model_dump", None)
+    if not callable(dump):
+        msg = f"{what} must be a types.{tp.__name__}, got {type(obj).__name__}"
+        raise InvalidInputError(msg)
+    try:
+        fields: Any = dump(mode="json", exclude_none=True)
+        return decode(tp, msgspec.json.encode(fields))
+    except (MintError, msgspec.MsgspecError, TypeError, ValueError) as exc:
+        msg = f"{what}: cannot convert {type(obj).__name__} to types.{tp.__name__}: {exc}"
+        raise InvalidInputError(msg) from exc
+
+
+def as_data(data: object) -> list[t.Datum]:
+    """A batch of Datums (tinker's Datum objects converted)."""
+    if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
+        msg = "data must be a list of types.Datum"
+        raise InvalidInputError(msg)
+    items: Sequence[object] = data
+    return [convert(d, t.Datum, f"data[{i}]") for i, d in enumerate(items)]
+
+
+def as_model_input(prompt: object) -> t.ModelInput:
+    """A ModelInput (tinker's converted)."""
+    return convert(prompt, t.ModelInput, "prompt")
+
+
+def as_sampling_params(params: object) -> t.SamplingParams:
+    """SamplingParams (tinker's converted)."""
+    return convert(params, t.SamplingParams, "sampling_params")
+
+
+def as_adam_params(params: object) -> t.AdamParams:
+    """AdamParams (tinker's ``AdamParams`` converted; other optimizers are refused)."""
+    if not isinstance(params, t.AdamParams) and type(params).__name__ != "AdamParams":
+        msg = f"optimizer params must be AdamParams (mint_async trains with AdamW), got {type(params).__name__}"
+        raise InvalidInputError(msg)
+    return convert(params, t.AdamParams, "adam_params")

@@ -1,0 +1,89 @@
+"""tinker 0.38's ``RestClient``: every REST call returns an :class:`APIFuture`.
+
+Each method of mint_async's async ``RestClient`` (``get_training_run``,
+``list_checkpoints``, ``delete_checkpoint_from_tinker_path``, ...) is offered
+under the same name returning a future (await it or ``.result()`` it), and as
+``<name>_async`` returning the result (tinker's deprecated spelling).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import InvalidInputError
+from ._futures import APIFuture
+from ._runtime import runtime
+
+if TYPE_CHECKING:
+    from .._rest import RestClient as AsyncRestClient
+    from ._service import ServiceClient
+
+__all__ = ["RestClient"]
+
+
+class RestClient:
+    """Runs, checkpoints and sessions; ``RestClient()`` alone opens its own connection.
+
+    Example::
+
+        run = rest.get_training_run_by_tinker_path("tinker://run/weights/ckpt").result()
+        await rest.delete_checkpoint_from_tinker_path("tinker://run/weights/ckpt")
+    """
+
+    def __init__(
+        self,
+        _holder: Any = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        _service: ServiceClient | None = None,
+    ) -> None:
+        if _holder is not None:
+            msg = "RestClient(holder) is tinker-internal; use RestClient() or ServiceClient().create_rest_client()"
+            raise InvalidInputError(msg)
+        if _service is None:
+            from ._service import ServiceClient  # noqa: PLC0415 - the service imports this module
+
+            _service = ServiceClient(base_url=base_url, api_key=api_key)
+            self._owned: ServiceClient | None = _service
+        else:
+            self._owned = None
+        self._service = _service
+        self._inner: AsyncRestClient = _service.aio.create_rest_client()
+
+    def __repr__(self) -> str:
+        return f"tinker_compat.RestClient({self._service.base_url!r})"
+
+    @property
+    def aio(self) -> AsyncRestClient:
+        """The mint_async client underneath."""
+        return self._inner
+
+    def close(self) -> None:
+        """Close the connection a standalone ``RestClient()`` opened."""
+        if self._owned is not None:
+            self._owned.close()
+
+    def __dir__(self) -> list[str]:
+        names = [n for n in dir(self._inner) if not n.startswith("_")]
+        return sorted({*super().__dir__(), *names, *(f"{n}_async" for n in names)})
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        base = name.removesuffix("_async")
+        method = getattr(self._inner, base, None)
+        if method is None or not inspect.iscoroutinefunction(method):
+            msg = f"tinker_compat.RestClient has no method {name!r}"
+            raise AttributeError(msg)
+        if name.endswith("_async"):
+            return method  # a coroutine function: ``await rest.x_async(...)``
+
+        def call(*args: Any, **kwargs: Any) -> APIFuture[Any]:
+            return APIFuture(runtime().spawn(lambda: method(*args, **kwargs)))
+
+        call.__name__ = name
+        call.__doc__ = method.__doc__
+        return call

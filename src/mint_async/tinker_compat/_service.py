@@ -1,0 +1,244 @@
+"""tinker 0.38's ``ServiceClient`` on mint_async's async ``ServiceClient``."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from .. import types as t
+from .._exceptions import InvalidInputError
+from .._service import ServiceClient as AsyncServiceClient
+from ._futures import APIFuture, ClientFuture, completed
+from ._rest import RestClient
+from ._runtime import Runtime, runtime
+from ._sampling import SamplingClient
+from ._training import TrainingClient
+
+__all__ = ["ServiceClient"]
+
+
+def _close(rt: Runtime, cm: Any) -> None:
+    if not rt.closed:
+        try:
+            cm.__exit__(None, None, None)
+        except Exception:  # noqa: BLE001 - closing at exit must not raise
+            return
+
+
+def _optimizer_config(optimizer: Any) -> dict[str, Any] | None:
+    """tinker's OptimizerConfig (or a dict) as the wire's ``optimizer_config``; AdamW only."""
+    if optimizer is None:
+        return None
+    fields: Any = optimizer if isinstance(optimizer, Mapping) else None
+    dump = getattr(optimizer, "model_dump", None)
+    if fields is None and callable(dump):
+        fields = dump(mode="json", exclude_none=True)
+    kind = (fields or {}).get("type") if isinstance(fields, Mapping) else None
+    if kind not in ("adam", "adamw") and type(optimizer).__name__ != "AdamOptimizerConfig":
+        msg = f"optimizer must be an AdamW config (mint_async trains with AdamW), got {optimizer!r}"
+        raise InvalidInputError(msg)
+    return {"type": "adamw"}
+
+
+class ServiceClient:
+    """Connects to a MinT / Tinker server (``TINKER_API_KEY`` / ``TINKER_BASE_URL`` or ``MINT_*``).
+
+    Creating it opens a session (heartbeated in the background); ``close()`` or
+    leaving ``with`` ends it. Client-creating methods return futures that can be
+    awaited or ``.result()``-ed, as in tinker 0.38.
+
+    Example::
+
+        with tinker.ServiceClient(base_url="http://127.0.0.1:8000") as svc:
+            tc = svc.create_lora_training_client("Qwen/Qwen3-8B", rank=16).result()
+    """
+
+    def __init__(
+        self,
+        user_metadata: Mapping[str, str] | None = None,
+        project_id: str | None = None,
+        *,
+        display_name: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        default_headers_overrides: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        settings: dict[str, Any] = dict(kwargs)
+        if default_headers_overrides is not None:
+            settings["default_headers"] = dict(default_headers_overrides)
+        if display_name is not None:
+            settings["display_name"] = display_name
+        inner = AsyncServiceClient(
+            api_key=api_key,
+            base_url=base_url,
+            project_id=project_id,
+            user_metadata=user_metadata,
+            **settings,
+        )
+        rt = runtime()
+        cm = rt.portal.wrap_async_context_manager(inner)
+        cm.__enter__()
+        self._inner = inner
+        self._finalizer = weakref.finalize(self, _close, rt, cm)
+
+    def __repr__(self) -> str:
+        return f"tinker_compat.{self._inner!r}"
+
+    def __enter__(self) -> ServiceClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finalizer()
+
+    def close(self, status: str = "success", detail: str | None = None) -> APIFuture[None]:
+        """End the session (idempotent); a finished future, as tinker returns one."""
+        del status, detail
+        self._finalizer()
+        return completed(None)
+
+    @property
+    def aio(self) -> AsyncServiceClient:
+        """The mint_async client underneath."""
+        return self._inner
+
+    @property
+    def base_url(self) -> str:
+        """The server's URL."""
+        return self._inner.config.base_url
+
+    # -- training clients -----------------------------------------------------------
+
+    def create_lora_training_client(
+        self,
+        base_model: str,
+        rank: int = 32,
+        seed: int | None = None,
+        train_mlp: bool = True,
+        train_attn: bool = True,
+        train_unembed: bool = True,
+        user_metadata: Mapping[str, str] | None = None,
+        optimizer: Any = None,
+    ) -> ClientFuture[TrainingClient]:
+        """A future of a new LoRA training run's client."""
+        _optimizer_config(optimizer)
+
+        async def run() -> TrainingClient:
+            tc = await self._inner.create_lora_training_client(
+                base_model, rank, seed, train_mlp, train_attn, train_unembed, user_metadata
+            )
+            return TrainingClient(tc, self)
+
+        return ClientFuture(runtime().spawn(run))
+
+    def create_training_client_from_state(
+        self,
+        path: str,
+        base_model: str | None = None,
+        user_metadata: Mapping[str, str] | None = None,
+        weights_access_token: str | None = None,
+        optimizer: Any = None,
+    ) -> ClientFuture[TrainingClient]:
+        """A future of a new run initialised with a checkpoint's weights (fresh optimizer)."""
+        return self._from_state(path, base_model, user_metadata, weights_access_token, optimizer, False)
+
+    def create_training_client_from_state_with_optimizer(
+        self,
+        path: str,
+        base_model: str | None = None,
+        user_metadata: Mapping[str, str] | None = None,
+        weights_access_token: str | None = None,
+    ) -> ClientFuture[TrainingClient]:
+        """A future of a new run resuming a checkpoint: weights and optimizer state."""
+        return self._from_state(path, base_model, user_metadata, weights_access_token, None, True)
+
+    def _from_state(
+        self,
+        path: str,
+        base_model: str | None,
+        user_metadata: Mapping[str, str] | None,
+        weights_access_token: str | None,
+        optimizer: Any,
+        with_optimizer: bool,
+    ) -> ClientFuture[TrainingClient]:
+        if weights_access_token is not None:
+            msg = "weights_access_token (another account's checkpoint) is not supported by mint_async"
+            raise InvalidInputError(msg)
+        _optimizer_config(optimizer)
+
+        async def run() -> TrainingClient:
+            if base_model is not None:
+                info = await self._inner.create_rest_client().get_weights_info_by_tinker_path(path)
+                if info.base_model != base_model:
+                    msg = f"{path} was trained from {info.base_model!r}, not {base_model!r}"
+                    raise InvalidInputError(msg)
+            create = (
+                self._inner.create_training_client_from_state_with_optimizer
+                if with_optimizer
+                else self._inner.create_training_client_from_state
+            )
+            return TrainingClient(await create(path, user_metadata), self)
+
+        return ClientFuture(runtime().spawn(run))
+
+    # -- sampling and REST -------------------------------------------------------------
+
+    def create_sampling_client(
+        self,
+        model_path: str | None = None,
+        base_model: str | None = None,
+        retry_config: Any = None,
+        record_stability_info: bool = False,
+    ) -> ClientFuture[SamplingClient]:
+        """A future of a client sampling saved weights (``model_path``) or a base model."""
+        del retry_config  # mint_async's ClientConfig.retry applies
+
+        async def run() -> SamplingClient:
+            sc = await self._inner.create_sampling_client(model_path, base_model)
+            return SamplingClient(
+                sc, base_url=self.base_url, record_stability_info=record_stability_info
+            )
+
+        return ClientFuture(runtime().spawn(run))
+
+    def create_rest_client(self) -> RestClient:
+        """A REST client sharing this session's connections."""
+        return RestClient(_service=self)
+
+    def get_server_capabilities(self) -> t.GetServerCapabilitiesResponse:
+        """The base models the server serves (blocking)."""
+        return runtime().call(self._inner.get_server_capabilities)
+
+    async def get_server_capabilities_async(self) -> t.GetServerCapabilitiesResponse:
+        """The base models the server serves."""
+        return await APIFuture(runtime().spawn(self._inner.get_server_capabilities))
+
+    # -- tinker's deprecated *_async spellings -------------------------------------------
+
+    async def create_lora_training_client_async(self, *args: Any, **kwargs: Any) -> TrainingClient:
+        """Deprecated in tinker 0.38: await :meth:`create_lora_training_client` instead."""
+        return await self.create_lora_training_client(*args, **kwargs)
+
+    async def create_training_client_from_state_async(
+        self, *args: Any, **kwargs: Any
+    ) -> TrainingClient:
+        """Deprecated in tinker 0.38: await :meth:`create_training_client_from_state` instead."""
+        return await self.create_training_client_from_state(*args, **kwargs)
+
+    async def create_training_client_from_state_with_optimizer_async(
+        self, *args: Any, **kwargs: Any
+    ) -> TrainingClient:
+        """Deprecated in tinker 0.38: await the non-async method instead."""
+        return await self.create_training_client_from_state_with_optimizer(*args, **kwargs)
+
+    async def create_sampling_client_async(self, *args: Any, **kwargs: Any) -> SamplingClient:
+        """Deprecated in tinker 0.38: await :meth:`create_sampling_client` instead."""
+        return await self.create_sampling_client(*args, **kwargs)
+
