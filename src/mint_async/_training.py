@@ -14,7 +14,7 @@ submits both back to back so they land in the same server cycle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import types as t
@@ -231,10 +231,15 @@ class TrainingClient(QueueStateObservable):
         return MapFuture(fut, report)
 
     async def save_state(
-        self, name: str, ttl_seconds: int | None = None, overwrite: bool = False
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        overwrite: bool = False,
+        user_metadata: Mapping[str, str] | None = None,
     ) -> APIFuture[t.SaveWeightsResponse]:
         """Save weights and optimizer state as ``tinker://<run>/weights/<name>``."""
         _check_name(name)
+        meta = dict(user_metadata) if user_metadata is not None else None
         return await self._sender.start(
             "api/v1/save_weights",
             lambda seq: t.SaveWeightsRequest(
@@ -243,6 +248,7 @@ class TrainingClient(QueueStateObservable):
                 seq_id=seq,
                 overwrite=overwrite,
                 ttl_seconds=ttl_seconds,
+                user_metadata=meta,
             ),
             t.SaveWeightsResponse,
             "SaveWeights",
@@ -268,14 +274,22 @@ class TrainingClient(QueueStateObservable):
         return await self._load(path, optimizer=True)
 
     async def save_weights_for_sampler(
-        self, name: str, ttl_seconds: int | None = None
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        user_metadata: Mapping[str, str] | None = None,
     ) -> APIFuture[t.SaveWeightsForSamplerResponse]:
         """Save sampler weights as ``tinker://<run>/sampler_weights/<name>``."""
         _check_name(name)
+        meta = dict(user_metadata) if user_metadata is not None else None
         fut = await self._sender.start(
             "api/v1/save_weights_for_sampler",
             lambda seq: t.SaveWeightsForSamplerRequest(
-                model_id=self._model_id, seq_id=seq, path=name, ttl_seconds=ttl_seconds
+                model_id=self._model_id,
+                seq_id=seq,
+                path=name,
+                ttl_seconds=ttl_seconds,
+                user_metadata=meta,
             ),
             t.SaveWeightsForSamplerResponseInternal,
             "SaveWeightsForSampler",

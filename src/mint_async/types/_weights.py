@@ -15,6 +15,8 @@ class SaveWeightsRequest(WireStruct, tag="save_weights", tag_field="type", kw_on
     seq_id: int
     overwrite: bool = sent(False)
     ttl_seconds: int | None = None
+    user_metadata: dict[str, str] | None = None
+    """[0.38] Metadata stored with the checkpoint (omitted when None)."""
 
 
 class SaveWeightsResponse(WireStruct, tag="save_weights", tag_field="type", kw_only=True):
@@ -33,6 +35,8 @@ class SaveWeightsForSamplerRequest(
     path: str | None = None
     sampling_session_seq_id: int | None = None
     ttl_seconds: int | None = None
+    user_metadata: dict[str, str] | None = None
+    """[0.38] Metadata stored with the checkpoint (omitted when None)."""
 
 
 class SaveWeightsForSamplerResponseInternal(
