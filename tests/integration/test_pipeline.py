@@ -474,6 +474,6 @@ async def test_request_id_follows_resubmission_after_410(mode: Mode) -> None:
                 assert handle.request_id == f"{sid}:0"
                 with pytest.raises(mint_async.PromiseExpiredError) as info:
                     await handle
-    # Every poll answers 410: the first attempt and MAX_RESUBMITS (5) resubmissions.
+    # Every poll answers 410: the first attempt and MAX_LOST_SAMPLE_RESUBMITS (5) resubmissions.
     assert handle.request_id == f"{sid}:5"
     assert info.value.request_id == handle.request_id
