@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from mint_async._http11 import Http11Transport
+from mint_async._http11_conn import read_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -328,3 +329,45 @@ async def test_tls(tmp_path: Path) -> None:
         with pytest.raises(httpx.ConnectError):
             await untrusted.handle_async_request(req(f"https://localhost:{port}"))
         tg.cancel_scope.cancel()
+
+
+async def test_small_chunked_answers_are_read_inline_and_slow_ones_stream() -> None:
+    """A chunked body that arrives with its head is read before returning; one still arriving streams."""
+
+    async def handler(stream: anyio.abc.SocketStream, _: int) -> None:
+        await read_request(stream)
+        await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await stream.send(b"5\r\nhello\r\n0\r\n\r\n")
+        await read_request(stream)
+        await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n")
+        await anyio.sleep(0.2)
+        await stream.send(b"2\r\ncd\r\n0\r\n\r\n")
+
+    async with scripted(handler) as (url, accepted):
+        pool = Http11Transport()
+        resp = await pool.handle_async_request(req(url))
+        assert isinstance(resp.stream, httpx.ByteStream) and resp.content == b"hello"
+        resp = await pool.handle_async_request(req(url))
+        assert not isinstance(resp.stream, httpx.ByteStream)  # returned before the body ended
+        assert await resp.aread() == b"abcd"
+        assert accepted[0] == 1  # both answers kept the connection
+        await pool.aclose()
+
+
+async def test_read_deadline_is_kept_under_a_later_enclosing_one() -> None:
+    """The read timeout fires inside a longer enclosing deadline; a sooner one is not duplicated."""
+
+    async def handler(stream: anyio.abc.SocketStream, _: int) -> None:
+        await read_request(stream)
+        await anyio.sleep(10)
+
+    async with scripted(handler) as (url, _accepted):
+        pool = Http11Transport()
+        with anyio.fail_after(5), pytest.raises(httpx.ReadTimeout):
+            await pool.handle_async_request(req(url, read=0.1))
+        await pool.aclose()
+    assert read_scope(None) is None
+    assert read_scope(1.0) is not None
+    with anyio.move_on_after(1.0):
+        assert read_scope(2.0) is None  # the enclosing deadline ends sooner
+        assert read_scope(0.5) is not None

@@ -1,0 +1,307 @@
+"""One HTTP/1.1 connection of the built-in pool, and the readers of a response body.
+
+:class:`Connection` buffers what the socket gave and hands out lines, heads
+and byte counts; :class:`BodyReader` walks one body's framing over it (pure
+reads, no deadlines); :class:`BodyStream` is the ``httpx.AsyncByteStream``
+of a body that streams, one read deadline per piece (httpx's ``read``
+timeout semantics). Deadlines are cancel scopes, which cost CPU on every
+request: :func:`read_scope` opens one only when no enclosing scope already
+ends sooner (the client's per-attempt deadline usually does).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+import httpx
+
+from ._http11_parse import MAX_HEAD, Framing, ProtocolError, chunk_size, parse_fields, parse_head
+
+__all__ = ["BodyReader", "BodyStream", "Connection", "ReadErrors", "WouldWait", "read_scope"]
+
+_READ_SIZE: Final = 65536
+_BLANK_LINE: Final = re.compile(rb"\n\r?\n")
+_STREAM_ERRORS: Final = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+)
+
+
+class WouldWait(Exception):  # noqa: N818 - a signal, named like anyio.WouldBlock
+    """A read needed the socket while :attr:`Connection.waits` allowed no more waits."""
+
+
+class Connection:
+    """One HTTP/1.1 connection: write a request, read an answer, report reusability."""
+
+    __slots__ = ("answered", "buffer", "key", "reusable", "stream", "waits")
+
+    def __init__(self, stream: anyio.abc.ByteStream, key: tuple[str, str, int]) -> None:
+        self.stream = stream
+        self.key = key
+        self.buffer = bytearray()
+        self.reusable = False
+        self.answered = False
+        """Whether any byte of the current answer arrived (decides whether a retry is safe)."""
+        self.waits: int | None = None
+        """How many more reads may wait for the socket (None: any); past that, WouldWait.
+
+        A read that raises WouldWait consumed nothing, so it can be repeated later.
+        """
+
+    def _may_wait(self) -> None:
+        if self.waits is not None:
+            if self.waits <= 0:
+                raise WouldWait
+            self.waits -= 1
+
+    async def _fill(self) -> None:
+        self._may_wait()
+        try:
+            chunk = await self.stream.receive(_READ_SIZE)
+        except _STREAM_ERRORS as exc:
+            msg = "the server closed the connection"
+            raise ProtocolError(msg) from exc
+        if chunk:
+            self.answered = True
+        self.buffer += chunk
+
+    async def read_block(self) -> list[bytes]:
+        """The lines up to the first empty one (a head or trailers), without their line ends.
+
+        Lines may end in CRLF or a bare LF (RFC 9112 §2.2, as h11 reads them).
+        The search resumes where the last one stopped, so a head dripped a byte
+        at a time costs linear, not quadratic, time.
+        """
+        scanned = 0
+        buffer = self.buffer
+        while True:
+            if buffer.startswith((b"\n", b"\r\n")):
+                del buffer[: buffer.index(b"\n") + 1]
+                return []
+            match = _BLANK_LINE.search(buffer, scanned)
+            if match is not None:
+                end = match.end()
+                block = bytes(buffer[:end])
+                del buffer[:end]
+                lines = block.split(b"\n")[:-2]
+                return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+            if len(buffer) > MAX_HEAD:
+                msg = "response head too large"
+                raise ProtocolError(msg)
+            scanned = max(0, len(buffer) - 2)
+            await self._fill()
+
+    async def read_head(self) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """The final status line and header fields: ``(status, http_version, headers)``."""
+        while True:
+            status, version, headers = parse_head(await self.read_block())
+            if status == 101:
+                # h11 refuses an upgrade nobody asked for; so do we (we never ask).
+                msg = "unexpected 101 Switching Protocols"
+                raise ProtocolError(msg)
+            if status >= 200:
+                return status, version, headers
+            # 100 Continue and friends: the real answer follows.
+
+    async def read_exactly(self, n: int) -> bytes:
+        """``n`` bytes (waiting for them)."""
+        while len(self.buffer) < n:
+            await self._fill()
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    async def read_line(self) -> bytes:
+        """One CRLF-terminated line (a chunk-size line), without the CRLF."""
+        scanned = 0
+        while (end := self.buffer.find(b"\r\n", scanned)) < 0:
+            if len(self.buffer) > MAX_HEAD:
+                msg = "chunk header too large"
+                raise ProtocolError(msg)
+            scanned = max(0, len(self.buffer) - 1)
+            await self._fill()
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 2]
+        return line
+
+    async def read_some(self, limit: int | None = None) -> bytes:
+        """Up to ``limit`` buffered bytes, or the next chunk from the socket (b"" at EOF).
+
+        Only a clean close is an end: a reset raises, so that a body delimited by
+        the connection's close is never taken as complete when it was cut off.
+        """
+        if not self.buffer:
+            self._may_wait()
+            try:
+                chunk = await self.stream.receive(_READ_SIZE)
+            except anyio.EndOfStream:
+                return b""
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                msg = "the connection was reset mid-body"
+                raise ProtocolError(msg) from exc
+            self.buffer += chunk
+        if limit is None or limit >= len(self.buffer):
+            data = bytes(self.buffer)
+            self.buffer.clear()
+        else:
+            data = bytes(self.buffer[:limit])
+            del self.buffer[:limit]
+        return data
+
+    async def aclose(self) -> None:
+        """Close the socket at once (never waits for the peer)."""
+        await anyio.aclose_forcefully(self.stream)
+
+
+class BodyReader:
+    """The pieces of one body, framed per RFC 9112 §6.3, read from a connection (no deadlines)."""
+
+    __slots__ = ("_chunk_left", "_remaining", "conn", "kind")
+
+    def __init__(self, conn: Connection, framing: Framing) -> None:
+        self.conn = conn
+        self.kind = framing[0]
+        self._remaining = framing[1]  # "length": bytes still to come
+        self._chunk_left = -1  # "chunked": bytes left in this chunk; -1 before the first
+
+    async def next(self) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        conn = self.conn
+        if self.kind == "length":
+            if self._remaining <= 0:
+                return None
+            chunk = await conn.read_some(self._remaining)
+            if not chunk:
+                msg = "the server closed the connection mid-body"
+                raise ProtocolError(msg)
+            self._remaining -= len(chunk)
+            return chunk
+        if self.kind == "chunked":
+            # States: > 0 data left in a chunk; 0 its CRLF next; -1 a size line next;
+            # -2 the trailers next. Each read either completes or consumes nothing
+            # (WouldWait), so the state is always where the bytes are.
+            if self._chunk_left <= 0:
+                if self._chunk_left == 0:
+                    if await conn.read_exactly(2) != b"\r\n":
+                        msg = "malformed chunk: no CRLF after its data"
+                        raise ProtocolError(msg)
+                    self._chunk_left = -1
+                if self._chunk_left == -1:
+                    size = chunk_size(await conn.read_line())
+                    self._chunk_left = size if size else -2
+                if self._chunk_left == -2:
+                    parse_fields(await conn.read_block())  # trailers
+                    self._chunk_left = -3
+                    return None
+                if self._chunk_left == -3:
+                    return None
+            # A chunk is passed on as it arrives, never buffered whole:
+            # its size line may announce far more than will ever come.
+            chunk = await conn.read_some(self._chunk_left)
+            if not chunk:
+                msg = "the server closed the connection mid-chunk"
+                raise ProtocolError(msg)
+            self._chunk_left -= len(chunk)
+            return chunk
+        # Delimited by the connection's close.
+        chunk = await conn.read_some()
+        return chunk or None
+
+
+class BodyStream(httpx.AsyncByteStream):
+    """A response body read from the connection as it is consumed; releases it at the end.
+
+    ``prefix`` holds pieces already read (a chunked body that outgrew the inline size).
+    """
+
+    def __init__(
+        self,
+        reader: BodyReader,
+        release: Callable[[Connection], Awaitable[None]],
+        read_timeout: float | None,
+        prefix: list[bytes] | None = None,
+    ) -> None:
+        self._reader = reader
+        self._conn: Connection | None = reader.conn
+        self._release = release
+        self._timeout = read_timeout
+        self._prefix = prefix or []
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._conn is None:
+            return
+        try:
+            prefix, self._prefix = self._prefix, []
+            for piece in prefix:
+                yield piece
+            while (chunk := await self._next_chunk()) is not None:
+                # Never yield inside a cancel scope: a consumer that stops early (an
+                # exception, a break) would leave the scope open and corrupt its task's
+                # scope stack. Each read has its own scope instead.
+                yield chunk
+            self._done = True
+        finally:
+            await self.aclose()
+
+    async def _next_chunk(self) -> bytes | None:
+        """The next piece of the body, or None at its end (one read deadline per call)."""
+        # httpx's read timeout bounds each wait for bytes, not the whole body (the
+        # client's per-attempt deadline does that, in _transport).
+        with ReadErrors(read_scope(self._timeout)):
+            return await self._reader.next()
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._done and self._reader.kind != "close" and conn.reusable:
+            await self._release(conn)
+        else:
+            with anyio.CancelScope(shield=True):
+                await conn.aclose()
+
+
+def read_scope(timeout: float | None) -> anyio.CancelScope | None:
+    """A cancel scope ending ``timeout`` s from now, or None when none is needed.
+
+    None when there is no timeout, or when an enclosing scope already ends by
+    then (the transport's per-attempt deadline, of the same length, started
+    earlier): the inner deadline could never fire first, and entering and
+    leaving a scope is a large share of a small request's CPU time.
+    """
+    if timeout is None:
+        return None
+    deadline = anyio.current_time() + timeout
+    if anyio.current_effective_deadline() <= deadline:
+        return None
+    return anyio.CancelScope(deadline=deadline)
+
+
+class ReadErrors:
+    """``with ReadErrors(scope)``: enters ``scope`` (if any), a timeout and a protocol error translated."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: anyio.CancelScope | None) -> None:
+        self._scope = scope
+
+    def __enter__(self) -> None:
+        if self._scope is not None:
+            self._scope.__enter__()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        scope = self._scope
+        if scope is not None and scope.__exit__(exc_type, exc, tb) and exc_type is not None:
+            raise httpx.ReadTimeout("timed out reading the response") from None
+        if isinstance(exc, ProtocolError):
+            raise httpx.RemoteProtocolError(str(exc)) from exc
