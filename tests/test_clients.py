@@ -642,9 +642,9 @@ async def test_tokenizer_unreachable_hub_names_the_env_var(monkeypatch: pytest.M
 
 async def test_tokenizer_override_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """MINT_TOKENIZER_PATH points get_tokenizer at a local directory."""
-    from mint_async import _tinytok
+    from mint_async.server.backends import _tiny_tokenizer
 
-    monkeypatch.setenv("MINT_TOKENIZER_PATH", str(_tinytok.ensure_tiny_tokenizer(tmp_path)))
+    monkeypatch.setenv("MINT_TOKENIZER_PATH", str(_tiny_tokenizer.ensure_tiny_tokenizer(tmp_path)))
     mock = TrainingMock()
     mock.routes["get_info"] = lambda r: {
         "model_id": "sess1:train:0",

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from mint_async import _tinytok
 from mint_async import recipe as recipe
+from mint_async.server.backends import _tiny_tokenizer
 
 TEMPLATES: dict[str, str] = {
     "qwen3": recipe.QWEN3_CHAT_TEMPLATE,
@@ -35,7 +35,9 @@ def tokenizers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One tiny tokenizer per chat template, loaded once per test session."""
     root: Path = tmp_path_factory.mktemp("tok")
     return {
-        key: _tinytok.load_tokenizer(_tinytok.build_tiny_tokenizer(root / key, chat_template=tpl))
+        key: _tiny_tokenizer.load_tokenizer(
+            _tiny_tokenizer.build_tiny_tokenizer(root / key, chat_template=tpl)
+        )
         for key, tpl in TEMPLATES.items()
     }
 

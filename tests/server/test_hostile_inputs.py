@@ -15,13 +15,13 @@ import pytest
 
 from mint_async import _binary, _codec
 from mint_async._exceptions import InvalidInputError
-from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.cli import build_parser
 from mint_async.server import RequestLimits, ServerConfig
 from mint_async.server._cli import config_from_args
 from mint_async.server.backends import CheckpointKind, ModelSpec, SampleSpec
 from mint_async.server.backends._bigram import SyntheticModel, SyntheticSampler
 from mint_async.server.backends._losses import datum_inputs
+from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer
 from mint_async.server.backends.synthetic import SyntheticBackend
 from mint_async.testing import serve_in_process
 from mint_async.types import (

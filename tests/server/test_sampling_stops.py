@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from tokenizers import Tokenizer
 
-from mint_async._tinytok import ensure_tiny_tokenizer
+from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer
 
 from ._support import Api, Json, running, sample_body
 

@@ -11,9 +11,9 @@ import pytest
 
 from mint_async import InvalidInputError
 from mint_async import types as t
-from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.server.backends import SampleSpec
 from mint_async.server.backends._bigram import SyntheticModel
+from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer
 from mint_async.server.backends.synthetic import SyntheticBackend
 
 from ..backend_support import next_token_datum, sample_spec

@@ -8,10 +8,10 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.server import ServerConfig
 from mint_async.server.backends import ExecutionPolicy, SampleSpec
 from mint_async.server.backends._bigram import SyntheticModel, SyntheticSampler
+from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer
 from mint_async.server.backends.synthetic import SyntheticBackend
 from mint_async.testing import serve_in_process
 from mint_async.types import AdamParams, SampleResponse

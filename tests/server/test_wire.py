@@ -14,12 +14,12 @@ import zstandard
 from mint_async import _binary
 from mint_async import types as t
 from mint_async._codec import decode
-from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.cli import build_parser
 from mint_async.server import ServerConfig
 from mint_async.server._cli import config_from_args
 from mint_async.server.backends import ExecutionPolicy
 from mint_async.server.backends._bigram import SyntheticModel
+from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer
 from mint_async.server.backends.synthetic import SyntheticBackend
 from mint_async.testing import serve_in_process
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mint_async import types as t
-from mint_async._tinytok import ensure_tiny_tokenizer
 from mint_async.server.backends import SampleSpec
+from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer
 from mint_async.server.backends.torch import TorchBackend, TorchModel
 
 from ..backend_support import next_token_datum, sample_spec

@@ -12,7 +12,7 @@ from safetensors.torch import load_file  # pyright: ignore[reportUnknownVariable
 
 from mint_async import InvalidInputError
 from mint_async import types as t
-from mint_async._tinytok import ensure_tiny_tokenizer
+from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer
 from mint_async.server.backends._torch_checkpoint import (
     ADAPTER_FILE,
     CONFIG_FILE,

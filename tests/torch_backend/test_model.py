@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mint_async import types as t
-from mint_async._tinytok import ensure_tiny_tokenizer, load_tokenizer
 from mint_async.server.backends import BackendOptions, create_backend
+from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer, load_tokenizer
 from mint_async.server.backends._torch_lora import LORA_ALPHA
 from mint_async.server.backends.torch import DEFAULT_MODELS, TorchBackend, TorchModel
 

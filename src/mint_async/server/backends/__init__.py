@@ -83,8 +83,7 @@ def create_backend(name: str, options: BackendOptions) -> Backend[Any, Any]:
 
 
 def _synthetic(options: BackendOptions) -> Backend[Any, Any]:
-    from mint_async._tinytok import ensure_tiny_tokenizer  # noqa: PLC0415 - lazy: builds files
-
+    from ._tiny_tokenizer import ensure_tiny_tokenizer  # noqa: PLC0415 - lazy: builds files
     from .synthetic import DEFAULT_MODELS, SyntheticBackend  # noqa: PLC0415
 
     return SyntheticBackend(

@@ -341,7 +341,7 @@ class TorchBackend(Backend[TorchModel, TorchSampler]):
 
 
 def _torch_backend(options: BackendOptions) -> Backend[Any, Any]:
-    from mint_async._tinytok import ensure_tiny_tokenizer  # noqa: PLC0415 - builds files
+    from ._tiny_tokenizer import ensure_tiny_tokenizer  # noqa: PLC0415 - builds files
 
     return TorchBackend(
         tokenizer_dir=ensure_tiny_tokenizer(),
