@@ -271,8 +271,14 @@ def test_sync_rest_client(server: LoopbackServer, tmp_path: Path) -> None:
         assert msgspec.json.decode(created)["tags"] == ["t1"]
         assert svc.config.tags == ("t1",)
         tc = svc.create_lora_training_client(rank=4, user_metadata={"k": "v"})
-        state = tc.save_state("r1").result(timeout=30).path
-        sampler = tc.save_weights_for_sampler("r1s").result(timeout=30).path
+        state = tc.save_state("r1", user_metadata={"ck": "1"}).result(timeout=30).path
+        sampler = tc.save_weights_for_sampler("r1s", user_metadata={"ck": "2"}).result(30).path
+        for path, meta in (
+            ("save_weights", {"ck": "1"}),
+            ("save_weights_for_sampler", {"ck": "2"}),
+        ):
+            body = next(b for _, p, b in recorder.requests if p.endswith(f"/{path}"))
+            assert msgspec.json.decode(body)["user_metadata"] == meta
         rest, other_rest = svc.create_rest_client(), other.create_rest_client()
 
         assert rest.get_training_run(tc.model_id).user_metadata == {"k": "v"}

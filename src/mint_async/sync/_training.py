@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .. import types as t
@@ -80,10 +80,14 @@ class TrainingClient(ObservedTwin[AsyncTrainingClient]):
         return self._future(self._inner.optim_step, adam_params)
 
     def save_state(
-        self, name: str, ttl_seconds: int | None = None, overwrite: bool = False
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        overwrite: bool = False,
+        user_metadata: Mapping[str, str] | None = None,
     ) -> APIFuture[t.SaveWeightsResponse]:
         """Save weights and optimizer state; returns a future of the path."""
-        return self._future(self._inner.save_state, name, ttl_seconds, overwrite)
+        return self._future(self._inner.save_state, name, ttl_seconds, overwrite, user_metadata)
 
     def load_state(self, path: str) -> APIFuture[t.LoadWeightsResponse]:
         """Load weights from a checkpoint; returns a future."""
@@ -94,10 +98,13 @@ class TrainingClient(ObservedTwin[AsyncTrainingClient]):
         return self._future(self._inner.load_state_with_optimizer, path)
 
     def save_weights_for_sampler(
-        self, name: str, ttl_seconds: int | None = None
+        self,
+        name: str,
+        ttl_seconds: int | None = None,
+        user_metadata: Mapping[str, str] | None = None,
     ) -> APIFuture[t.SaveWeightsForSamplerResponse]:
         """Save sampler weights; returns a future of the path."""
-        return self._future(self._inner.save_weights_for_sampler, name, ttl_seconds)
+        return self._future(self._inner.save_weights_for_sampler, name, ttl_seconds, user_metadata)
 
     def save_weights_and_get_sampling_client(self, name: str | None = None) -> SamplingClient:
         """Snapshot the weights and return a sampling client for them."""
