@@ -162,6 +162,8 @@ class ClientConfig:
     project_id: str | None = None
     tags: tuple[str, ...] = ()
     user_metadata: Mapping[str, str] = field(default_factory=dict[str, str])
+    display_name: str | None = None
+    """[tinker 0.38] A human-readable name of the session (not unique; display and search only)."""
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: Limits = field(default_factory=Limits)

@@ -168,6 +168,7 @@ class ServiceClient:
             user_metadata=dict(self._config.user_metadata),
             sdk_version=PROTOCOL_SDK_VERSION,
             project_id=self._config.project_id,
+            display_name=self._config.display_name,
         )
         resp = await call(
             ctx,

@@ -55,6 +55,8 @@ class CreateSessionRequest(WireStruct, tag="create_session", tag_field="type", k
     user_metadata: dict[str, str] = sent_empty_dict()
     sdk_version: str
     project_id: str | None = None
+    display_name: str | None = None
+    """[0.38] Human-readable session name (omitted when None)."""
 
 
 class CreateSessionResponse(WireStruct, tag="create_session", tag_field="type", kw_only=True):
