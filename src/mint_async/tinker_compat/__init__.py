@@ -66,6 +66,8 @@ from .types import ModelInputChunk as ModelInputChunk
 from .types import OptimParams as OptimParams
 from .types import OptimStepResponse as OptimStepResponse
 from .types import ParsedCheckpointTinkerPath as ParsedCheckpointTinkerPath
+from .types import PromptProvenanceSpan as PromptProvenanceSpan
+from .types import SampledProvenanceSpan as SampledProvenanceSpan
 from .types import SampledSequence as SampledSequence
 from .types import SampleRequest as SampleRequest
 from .types import SampleResponse as SampleResponse
@@ -79,14 +81,6 @@ BackcompatTrainingClientFuture = ClientFuture
 """tinker's name for the future of a new TrainingClient."""
 BackcompatSamplingClientFuture = ClientFuture
 """tinker's name for the future of a new SamplingClient."""
-
-
-def __getattr__(name: str) -> object:
-    # Names that exist only once the 0.38 wire types do (provenance spans).
-    if name in ("PromptProvenanceSpan", "SampledProvenanceSpan"):
-        return getattr(types, name)
-    msg = f"module 'mint_async.tinker_compat' has no attribute {name!r}"
-    raise AttributeError(msg)
 
 
 __all__ = [
@@ -122,11 +116,13 @@ __all__ = [
     "OptimStepResponse",
     "ParsedCheckpointTinkerPath",
     "PermissionDeniedError",
+    "PromptProvenanceSpan",
     "RateLimitError",
     "RequestFailedError",
     "RestClient",
     "SampleRequest",
     "SampleResponse",
+    "SampledProvenanceSpan",
     "SampledSequence",
     "SamplingClient",
     "SamplingParams",

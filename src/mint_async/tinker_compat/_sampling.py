@@ -113,7 +113,10 @@ class SamplingClient:
         )
 
         async def run() -> t.SampleResponse:
-            return await (await self._inner.submit(request))
+            resp = await (await self._inner.submit(request))
+            if resp.prompt_cache_hit_tokens is None:
+                resp.prompt_cache_hit_tokens = 0  # tinker's SampleResponse says 0, not None
+            return resp
 
         return APIFuture(runtime().spawn(run))
 

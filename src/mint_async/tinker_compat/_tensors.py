@@ -1,4 +1,4 @@
-"""tinker's ``TensorData``: mint_async's, with ``.data`` reading like tinker's Python list.
+"""tinker's value semantics on mint_async's types: ``TensorData.data`` reads like a list, chunks copy.
 
 tinker's ``TensorData.data`` is a ``list`` of Python numbers and tinker code
 relies on it (``sum(td.data)`` logged as JSON, ``int(td.data[-1])``...).
@@ -10,13 +10,25 @@ encoding, still see a plain 1-D array.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import numpy as np
 
+from mint_async.types import Datum as WireDatum
+from mint_async.types import EncodedTextChunk as WireEncodedTextChunk
+from mint_async.types import PromptProvenanceSpan as WirePromptProvenanceSpan
+from mint_async.types import SampledProvenanceSpan as WireSampledProvenanceSpan
 from mint_async.types import TensorData as WireTensorData
 
-__all__ = ["PyScalarArray", "TensorData"]
+__all__ = [
+    "Datum",
+    "EncodedTextChunk",
+    "PromptProvenanceSpan",
+    "PyScalarArray",
+    "SampledProvenanceSpan",
+    "TensorData",
+]
 
 
 class PyScalarArray(np.ndarray[Any, Any]):
@@ -36,3 +48,46 @@ class TensorData(WireTensorData, eq=False, kw_only=True):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.data = np.asarray(self.data).view(PyScalarArray)
+
+
+class EncodedTextChunk(WireEncodedTextChunk, kw_only=True):
+    """A run of token ids; like tinker's, it keeps a copy of a list it is given.
+
+    (mint_async's keeps the caller's list; tinker code reuses and clears its lists.)
+    """
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tokens, list):
+            self.tokens = list(self.tokens)
+        super().__post_init__()
+
+
+def _dataclass_fields(struct: type[Any]) -> dict[str, dataclasses.Field[Any]]:
+    """``__dataclass_fields__`` for a struct, so ``dataclasses.replace`` works on it as on tinker's."""
+    names: tuple[str, ...] = struct.__struct_fields__
+    mirror = dataclasses.make_dataclass("_Mirror", [(n, Any) for n in names])
+    return dict(mirror.__dataclass_fields__)
+
+
+class Datum(WireDatum, kw_only=True):
+    """One training example (``dataclasses.replace``-able, as tinker's is)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]] = _dataclass_fields(
+        WireDatum
+    )
+
+
+class PromptProvenanceSpan(WirePromptProvenanceSpan, kw_only=True):
+    """A run of tokens that were part of a sampling request's prompt (``dataclasses.replace``-able)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]] = _dataclass_fields(
+        WirePromptProvenanceSpan
+    )
+
+
+class SampledProvenanceSpan(WireSampledProvenanceSpan, kw_only=True):
+    """A run of tokens produced by one sampled sequence (``dataclasses.replace``-able)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]] = _dataclass_fields(
+        WireSampledProvenanceSpan
+    )

@@ -15,6 +15,10 @@ from mint_async.types import *  # noqa: F403 - the whole public wire vocabulary
 from mint_async.types import AdamParams, LossFnType, TensorDtype
 from mint_async.types import __all__ as _wire_names
 
+from ._tensors import Datum as Datum
+from ._tensors import EncodedTextChunk as EncodedTextChunk
+from ._tensors import PromptProvenanceSpan as PromptProvenanceSpan
+from ._tensors import SampledProvenanceSpan as SampledProvenanceSpan
 from ._tensors import TensorData as TensorData
 
 ModelID: TypeAlias = str
