@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import types as t
-from ._context import ClientContext, QueueStateObservable, call, start_operation
+from ._context import ClientContext, QueueStateObservable, call
 from ._custom_loss import CustomLossFn, run_custom_loss
 from ._exceptions import APIResponseValidationError, InvalidInputError
 from ._futures import APIFuture, MapFuture, QueueStateMonitor
@@ -363,15 +363,12 @@ class TrainingClient(QueueStateObservable):
             temperature=temperature,
             seq_id=seq_id,
         )
-        async with self._gate.turn(0):
-            return await start_operation(
-                self._ctx,
-                "api/v1/mint/forward_backward_reverse_kl",
-                request,
-                t.ForwardBackwardReverseKLResponse,
-                request_type="MintForwardBackwardReverseKL",
-                monitor=self._monitor,
-            )
+        return await self._sender.start_unnumbered(
+            "api/v1/mint/forward_backward_reverse_kl",
+            request,
+            t.ForwardBackwardReverseKLResponse,
+            "MintForwardBackwardReverseKL",
+        )
 
     # -- information ------------------------------------------------------------------
 

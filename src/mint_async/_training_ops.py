@@ -1,7 +1,8 @@
 """How one training run's operations reach the server: in seq order, one turn each.
 
 :class:`OrderedSender` starts a one-request operation in the run's next turn
-(:meth:`~OrderedSender.start`), or a forward / forward_backward batch split
+(:meth:`~OrderedSender.start`; :meth:`~OrderedSender.start_unnumbered` for one
+that takes no seq_id but must follow the earlier ones), or a forward / forward_backward batch split
 into chunks that share one turn (:meth:`~OrderedSender.start_batch`): encoded
 off the event loop when large, sent in parallel when the server allows it, and
 resent as protobuf to a server that refuses JSON. :class:`ForwardBackwardFuture`
@@ -84,6 +85,20 @@ class OrderedSender:
                 self._ctx,
                 path,
                 build(seq_id),
+                result_type,
+                request_type=request_type,
+                monitor=self._monitor,
+            )
+
+    async def start_unnumbered(
+        self, path: str, request: msgspec.Struct, result_type: type[T], request_type: str
+    ) -> PollingFuture[T]:
+        """Start an operation that takes no seq_id, once every earlier one was started."""
+        async with self._gate.turn(0):
+            return await start_operation(
+                self._ctx,
+                path,
+                request,
                 result_type,
                 request_type=request_type,
                 monitor=self._monitor,
