@@ -39,7 +39,7 @@ from ._config import RLConfig
 from ._data import group_datums
 from ._env import RLDataset
 from ._ops import BusyClock, Checkpoint, MetricsLog, SerialClock, StepMetrics
-from ._rollout import TrajectoryGroup
+from ._rollout import TrajectoryGroup, single_error
 from ._workers import InLoopRollouts, RolloutExecutor, RolloutJob
 
 __all__ = ["RLLoop", "StepCallback"]
@@ -385,6 +385,8 @@ class RLLoop:
                 if last is not None:
                     await last.wait()
                 tg.cancel_scope.cancel()  # rollouts still in flight are not needed
+        except BaseExceptionGroup as group:
+            raise single_error(group) from None
         finally:
             with anyio.CancelScope(shield=True):
                 await self._executor.aclose()

@@ -69,6 +69,17 @@ class TrajectoryGroup:
         return [tr.total_reward for tr in self.trajectories]
 
 
+def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error of a task group that failed once (so callers see a typed error), else the group."""
+    errors = group.exceptions
+    if len(errors) == 1:
+        inner: BaseException = errors[0]
+        if isinstance(inner, BaseExceptionGroup):
+            return single_error(inner)  # pyright: ignore[reportUnknownArgumentType]
+        return inner
+    return group
+
+
 def _params(base: t.SamplingParams, ob: Observation) -> t.SamplingParams:
     changes: dict[str, object] = {}
     if ob.stop is not None:
@@ -96,8 +107,9 @@ async def _episode(
     transitions: list[Transition] = []
     ob = first
     while True:
+        observed = ob.model_input.to_ints()  # before step(), which may reuse its buffers
         result = await env.step(action)
-        transitions.append(Transition(ob.model_input.to_ints(), action, result.reward))
+        transitions.append(Transition(observed, action, result.reward))
         if result.done:
             return Trajectory(transitions)
         if result.next_observation is None:
@@ -144,8 +156,11 @@ async def rollout_group(
             first_action = _action(resp.sequences[0])
         trajectories[i] = await _episode(envs[i], firsts[i], first_action, sample, params)
 
-    async with anyio.create_task_group() as tg:
-        for i in range(len(envs)):
-            tg.start_soon(run, i)
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(len(envs)):
+                tg.start_soon(run, i)
+    except BaseExceptionGroup as group:
+        raise single_error(group) from None
     done = [tr for tr in trajectories if tr is not None]
     return TrajectoryGroup(index=index, version=version, trajectories=done)

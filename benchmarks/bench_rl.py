@@ -1,0 +1,166 @@
+"""The RL engine against synchronous training, on one modelled-latency task.
+
+The local server runs in its own process with the issue's latency model —
+``sample=uniform(0.5,4.0)`` per request, ``forward_backward=2.0``,
+``optim_step=0.3``, ``save_weights_for_sampler=0.3`` seconds, no capacity limit
+(samplers and trainer do not compete) — and each mode trains a fresh LoRA run on
+the digits task (8 groups x 4 samples per step, ``importance_sampling``). The
+trainer-bound limit of this model is 2.6 s/step.
+
+One JSON line per mode on stdout (``max_steps_off_policy``, ``seconds_per_step``,
+``speedup_vs_sync``, ``trainer_busy_fraction``, ``sampler_busy_fraction``,
+``mean_staleness``, ``dropped``, ``final_reward``, ``rewards``), then a
+side-by-side table on stderr::
+
+    python benchmarks/bench_rl.py                    # modes 0,1,2; 12 steps each
+    python benchmarks/bench_rl.py --steps 20 --modes 0,2 --time-scale 0.25
+
+Busy fractions are measured from the client (see ``mint_async.rl._ops``): the
+trainer is busy from ``max(submitted, previous op done)`` to an op's result; the
+sampler while at least one rollout is in flight. ``seconds_per_step`` is the wall
+time of the whole run (step 0 included) over the steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, machine, table
+from mint_async import ServiceClient, rl
+from mint_async import types as t
+from mint_async.testing import serve_subprocess
+
+LATENCY = "sample=uniform(0.5,4.0),forward_backward=2.0,optim_step=0.3,save_weights_for_sampler=0.3"
+
+
+def scaled(spec: str, factor: float) -> str:
+    """``spec`` with every number multiplied by ``factor`` (to run the same shape faster)."""
+    return re.sub(r"\d+(?:\.\d+)?", lambda m: f"{float(m.group()) * factor:g}", spec)
+
+
+async def run_mode(base_url: str, api_key: str, k: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one fresh run with ``max_steps_off_policy=k``; its summary record."""
+    async with ServiceClient(base_url=base_url, api_key=api_key) as svc:
+        tc = await svc.create_lora_training_client("Qwen/Qwen3-0.6B", rank=8, seed=args.seed)
+        tokenizer = await tc.get_tokenizer()
+        dataset = rl.DigitsDataset.from_tokenizer(
+            tokenizer, prompts=64, group_size=args.group_size, max_tokens=args.max_tokens
+        )
+        config = rl.RLConfig(
+            steps=args.steps,
+            groups_per_step=args.groups,
+            max_steps_off_policy=k,
+            oversample=args.oversample if k > 0 else 0,
+            sampling_params=t.SamplingParams(max_tokens=args.max_tokens, temperature=1.0),
+            loss_fn="importance_sampling",
+            adam=t.AdamParams(learning_rate=args.lr),
+            name=f"bench-k{k}",
+        )
+        started = time.perf_counter()
+        history = await rl.RLLoop(tc, dataset, config).run()
+        wall = time.perf_counter() - started
+    last = history[-1]
+    rewards = [h.reward_mean for h in history]
+    tail = rewards[-3:]
+    return {
+        "bench": "rl",
+        "mode": "sync" if k == 0 else f"async-k{k}",
+        "max_steps_off_policy": k,
+        "steps": args.steps,
+        "groups_per_step": args.groups,
+        "group_size": args.group_size,
+        "oversample": config.oversample,
+        "seconds_per_step": round(wall / args.steps, 3),
+        "steady_seconds_per_step": round(
+            (history[-1].elapsed - history[0].elapsed) / max(1, len(history) - 1), 3
+        ),
+        "trainer_busy_fraction": round(last.trainer_busy_fraction, 3),
+        "sampler_busy_fraction": round(last.sampler_busy_fraction, 3),
+        "mean_staleness": round(sum(h.mean_staleness for h in history) / len(history), 3),
+        "dropped": sum(h.dropped for h in history),
+        "final_reward": round(sum(tail) / len(tail), 4),
+        "first_reward": round(rewards[0], 4),
+        "rewards": [round(r, 4) for r in rewards],
+    }
+
+
+async def bench(base_url: str, api_key: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """All modes, one after another, on the same server."""
+    records: list[dict[str, Any]] = []
+    for k in args.modes:
+        record = await run_mode(base_url, api_key, k, args)
+        sync = next((r for r in records if r["max_steps_off_policy"] == 0), None)
+        if k == 0:
+            record["speedup_vs_sync"] = 1.0
+        elif sync is not None:
+            record["speedup_vs_sync"] = round(
+                sync["seconds_per_step"] / record["seconds_per_step"], 2
+            )
+        record["latency"] = args.latency
+        record["machine"] = machine()
+        emit(record)
+        records.append(record)
+    return records
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Parse arguments, start the server, run the modes, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--modes", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    parser.add_argument("--groups", type=int, default=8)
+    parser.add_argument("--group-size", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--oversample", type=int, default=8, help="extra groups in flight (K >= 1)")
+    parser.add_argument("--latency", default=LATENCY)
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiply every latency")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.time_scale != 1.0:
+        args.latency = scaled(args.latency, args.time_scale)
+    with serve_subprocess(["--latency", args.latency, "--seed", str(args.seed)]) as server:
+        records = anyio.run(bench, server.base_url, server.api_key, args)
+    limit = scaled("2.6", args.time_scale)
+    table(
+        f"RL engine vs synchronous ({args.latency}; trainer-bound limit {limit} s/step)",
+        [
+            "mode",
+            "K",
+            "s/step",
+            "speedup",
+            "trainer busy",
+            "sampler busy",
+            "staleness",
+            "dropped",
+            "reward first->final",
+        ],
+        [
+            [
+                r["mode"],
+                r["max_steps_off_policy"],
+                r["seconds_per_step"],
+                f"{r.get('speedup_vs_sync', '-')}x",
+                f"{r['trainer_busy_fraction']:.0%}",
+                f"{r['sampler_busy_fraction']:.0%}",
+                r["mean_staleness"],
+                r["dropped"],
+                f"{r['first_reward']:.3f}->{r['final_reward']:.3f}",
+            ]
+            for r in records
+        ],
+    )
+    return records
+
+
+if __name__ == "__main__":
+    main()
