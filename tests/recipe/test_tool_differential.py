@@ -150,7 +150,9 @@ def test_parse_round_trip_on_real_vocabulary(real_tokenizers: dict[str, Any]) ->
             continue
         tok = real_tokenizers["qwen3" if rendering["template"] == "qwen3" else "llama3"]
         renderer = make_renderer(rendering["variant"], tok)
-        head = renderer.build_generation_prompt(rendering["messages"][:-1], tools=rendering["tools"])
+        head = renderer.build_generation_prompt(
+            rendering["messages"][:-1], tools=rendering["tools"]
+        )
         full, _ = renderer.build_supervised_example(
             rendering["messages"], TrainOnWhat.ALL_TOKENS, tools=rendering["tools"]
         )

@@ -126,7 +126,11 @@ QWEN: Final = ["qwen3"]
 _PARIS = call("get_weather", {"city": "Paris"}, "call_0")
 _NESTED = call(
     "search_docs",
-    {"query": "renderers", "filters": {"tags": ["tools", "json"], "since": "2025-01-01"}, "limit": 3},
+    {
+        "query": "renderers",
+        "filters": {"tags": ["tools", "json"], "since": "2025-01-01"},
+        "limit": 3,
+    },
 )
 
 CASES: Final[list[ToolCase]] = [
@@ -353,7 +357,10 @@ CASES: Final[list[ToolCase]] = [
                     "search_docs",
                     {
                         "query": 'quotes "inside" and \\ backslash',
-                        "filters": {"tags": [], "nested": {"a": [1, [2, [3, {"b": None}]]], "t": True}},
+                        "filters": {
+                            "tags": [],
+                            "nested": {"a": [1, [2, [3, {"b": None}]]], "t": True},
+                        },
                         "limit": 1,
                     },
                 ),
@@ -468,7 +475,10 @@ CASES: Final[list[ToolCase]] = [
             user("Search."),
             assistant(
                 "",
-                call("search_docs", {"query": "x", "limit": 25, "exact": False, "score": 0.5, "neg": -7}),
+                call(
+                    "search_docs",
+                    {"query": "x", "limit": 25, "exact": False, "score": 0.5, "neg": -7},
+                ),
             ),
             tool("none"),
         ],
@@ -489,7 +499,10 @@ CASES: Final[list[ToolCase]] = [
         "id": "many_tools_specs",
         "tools": [WEATHER, SEARCH, CALC, TRANSLATE, BARE],
         "formats": BOTH,
-        "messages": [user("What can you do?"), assistant("I can check the weather, search, calculate, translate and ping.")],
+        "messages": [
+            user("What can you do?"),
+            assistant("I can check the weather, search, calculate, translate and ping."),
+        ],
     },
     {
         "id": "parallel_then_reasoned_answer",
