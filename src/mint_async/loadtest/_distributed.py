@@ -36,6 +36,14 @@ is counted over it. Client CPU is the sum of the workers' CPU; ``peak_in_flight`
 is the sum of the workers' peaks (an upper bound: their peaks need not coincide).
 The report has the same format as a single-process run's (its config block says
 how many workers ran).
+
+Local workers are *spawned* processes (not forked: the coordinator may hold
+threads), so a script calling ``loadtest.run(LoadTestConfig(workers=N))`` needs
+the usual ``if __name__ == "__main__":`` guard. Ray workers import
+``mint_async`` on their node: install it there (``pip install
+'mint-async[ray]'``). A started-here Ray instance (``"local"``, or an address
+when Ray is not initialised yet) is shut down afterwards; one the caller
+initialised is left running.
 """
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ Count, sum, mean, min and max are always exact.
 
 Why not ``hdrhistogram`` (HdrHistogram_py)? ``benchmarks/bench_histogram.py``
 compares them on the same 200,000 log-normal latencies. Recording costs about the
-same from Python (1–2 µs per value either way, within the noise of a shared
+same from Python (1 to 2 µs per value either way, within the noise of a shared
 machine) and both merge exactly by adding bucket counts (hdrh's merge is faster,
 but it runs once per run). What it does not give is the same precision and
 semantics: it records integers in a fixed range (seconds must be scaled to µs or
 ns and bounded; this class takes any non-negative float); at its usual 3
-significant figures its percentiles are off by up to 0.06–0.07 % (these buckets:
+significant figures its percentiles are off by up to 0.06 to 0.07 % (these buckets:
 0.03 %); it keeps no raw values, so percentiles are never exact (here they are up
 to ``keep_samples`` values, which the reports' ``percentile_precision: exact``
 and the exact merged-vs-union check of distributed runs rely on); its
