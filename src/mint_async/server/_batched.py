@@ -15,7 +15,7 @@ import anyio
 import msgspec
 
 from ._futures import FutureRecord, Phase
-from ._wire import answer
+from ._result_encoding import answer
 
 __all__ = [
     "CompletionLogs",

@@ -9,7 +9,7 @@ answers 415 with a body saying so (and does not use up its seq_id, so the
 client can resend it as protobuf).
 
 Every body received is counted by its encoding (``ServerStatistics.fwdbwd_bodies``).
-The result side of the wire (what goes out, negotiated per poll) is :mod:`._wire`.
+The result side of the wire (what goes out, negotiated per poll) is :mod:`._result_encoding`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from mint_async.types import (
 )
 
 from ._http import HTTPError, Request
+from ._result_encoding import media_types
 from ._sequenced import decode_sequenced, fail_slot
-from ._wire import media_types
 
 if TYPE_CHECKING:
     from ._corelike import CoreLike

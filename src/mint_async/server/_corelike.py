@@ -1,7 +1,7 @@
 """What the request helpers below the core use of it: :class:`CoreLike`.
 
 :class:`~._core.ServerCore` builds the executor (which encodes results with
-:mod:`._wire`), so the helpers that accept requests (:mod:`._sequenced`,
+:mod:`._result_encoding`), so the helpers that accept requests (:mod:`._sequenced`,
 :mod:`._bodies`) may not import it back, not even for type checking: a lower
 layer never imports a higher one. They take a ``CoreLike`` instead, and
 ``ServerCore`` is one structurally (the handlers pass theirs; the type

@@ -13,7 +13,7 @@ Every execution goes through :meth:`Executor.run`, which
    always runs in a thread — and
 6. stores the encoded answer (or ``{"error", "category"}``) in the record —
    for forward/forward_backward and sample results on a server that answers
-   them as protobuf, the protobuf form (see :mod:`._wire`).
+   them as protobuf, the protobuf form (see :mod:`._result_encoding`).
 
 Work is an async callable so that multi-step requests (load a reference
 checkpoint in an I/O thread, then compute) are one unit; it uses
@@ -39,8 +39,8 @@ from mint_async._exceptions import InvalidInputError
 from ._faults import FaultInjector
 from ._futures import Encoded, FutureRecord, FutureRegistry, Phase
 from ._latency import LatencyModel
+from ._result_encoding import encode_result
 from ._state import ServerState, Session
-from ._wire import encode_result
 from .backends import Backend
 
 __all__ = ["Executor", "Work"]

@@ -15,7 +15,7 @@ waits, so a request that finishes before its first poll costs no event.
 A result is kept in the encodings polls may ask for (:class:`Encoded`): JSON,
 and protobuf for the two result types that have a protobuf form when the
 server prefers to answer them so. Each poll picks one by its ``Accept`` header
-(``_wire.negotiate``); the JSON form, when not made up front, is made on the
+(``_result_encoding.answer``); the JSON form, when not made up front, is made on the
 first poll that wants it from the kept result Struct.
 """
 

@@ -10,7 +10,7 @@ another user's id answers 404 like an unknown one (a 410 would tell them it
 exists).
 
 A finished forward/forward_backward or sample result goes out as protobuf or
-JSON by the poll's ``Accept`` (negotiated per poll, ``_wire.answer``); the
+JSON by the poll's ``Accept`` (negotiated per poll, ``_result_encoding.answer``); the
 ``complete_metadata`` size is that of the encoding the next poll with the same
 ``Accept`` gets.
 
@@ -35,7 +35,7 @@ from mint_async.types import CompleteMetadataResponse, FutureRetrieveRequest, Tr
 from ._batched import FuturesRetrieveRequest
 from ._futures import FutureRecord, Phase
 from ._http import HTTPError, Request, Response, json_response
-from ._wire import PROTOBUF, accepts, answer, count_result
+from ._result_encoding import PROTOBUF, accepts, answer, count_result
 
 if TYPE_CHECKING:
     from ._core import ServerCore
