@@ -49,7 +49,7 @@ def as_data(data: object) -> list[t.Datum]:
     if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
         msg = "data must be a list of types.Datum"
         raise InvalidInputError(msg)
-    items: Sequence[object] = data
+    items: Sequence[object] = data  # pyright: ignore[reportUnknownVariableType]
     return [convert(d, t.Datum, f"data[{i}]") for i, d in enumerate(items)]
 
 

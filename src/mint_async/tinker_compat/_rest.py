@@ -74,7 +74,7 @@ class RestClient:
         if name.startswith("_"):
             raise AttributeError(name)
         base = name.removesuffix("_async")
-        method = getattr(self._inner, base, None)
+        method: Callable[..., Any] | None = getattr(self._inner, base, None)
         if method is None or not inspect.iscoroutinefunction(method):
             msg = f"tinker_compat.RestClient has no method {name!r}"
             raise AttributeError(msg)

@@ -63,7 +63,7 @@ _runtime: Runtime | None = None
 
 def runtime() -> Runtime:
     """The process's runtime, started on first use."""
-    global _runtime  # noqa: PLW0603 - one loop per process, as tinker has
+    global _runtime
     with _lock:
         if _runtime is None or _runtime.closed:
             _runtime = Runtime()
@@ -92,9 +92,9 @@ async def wait(future: concurrent.futures.Future[T], timeout: float | None = Non
             else:
                 native: Any = current_token().native_token
                 # asyncio's loop or trio's TrioToken: both run a callback soon, from any thread.
-                schedule: Callable[[Callable[[], object]], object] = getattr(
-                    native, "call_soon_threadsafe", None
-                ) or native.run_sync_soon
+                schedule: Callable[[Callable[[], object]], object] = (
+                    getattr(native, "call_soon_threadsafe", None) or native.run_sync_soon
+                )
                 event = anyio.Event()
 
                 def wake(_: object) -> None:

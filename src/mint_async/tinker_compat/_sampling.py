@@ -191,7 +191,9 @@ class SamplingClient:
 
 
 def _from_handle(handle: str, api_key: str | None = None) -> SamplingClient:
-    from .._sampling import _unpickle_sampling_client  # noqa: PLC0415 - the unpickling path
+    from .._sampling import (  # noqa: PLC0415 - the unpickling path
+        _unpickle_sampling_client,  # pyright: ignore[reportPrivateUsage]
+    )
 
     try:
         state = json.loads(base64.urlsafe_b64decode(handle.encode()))

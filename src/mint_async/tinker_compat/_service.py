@@ -31,11 +31,11 @@ def _optimizer_config(optimizer: Any) -> dict[str, Any] | None:
     """tinker's OptimizerConfig (or a dict) as the wire's ``optimizer_config``; AdamW only."""
     if optimizer is None:
         return None
-    fields: Any = optimizer if isinstance(optimizer, Mapping) else None
-    dump = getattr(optimizer, "model_dump", None)
-    if fields is None and callable(dump):
+    fields: Any = optimizer
+    dump: Any = getattr(optimizer, "model_dump", None)
+    if callable(dump):
         fields = dump(mode="json", exclude_none=True)
-    kind = (fields or {}).get("type") if isinstance(fields, Mapping) else None
+    kind: Any = fields.get("type") if isinstance(fields, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     if kind not in ("adam", "adamw") and type(optimizer).__name__ != "AdamOptimizerConfig":
         msg = f"optimizer must be an AdamW config (mint_async trains with AdamW), got {optimizer!r}"
         raise InvalidInputError(msg)
@@ -147,7 +147,9 @@ class ServiceClient:
         optimizer: Any = None,
     ) -> ClientFuture[TrainingClient]:
         """A future of a new run initialised with a checkpoint's weights (fresh optimizer)."""
-        return self._from_state(path, base_model, user_metadata, weights_access_token, optimizer, False)
+        return self._from_state(
+            path, base_model, user_metadata, weights_access_token, optimizer, False
+        )
 
     def create_training_client_from_state_with_optimizer(
         self,
@@ -169,7 +171,9 @@ class ServiceClient:
         with_optimizer: bool,
     ) -> ClientFuture[TrainingClient]:
         if weights_access_token is not None:
-            msg = "weights_access_token (another account's checkpoint) is not supported by mint_async"
+            msg = (
+                "weights_access_token (another account's checkpoint) is not supported by mint_async"
+            )
             raise InvalidInputError(msg)
         _optimizer_config(optimizer)
 
@@ -241,4 +245,3 @@ class ServiceClient:
     async def create_sampling_client_async(self, *args: Any, **kwargs: Any) -> SamplingClient:
         """Deprecated in tinker 0.38: await :meth:`create_sampling_client` instead."""
         return await self.create_sampling_client(*args, **kwargs)
-

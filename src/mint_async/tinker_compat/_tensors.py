@@ -65,16 +65,14 @@ class EncodedTextChunk(WireEncodedTextChunk, kw_only=True):
 def _dataclass_fields(struct: type[Any]) -> dict[str, dataclasses.Field[Any]]:
     """``__dataclass_fields__`` for a struct, so ``dataclasses.replace`` works on it as on tinker's."""
     names: tuple[str, ...] = struct.__struct_fields__
-    mirror = dataclasses.make_dataclass("_Mirror", [(n, Any) for n in names])
+    mirror: Any = dataclasses.make_dataclass("_Mirror", [(n, Any) for n in names])
     return dict(mirror.__dataclass_fields__)
 
 
 class Datum(WireDatum, kw_only=True):
     """One training example (``dataclasses.replace``-able, as tinker's is)."""
 
-    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]] = _dataclass_fields(
-        WireDatum
-    )
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]] = _dataclass_fields(WireDatum)
 
 
 class PromptProvenanceSpan(WirePromptProvenanceSpan, kw_only=True):

@@ -16,7 +16,7 @@ from ._runtime import runtime
 from ._sampling import SamplingClient
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator
 
     from .._futures import APIFuture as AsyncAPIFuture
     from .._training import TrainingClient as AsyncTrainingClient
@@ -59,7 +59,7 @@ class TrainingClient:
         return self._inner
 
     @asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
+    async def _turn(self) -> AsyncGenerator[None]:
         # Tasks start on the loop in call order and queue on this (fair) lock in
         # that order, so requests are submitted (and take seq_ids) in call order.
         if self._lock is None:

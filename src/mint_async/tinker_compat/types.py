@@ -11,8 +11,22 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from mint_async.types import *  # noqa: F403 - the whole public wire vocabulary
-from mint_async.types import AdamParams, LossFnType, TensorDtype
+import mint_async.types as _wire
+from mint_async.types import AdamParams as AdamParams
+from mint_async.types import Checkpoint as Checkpoint
+from mint_async.types import ForwardBackwardOutput as ForwardBackwardOutput
+from mint_async.types import ImageAssetPointerChunk as ImageAssetPointerChunk
+from mint_async.types import ImageChunk as ImageChunk
+from mint_async.types import LoraConfig as LoraConfig
+from mint_async.types import LossFnType as LossFnType
+from mint_async.types import ModelInput as ModelInput
+from mint_async.types import ModelInputChunk as ModelInputChunk
+from mint_async.types import OptimStepResponse as OptimStepResponse
+from mint_async.types import SampledSequence as SampledSequence
+from mint_async.types import SampleResponse as SampleResponse
+from mint_async.types import SamplingParams as SamplingParams
+from mint_async.types import StopReason as StopReason
+from mint_async.types import TensorDtype as TensorDtype
 from mint_async.types import __all__ as _wire_names
 
 from ._tensors import Datum as Datum
@@ -43,14 +57,41 @@ class AdamOptimizerConfig(dict[str, Any]):
 
 OptimizerConfig: TypeAlias = AdamOptimizerConfig
 
-__all__ = [  # noqa: PLE0605 - the wire names are a list built at import
-    *_wire_names,
+
+def __getattr__(name: str) -> Any:
+    # Every other public wire type, under its own name (``tinker.types.TrainingRun``...).
+    if name in _wire_names:
+        return getattr(_wire, name)
+    msg = f"mint_async.tinker_compat.types has no {name!r} (tinker.types names mint_async does not serve)"
+    raise AttributeError(msg)
+
+
+# The names defined here; every other public wire type is reached through __getattr__.
+__all__ = [
     "AdamOptimizerConfig",
+    "AdamParams",
+    "Checkpoint",
     "CustomLossInputRank",
+    "Datum",
+    "EncodedTextChunk",
+    "ForwardBackwardOutput",
+    "ImageAssetPointerChunk",
+    "ImageChunk",
+    "LoraConfig",
     "LossFnType",
     "ModelID",
+    "ModelInput",
+    "ModelInputChunk",
     "OptimParams",
+    "OptimStepResponse",
     "OptimizerConfig",
+    "PromptProvenanceSpan",
+    "SampleResponse",
+    "SampledProvenanceSpan",
+    "SampledSequence",
     "SamplingClientKind",
+    "SamplingParams",
+    "StopReason",
+    "TensorData",
     "TensorDtype",
 ]
