@@ -58,6 +58,8 @@ TINKER_038 = "tinker==0.38.0"
 BENCH_DEPS = ["aiohttp", "trio"]
 TRIO = "trio>=0.25"
 RUFF = "ruff>=0.6"
+# The import contracts in pyproject.toml ([tool.importlinter]; acyclic_siblings needs a recent one).
+IMPORT_LINTER = "import-linter>=2.17"
 
 # The lock: exact versions every default session installs (see the module docstring).
 LOCK = ROOT / "requirements" / "ci.txt"
@@ -91,10 +93,15 @@ def install(session: nox.Session, *requirements: str, lock: pathlib.Path = LOCK)
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
-    install(session, RUFF)
-    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    """ruff check, ruff format --check, and the import contracts (lint-imports)."""
+    install(session, RUFF, IMPORT_LINTER)
+    linted = ("src", "tests", "benchmarks", "examples", "scripts", "noxfile.py")
+    session.run("ruff", "check", *linted)
+    session.run("ruff", "format", "--check", *linted)
+    # lint-imports parses the package's sources (it never imports them), so it only has to
+    # find them: src on the path, no install. It runs from the root, where the contracts'
+    # custom type (scripts/import_contracts.py) is importable.
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
 
 
 @nox.session(python=PYTHONS)
