@@ -346,7 +346,8 @@ async def test_small_chunked_answers_are_read_inline_and_slow_ones_stream() -> N
     async with scripted(handler) as (url, accepted):
         pool = Http11Transport()
         resp = await pool.handle_async_request(req(url))
-        assert isinstance(resp.stream, httpx.ByteStream) and resp.content == b"hello"
+        assert isinstance(resp.stream, httpx.ByteStream)  # read before returning
+        assert await resp.aread() == b"hello"
         resp = await pool.handle_async_request(req(url))
         assert not isinstance(resp.stream, httpx.ByteStream)  # returned before the body ended
         assert await resp.aread() == b"abcd"

@@ -145,8 +145,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         url = request.url
         key = self._key(url)
         connect_timeout, read_timeout, write_timeout = _timeouts(request)
+        # A ByteStream is in memory (read it without httpx's bookkeeping); others are read.
         body = (
-            request.content
+            b"".join(request.stream)
             if isinstance(request.stream, httpx.ByteStream)
             else await request.aread()
         )
@@ -183,7 +184,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         read_timeout: float | None,
         write_timeout: float | None,
     ) -> httpx.Response:
-        scope = read_scope(write_timeout)
+        enclosing = anyio.current_effective_deadline()
+        scope = read_scope(write_timeout, enclosing)
         try:
             if scope is None:
                 await conn.stream.send(payload)
@@ -198,7 +200,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         reader: BodyReader | None = None
         parts: list[bytes] = []
         # One deadline for the head and a small body (one cancel scope, if any: speed).
-        with ReadErrors(read_scope(read_timeout)):
+        with ReadErrors(read_scope(read_timeout, enclosing)):
             status, version, headers = await conn.read_head()
             framing, conn.reusable = _framing(request.method, status, version, headers)
             kind, length = framing
@@ -234,7 +236,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
         if content is not None:
             if not (conn.reusable and self._keep(conn)):
                 await _discard(conn)
-            return httpx.Response(status, headers=headers, content=content, request=request)
+            # stream=, not content=: httpx would decode a Content-Encoding (unbounded)
+            # and re-derive headers; the caller reads (and caps) the raw body.
+            return httpx.Response(
+                status, headers=headers, stream=httpx.ByteStream(content), request=request
+            )
         assert reader is not None
         stream = BodyStream(reader, self.release, read_timeout, parts)
         return httpx.Response(status, headers=headers, stream=stream, request=request)

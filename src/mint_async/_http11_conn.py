@@ -269,18 +269,21 @@ class BodyStream(httpx.AsyncByteStream):
                 await conn.aclose()
 
 
-def read_scope(timeout: float | None) -> anyio.CancelScope | None:
+def read_scope(timeout: float | None, enclosing: float | None = None) -> anyio.CancelScope | None:
     """A cancel scope ending ``timeout`` s from now, or None when none is needed.
 
     None when there is no timeout, or when an enclosing scope already ends by
     then (the transport's per-attempt deadline, of the same length, started
     earlier): the inner deadline could never fire first, and entering and
     leaving a scope is a large share of a small request's CPU time.
+    ``enclosing`` is ``anyio.current_effective_deadline()`` if the caller has it.
     """
     if timeout is None:
         return None
     deadline = anyio.current_time() + timeout
-    if anyio.current_effective_deadline() <= deadline:
+    if enclosing is None:
+        enclosing = anyio.current_effective_deadline()
+    if enclosing <= deadline:
         return None
     return anyio.CancelScope(deadline=deadline)
 

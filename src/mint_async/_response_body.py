@@ -36,6 +36,14 @@ async def _read_raw(resp: httpx.Response, cap: int | None, subject: str) -> byte
     next read inside the innermost layer raises, and every layer unwinds through it.
     """
     stream = resp.stream
+    if isinstance(stream, httpx.ByteStream):
+        # Already in memory (the built-in pool's small answers): nothing to stop early,
+        # and no cancel scope to pay for (a large share of a small request's CPU).
+        raw = b"".join(stream)
+        if cap is not None and len(raw) > cap:
+            msg = f"{subject}: the response exceeded max_response_bytes={cap}"
+            raise ResponseTooLargeError(msg)
+        return raw
     if not isinstance(stream, httpx.AsyncByteStream):  # pragma: no cover - sync-only stream
         return await resp.aread()
     parts: list[bytes] = []
