@@ -30,9 +30,12 @@ class Run:
 async def digits_run(latency: str = FAST, *, group_size: int = 4) -> AsyncGenerator[Run]:
     """A fresh run of the digits task against an in-process synthetic server."""
     config = ServerConfig(latency=LatencyConfig.parse(latency, seed=1))
-    async with serve_in_process(config) as server, ServiceClient(
-        base_url=server.base_url, api_key=server.api_key, transport=server.transport
-    ) as svc:
+    async with (
+        serve_in_process(config) as server,
+        ServiceClient(
+            base_url=server.base_url, api_key=server.api_key, transport=server.transport
+        ) as svc,
+    ):
         tc = await svc.create_lora_training_client("Qwen/Qwen3-0.6B", rank=8, seed=0)
         tokenizer = await tc.get_tokenizer()
         dataset = rl.DigitsDataset.from_tokenizer(
