@@ -29,11 +29,11 @@ from ._context import (
 )
 from ._exceptions import ClientClosedError, InvalidInputError
 from ._futures import PollingFuture, QueueStateMonitor
-from ._pipeline import SamplePipeline
 from ._sample_future import SampleFuture as SampleFuture
 
 if TYPE_CHECKING:
     from ._config import ClientConfig
+    from ._pipeline import SamplePipeline
 
 __all__ = ["SampleFuture", "SamplingClient", "open_sampling_session"]
 
@@ -143,6 +143,9 @@ class SamplingClient(QueueStateObservable):
                 async for h in pipe.as_completed():
                     ...
         """
+        # Imported here: a client module does not load the pipelines until one is made.
+        from ._pipeline import SamplePipeline  # noqa: PLC0415
+
         return SamplePipeline(
             self,
             max_in_flight=max_in_flight,

@@ -23,13 +23,13 @@ from ._custom_loss import CustomLossFn, run_custom_loss
 from ._exceptions import APIResponseValidationError, InvalidInputError
 from ._futures import APIFuture, MapFuture, QueueStateMonitor
 from ._ordering import SequenceGate
-from ._pipeline import TrainingPipeline
 from ._sampling import SamplingClient, open_sampling_session
 from ._training_ops import ForwardBackwardFuture as ForwardBackwardFuture
 from ._training_ops import OrderedSender
 
 if TYPE_CHECKING:
     from ._config import ClientConfig
+    from ._pipeline import TrainingPipeline
 
 __all__ = ["ForwardBackwardFuture", "MetricsSink", "TrainingClient"]
 
@@ -109,6 +109,9 @@ class TrainingClient(QueueStateObservable):
                     await pipe.optim_step(params)
                 results = await pipe.results()
         """
+        # Imported here: a client module does not load the pipelines until one is made.
+        from ._pipeline import TrainingPipeline  # noqa: PLC0415
+
         return TrainingPipeline(
             self,
             max_in_flight=max_in_flight,
