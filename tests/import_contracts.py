@@ -10,7 +10,8 @@ builds it — and reports every strongly connected component with one cycle
 through it.
 
 Registered in pyproject.toml (``contract_types``); ``lint-imports`` puts the
-working directory on ``sys.path``, so it runs from the repository root.
+working directory on ``sys.path``, so it runs from the repository root (where
+``tests`` is a package). Tested by ``tests/test_import_contracts.py``.
 """
 
 from __future__ import annotations
