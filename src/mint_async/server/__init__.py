@@ -8,6 +8,22 @@ long-polled futures, checkpoints on disk and the REST API, JSON or protobuf
 pluggable :mod:`backend <mint_async.server.backends>` (``synthetic`` by
 default), with seeded fault injection and simulated latency.
 
+Authentication: without configured keys (``ServerConfig.api_keys``,
+``mint-async serve --api-key``) the server accepts the two documented default
+keys, :data:`DEFAULT_API_KEY` ``sk-mint-async-local`` (mint_async and
+``import mint``) and :data:`DEFAULT_TINKER_API_KEY` ``tml-mint-async-local``
+(the official tinker 0.38 SDK and tinker-cookbook, which refuse keys without
+the ``tml-`` prefix) — one local user under two spellings. Anyone can know
+them: ``mint-async serve`` refuses a non-loopback ``--host`` with only these
+keys unless ``--allow-default-key`` is given.
+
+tinker 0.38 (``--wire 0.38``) is served completely: ``gspo`` and
+``stable_reinforce`` (provenance spans, samples recorded with
+``record_stability_info``), ``sample_sequence_ids``, per-token top-k sample
+logprobs, target prompt logprobs, ``prompt_logprobs_last_n`` and
+``prompt_alt_tokens_k``. On the 0.22 wire the fields its messages cannot carry
+answer 400; ``gspo`` and ``prompt_logprobs_last_n`` work on both.
+
 Run it with ``mint-async serve``, or in tests with :mod:`mint_async.testing`::
 
     from mint_async.server import FaultConfig, ServerConfig, create_app
@@ -22,6 +38,8 @@ from typing import Any
 
 from ._app import MintServerApp as MintServerApp
 from ._config import DEFAULT_API_KEY as DEFAULT_API_KEY
+from ._config import DEFAULT_API_KEYS as DEFAULT_API_KEYS
+from ._config import DEFAULT_TINKER_API_KEY as DEFAULT_TINKER_API_KEY
 from ._config import ServerConfig as ServerConfig
 from ._config import WireVersion as WireVersion
 from ._faults import FaultConfig as FaultConfig
@@ -33,6 +51,8 @@ from .backends import Backend
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_API_KEYS",
+    "DEFAULT_TINKER_API_KEY",
     "Distribution",
     "FaultConfig",
     "LatencyConfig",

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
+from ._config import DEFAULT_API_KEYS
+
 __all__ = ["AuthError", "Authenticator", "owner_of_key"]
 
 _HEADER: Final = (
@@ -34,7 +36,13 @@ _CACHE_MAX: Final = 4096
 
 
 def owner_of_key(key: str) -> str:
-    """The user id of an API key (a hash: keys are never stored or shown)."""
+    """The user id of an API key (a hash: keys are never stored or shown).
+
+    The documented default keys (``sk-`` and ``tml-`` spellings of one local
+    credential) are one user, so checkpoints saved through one SDK load through the other.
+    """
+    if key in DEFAULT_API_KEYS:
+        key = DEFAULT_API_KEYS[0]
     return "user-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 

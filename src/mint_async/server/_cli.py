@@ -4,9 +4,13 @@
 Prints the base URL (``MINT_BASE_URL=...``, ready to ``export``) and then a
 ready line once requests are accepted; Ctrl-C (or SIGTERM) stops it cleanly.
 
-A non-loopback ``--host`` with only the documented default key (anyone who has
-read the README knows it) is refused unless ``--allow-default-key`` says so,
-and then warned about on stderr.
+Without ``--api-key``, the server accepts the two documented default keys,
+``sk-mint-async-local`` (mint_async, ``import mint``) and ``tml-mint-async-local``
+(tinker 0.38 and tinker-cookbook, whose SDK refuses keys without the ``tml-``
+prefix); both are one user. ``--api-key`` replaces them (pass a ``tml-`` key
+for the official 0.38 SDK). A non-loopback ``--host`` with only documented
+default keys (anyone who has read the README knows them) is refused unless
+``--allow-default-key`` says so, and then warned about on stderr.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .._argparse import CommandParser
-from ._config import DEFAULT_API_KEY, ServerConfig
+from ._config import DEFAULT_API_KEYS, ServerConfig
 from ._faults import FaultConfig
 from ._latency import LatencyConfig
 from ._limits import RequestLimits
@@ -37,9 +41,12 @@ __all__ = [
 READY_LINE: Final = "mint-async server ready"
 """The start of the line printed once the server accepts requests."""
 
-_HELP: Final = "run the local reference server (MinT / tinker 0.22 protocol)"
+_HELP: Final = "run the local reference server (MinT / tinker 0.22 protocol, 0.38 with --wire)"
 _DESCRIPTION: Final = (
-    "Run the local MinT server (uvicorn). Prints MINT_BASE_URL=... and a ready line."
+    "Run the local MinT server (uvicorn). Prints MINT_BASE_URL=... and a ready line. "
+    "Without --api-key it accepts the documented local keys sk-mint-async-local "
+    "(mint_async, import mint) and tml-mint-async-local (the official tinker 0.38 SDK "
+    "and tinker-cookbook), one user."
 )
 
 
@@ -47,7 +54,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """A ServerConfig from the ``serve`` arguments (ValueError on a bad spec)."""
     return ServerConfig(
         backend=args.backend,
-        api_keys=tuple(args.api_key) if args.api_key else (DEFAULT_API_KEY,),
+        api_keys=tuple(args.api_key) if args.api_key else DEFAULT_API_KEYS,
         data_dir=Path(args.data_dir) if args.data_dir else None,
         seed=args.seed,
         faults=FaultConfig.parse(args.faults) if args.faults else FaultConfig(),
@@ -85,11 +92,12 @@ def is_loopback(host: str) -> bool:
 
 
 def default_key_exposure(config: ServerConfig, host: str) -> str | None:
-    """A warning when ``host`` is reachable from other machines and only the default key works."""
-    if is_loopback(host) or set(config.api_keys) != {DEFAULT_API_KEY}:
+    """A warning when ``host`` is reachable from other machines and only default keys work."""
+    if is_loopback(host) or not set(config.api_keys) <= set(DEFAULT_API_KEYS):
         return None
+    keys = " / ".join(repr(k) for k in DEFAULT_API_KEYS if k in config.api_keys)
     return (
-        f"listening on {host} with only the documented default API key {DEFAULT_API_KEY!r}: "
+        f"listening on {host} with only the documented default API keys ({keys}): "
         "anyone who can reach this port can train, sample, and read and delete checkpoints. "
         "Pass --api-key with a secret key (or listen on 127.0.0.1)."
     )
@@ -131,7 +139,7 @@ def serve(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     keys = (
-        "the default key " + DEFAULT_API_KEY
+        "the default keys " + " and ".join(DEFAULT_API_KEYS)
         if not args.api_key
         else f"{len(args.api_key)} configured key(s)"
     )
@@ -162,7 +170,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "batch_tokens=1048576,batch_elements=4194304,inline_work=16384 (the defaults)",
     )
     parser.add_argument("--data-dir", default=None, help="keep checkpoints here (default: temp)")
-    parser.add_argument("--api-key", action="append", help="accepted API key (repeatable)")
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        help="accepted API key (repeatable; replaces the defaults sk-mint-async-local and "
+        "tml-mint-async-local, one local user; tinker 0.38 takes tml- keys only)",
+    )
     parser.add_argument("--capacity", type=int, default=None, help="max requests executing")
     parser.add_argument("--max-queued-samples", type=int, default=None, help="429 beyond this")
     parser.add_argument("--poll-hold", type=float, default=30.0, help="long-poll hold (s)")
@@ -197,7 +210,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-default-key",
         action="store_true",
-        help="listen on a non-loopback --host with only the documented default key (warns)",
+        help="listen on a non-loopback --host with only the documented default keys (warns)",
     )
     parser.add_argument(
         "--max-connections",

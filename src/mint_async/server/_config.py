@@ -10,10 +10,24 @@ from ._faults import FaultConfig
 from ._latency import LatencyConfig
 from ._limits import RequestLimits
 
-__all__ = ["DEFAULT_API_KEY", "ServerConfig", "WireVersion"]
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_API_KEYS",
+    "DEFAULT_TINKER_API_KEY",
+    "ServerConfig",
+    "WireVersion",
+]
 
 DEFAULT_API_KEY: Final = "sk-mint-async-local"
 """The API key the local server accepts when none is configured (``sk-`` so ``import mint`` takes it)."""
+
+DEFAULT_TINKER_API_KEY: Final = "tml-mint-async-local"
+"""The same documented local credential spelled for tinker 0.38 (its SDK refuses keys
+without the ``tml-`` prefix), so the official SDK and tinker-cookbook run unchanged."""
+
+DEFAULT_API_KEYS: Final = (DEFAULT_API_KEY, DEFAULT_TINKER_API_KEY)
+"""The keys accepted when none is configured. Both are the same user (one owner of runs
+and checkpoints): the well-known local credential, in the two spellings the SDKs take."""
 
 WireVersion = Literal["0.22", "0.38"]
 """Which tinker wire the server speaks: MinT's (0.22, JSON welcome) or the newer, protobuf-only one."""
@@ -34,8 +48,9 @@ class ServerConfig:
 
     backend: str = "synthetic"
     """Registered backend name (``synthetic``; others via ``register_backend``)."""
-    api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
-    """Accepted API keys; each one is its own user (owner of its runs and checkpoints)."""
+    api_keys: tuple[str, ...] = DEFAULT_API_KEYS
+    """Accepted API keys; each one is its own user (owner of its runs and checkpoints), but
+    the two documented default keys (:data:`DEFAULT_API_KEYS`) are one user."""
     data_dir: Path | None = None
     """Where checkpoints live; ``None`` uses a temporary directory removed at shutdown."""
     seed: int = 0

@@ -12,6 +12,14 @@ model's end-of-sequence token; a list of token ids replaces that (``[]``
 disables stopping); stop strings apply in addition to end-of-sequence. An
 unseeded request draws from a seed derived from the server seed and its
 request id, so results are reproducible run to run.
+
+tinker 0.38 (protocol §4.5, §8.6): every promise lists ``sample_sequence_ids``
+(``<request id>:<i>``, one per sample; clients stamp them onto
+``SampledSequence.sequence_id``); ``record_stability_info`` records the
+sequences under those ids for ``stable_reinforce`` (:mod:`._stability`);
+``topk_sample_logprobs``, ``target_prompt_logprobs``, ``prompt_alt_tokens_k``
+and ``prompt_logprobs_last_n`` are served by every backend. On the 0.22 wire
+the fields its results cannot carry answer 400 (:func:`_check_wire`).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from mint_async.types import (
     EncodedTextChunk,
     GetSamplerResponse,
     SampleRequest,
+    SampleResponse,
 )
 
 from ._checkpoints import read_checkpoint
@@ -101,14 +110,6 @@ def _derived_seed(server_seed: int, request_id: str) -> int:
 
 def _spec(core: ServerCore, body: SampleRequest, request_id: str, context: int) -> SampleSpec:
     """Resolve the request's defaults and check what the wire types cannot."""
-    if (
-        body.topk_sample_logprobs
-        or body.prompt_alt_tokens_k
-        or body.target_prompt_logprobs is not None
-        or body.prompt_logprobs_last_n is not None
-    ):
-        msg = "tinker 0.38 sampling extras (topk_sample_logprobs, prompt_alt_tokens_k, target_prompt_logprobs, prompt_logprobs_last_n) are not supported by this server"
-        raise InvalidInputError(msg)
     parts: list[Any] = []
     for chunk in body.prompt.chunks:
         if not isinstance(chunk, EncodedTextChunk):
@@ -148,7 +149,41 @@ def _spec(core: ServerCore, body: SampleRequest, request_id: str, context: int) 
         else _derived_seed(core.config.seed, request_id),
         prompt_logprobs=body.prompt_logprobs,
         topk_prompt_logprobs=body.topk_prompt_logprobs,
+        topk_sample_logprobs=body.topk_sample_logprobs,
+        prompt_logprobs_last_n=body.prompt_logprobs_last_n,
+        target_prompt_logprobs=body.target_prompt_logprobs,
+        prompt_alt_tokens_k=body.prompt_alt_tokens_k,
     )
+
+
+def _check_wire(core: ServerCore, body: SampleRequest) -> None:
+    """400 for what the server's wire cannot carry (the tinker 0.38 result fields on 0.22).
+
+    The 0.22 wire's SampleResponse (JSON, and its protobuf) has no per-token
+    top-k of sampled tokens, no target prompt logprobs and no alternative
+    tokens; ``record_stability_info`` serves ``stable_reinforce``, whose
+    provenance spans the 0.22 wire cannot carry either. ``prompt_logprobs_last_n``
+    travels as plain ``prompt_logprobs`` with leading ``None``s, so both wires
+    serve it.
+    """
+    if core.config.wire != "0.22":
+        return
+    asked = [
+        name
+        for name, on in (
+            ("topk_sample_logprobs", body.topk_sample_logprobs > 0),
+            ("target_prompt_logprobs", body.target_prompt_logprobs is not None),
+            ("prompt_alt_tokens_k", body.prompt_alt_tokens_k > 0),
+            ("record_stability_info", body.record_stability_info),
+        )
+        if on
+    ]
+    if asked:
+        raise HTTPError(
+            400,
+            f"{', '.join(asked)}: tinker 0.38 sampling fields the 0.22 wire cannot carry; "
+            "serve with `mint-async serve --wire 0.38`",
+        )
 
 
 async def _adhoc_sampler(core: ServerCore, req: Request, body: SampleRequest) -> Sampler:
@@ -173,6 +208,7 @@ async def asample(core: ServerCore, req: Request) -> Response:
     """``asample``: accept a sample request (429 while too many wait for capacity)."""
     backend, _, executor = core.require_running()
     body = _codec.decode(SampleRequest, req.body)
+    _check_wire(core, body)
     limits = core.config.limits
     offload = offloaded(check_sample(body, limits, core.config.default_max_tokens), limits)
     if body.sampling_session_id is not None:
@@ -188,6 +224,9 @@ async def asample(core: ServerCore, req: Request) -> Response:
             )
         target: tuple[str, int] | None = (sampler.sampler_id, seq // _CLONE_SPAN)
     else:
+        if body.record_stability_info:
+            # Records belong to the session that sampled them: a session-less sample has none.
+            raise HTTPError(400, "record_stability_info needs a sampling session")
         sampler = await _adhoc_sampler(core, req, body)
         rid = f"sample:{uuid.uuid4().hex[:16]}"
         seq = None
@@ -205,12 +244,24 @@ async def asample(core: ServerCore, req: Request) -> Response:
     session = core.state.sessions.get(sampler.session_id) if sampler.session_id else None
     rec = core.futures.create(rid, "sample", req.owner, sampler.session_id, target)
     handle = sampler.handle
+    sequence_ids = [f"{rid}:{i}" for i in range(body.num_samples)]
+    records = core.state.stability
+    record_in = sampler.session_id if body.record_stability_info else None
 
     async def work() -> Encoded:
         spec = _spec(core, body, rid, context)
-        return await executor.compute_encoded(lambda: backend.sample(handle, spec), offload=offload)
+
+        def run() -> SampleResponse:
+            result = backend.sample(handle, spec)
+            if record_in is not None:
+                records.record(
+                    sequence_ids, result, session_id=record_in, owner=req.owner, prompt=spec.prompt
+                )
+            return result
+
+        return await executor.compute_encoded(run, offload=offload)
 
     now = executor.submit(session, rec, "sample", work, offload=offload)
     if now is not None:
         await now
-    return core.promise(rec, sample_sequence_ids=[f"{rid}:{i}" for i in range(body.num_samples)])
+    return core.promise(rec, sample_sequence_ids=sequence_ids)

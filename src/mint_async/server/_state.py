@@ -23,6 +23,7 @@ from mint_async.types import LoraConfig
 
 from ._futures import FutureRecord
 from ._ordering import SeqGate
+from ._stability import StabilityRecords
 from .backends import ModelSpec
 
 __all__ = ["IntervalSet", "Job", "Model", "Sampler", "ServerState", "Session"]
@@ -151,6 +152,8 @@ class ServerState:
         """forward/forward_backward bodies received per encoding (json, protobuf, protobuf+zstd)."""
         self.results_sent: dict[str, int] = {}
         """forward/forward_backward/sample results delivered per encoding (json, protobuf)."""
+        self.stability = StabilityRecords()
+        """Sampled sequences recorded for ``stable_reinforce`` (``record_stability_info``)."""
 
     @staticmethod
     def new_session_id() -> str:

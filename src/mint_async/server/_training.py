@@ -9,6 +9,12 @@ datum beyond the context, totals beyond ``ServerConfig.limits``; see
 :mod:`._limits`). Everything that depends on state (checkpoint names, paths,
 loss inputs) is checked when the request runs, and fails it with category
 ``user`` — so a submission is never half-accepted.
+
+``stable_reinforce`` (tinker 0.38) is refused on the 0.22 wire (400: its
+provenance spans cannot travel there); on the 0.38 wire each datum's spans are
+checked against the server's stability records when the request runs
+(:mod:`._stability`). ``gspo`` needs nothing beyond its tensors, so both wires
+serve it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from ._http import HTTPError, Request, Response, json_response
 from ._limits import check_fwdbwd, offloaded
 from ._runs import create_via_load, is_create_via_load
 from ._sequenced import decode_sequenced, enqueue, fail_slot
+from ._stability import resolve_stable_reinforce
 from ._state import Model, Sampler
 
 if TYPE_CHECKING:
@@ -119,14 +126,23 @@ def _fb_work(
     config = fb.loss_fn_config or {}
     # Large batches (sparse inputs densify in the backend) compute off the event loop.
     offload = offloaded(size, core.config.limits)
+    records = core.state.stability
+
+    def run() -> object:
+        data = fb.data
+        if fb.loss_fn == "stable_reinforce":
+            # Checked when the request runs, like every state-dependent input (the
+            # samples it names may finish after this submission).
+            data = [
+                resolve_stable_reinforce(
+                    d, i, records, owner=model.owner, session_id=model.session_id
+                )
+                for i, d in enumerate(data)
+            ]
+        return backend.forward_backward(_handle(model), data, fb.loss_fn, config, backward=backward)
 
     async def work() -> Encoded:
-        return await executor.compute_encoded(
-            lambda: backend.forward_backward(
-                _handle(model), fb.data, fb.loss_fn, config, backward=backward
-            ),
-            offload=offload,
-        )
+        return await executor.compute_encoded(run, offload=offload)
 
     return work
 
@@ -148,6 +164,12 @@ def _fwdbwd(
     inp = body.forward_input if isinstance(body, ForwardRequest) else body.forward_backward_input
     op = "forward" if forward else "forward_backward"
     try:
+        if inp.loss_fn == "stable_reinforce" and core.config.wire == "0.22":
+            raise HTTPError(
+                400,
+                "stable_reinforce needs provenance spans, which the 0.22 wire cannot carry; "
+                "serve with `mint-async serve --wire 0.38`",
+            )
         model = core.model(req.owner, body.model_id)
         size = check_fwdbwd(inp, core.config.limits, op, context=model.spec.max_context_length)
     except HTTPError:

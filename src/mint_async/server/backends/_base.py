@@ -53,6 +53,7 @@ from mint_async.types import (
     LoraConfig,
     ReverseKLDatum,
     SampleResponse,
+    TensorData,
 )
 
 __all__ = [
@@ -124,6 +125,13 @@ class SampleSpec:
     * ``prompt_logprobs``: one entry per prompt token, the first ``None``.
     * ``topk_prompt_logprobs``: ``k > 0`` asks for the ``k`` most likely tokens
       (with their logprobs) at each prompt position, the first ``None``.
+    * tinker 0.38 (defaults: off): ``topk_sample_logprobs`` (``k > 0``: the ``k``
+      most likely tokens at each sampled position, ``SampledSequence.topk_logprobs``),
+      ``prompt_logprobs_last_n``, ``target_prompt_logprobs`` (int64
+      ``[len(prompt) - 1, K]``, checked against the prompt by the server) and
+      ``prompt_alt_tokens_k``. The prompt-side ones are computed by
+      :func:`~mint_async.server.backends._sample_extras.prompt_extras`, which a
+      backend may reuse.
     """
 
     prompt: npt.NDArray[np.int64]
@@ -137,6 +145,10 @@ class SampleSpec:
     seed: int
     prompt_logprobs: bool
     topk_prompt_logprobs: int
+    topk_sample_logprobs: int = 0
+    prompt_logprobs_last_n: int | None = None
+    target_prompt_logprobs: TensorData | None = None
+    prompt_alt_tokens_k: int = 0
 
 
 class Backend(ABC, Generic[ModelT, SamplerT]):

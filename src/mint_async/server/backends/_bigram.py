@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,6 @@ import numpy.typing as npt
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import (
     AdamParams,
-    EncodedTextChunk,
     ForwardBackwardReverseKLResponse,
     MintTensorData,
     ModelInput,
@@ -28,12 +27,13 @@ from mint_async.types import (
     ReverseKLItemOutput,
 )
 
+from ._inputs import reverse_kl_inputs, token_ids
+
 __all__ = [
     "EOS_ID",
     "SyntheticModel",
     "SyntheticSampler",
     "base_table",
-    "check_vocab",
     "accumulate_grad",
     "log_softmax",
     "reverse_kl",
@@ -197,24 +197,9 @@ def _adamw_update(p: F64, g: F64, m: F64, v: F64, *, params: AdamParams, t: int)
     p -= lr * m_hat / (np.sqrt(v_hat) + params.eps)
 
 
-def check_vocab(tokens: npt.NDArray[Any], vocab: int, what: str) -> None:
-    """Raise InvalidInputError unless every id is in ``[0, vocab)``."""
-    if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
-        msg = f"{what} has token ids outside the vocabulary [0, {vocab})"
-        raise InvalidInputError(msg)
-
-
 def tokens_of(model_input: ModelInput, vocab: int, what: str) -> I64:
     """All token ids of a text-only ModelInput, checked against the vocabulary."""
-    parts: list[I64] = []
-    for chunk in model_input.chunks:
-        if not isinstance(chunk, EncodedTextChunk):
-            msg = f"the synthetic backend accepts text chunks only; {what} has a {chunk.__class__.__name__}"
-            raise InvalidInputError(msg)
-        parts.append(np.asarray(chunk.tokens, dtype=np.int64))
-    tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    check_vocab(tokens, vocab, what)
-    return tokens
+    return token_ids(model_input, vocab, what, backend="synthetic")
 
 
 def accumulate_grad(out: F64, probs: F64, prev: I64, targets: I64, coeff: F64) -> None:
@@ -249,20 +234,10 @@ def reverse_kl(
     grad = np.zeros_like(student)
     outputs: list[ReverseKLItemOutput] = []
     total = weight_sum = 0.0
-    for i, datum in enumerate(data):
-        targets = np.asarray(datum.target_tokens.data, dtype=np.int64)
-        n = targets.size
-        weights = np.asarray(datum.weights.data, dtype=np.float64).reshape(-1)
-        if weights.size != n:
-            msg = f"datum {i}: weights must have one entry per target token ({n})"
-            raise InvalidInputError(msg)
-        check_vocab(targets, vocab, f"datum {i} target_tokens")
-        s = tokens_of(datum.student_input, vocab, f"datum {i} student_input")
-        r = tokens_of(datum.reference_input, vocab, f"datum {i} reference_input")
-        if s.size < n or r.size < n:
-            msg = f"datum {i}: student and reference inputs need at least {n} tokens"
-            raise InvalidInputError(msg)
-        s, r = s[s.size - n :], r[r.size - n :]
+    checked = [reverse_kl_inputs(d, i, vocab, backend="synthetic") for i, d in enumerate(data)]
+    for item in checked:
+        n, weights = item.n, item.weights
+        s, r = item.student[item.student.size - n :], item.reference[item.reference.size - n :]
         lps, lpr = log_softmax(student[s]), log_softmax(ref[r])
         ps = np.exp(lps)
         kl = (ps * (lps - lpr)).sum(axis=1)

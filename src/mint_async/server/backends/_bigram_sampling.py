@@ -11,6 +11,7 @@ from mint_async._exceptions import InvalidInputError
 from mint_async.types import SampledSequence, SampleResponse, StopReason
 
 from ._base import TOP_P_SLACK, SampleSpec
+from ._sample_extras import needs_prompt_rows, prompt_extras, topk_rows
 
 __all__ = ["sample_table"]
 
@@ -112,36 +113,26 @@ def sample_table(
                 reason = "stop"
                 break
         toks = np.asarray(out, dtype=np.int64)
-        lp = logp[np.concatenate(([start], toks[:-1])), toks] if out else np.zeros(0)
+        prevs = np.concatenate(([start], toks[:-1])).astype(np.int64)
+        lp = logp[prevs, toks] if out else np.zeros(0)
         sequences.append(
             SampledSequence(
                 stop_reason=reason,
                 tokens_np=toks.astype(np.int32),
                 logprobs_np=lp.astype(np.float32),
+                # At temperature 1, like the sequence logprobs.
+                topk_logprobs=topk_rows(logp[prevs[: toks.size]], spec.topk_sample_logprobs)
+                if spec.topk_sample_logprobs > 0
+                else None,
             )
         )
-    prompt_lps: list[float | None] | None = None
-    topk: list[list[tuple[int, float]] | None] | None = None
-    if spec.prompt_logprobs:
-        prompt_lps = [None, *logp[prompt[:-1], prompt[1:]].tolist()]
-    if spec.topk_prompt_logprobs > 0:
-        topk = [None, *_topk_rows(logp[prompt[:-1]], spec.topk_prompt_logprobs)]
+    extras = prompt_extras(logp[prompt[:-1]], prompt, spec) if needs_prompt_rows(spec) else None
+    if extras is None:
+        return SampleResponse(sequences=sequences)
     return SampleResponse(
-        sequences=sequences, prompt_logprobs=prompt_lps, topk_prompt_logprobs=topk
+        sequences=sequences,
+        prompt_logprobs=extras.prompt_logprobs,
+        topk_prompt_logprobs=extras.topk_prompt_logprobs,
+        target_prompt_logprobs=extras.target_prompt_logprobs,
+        prompt_alt_tokens=extras.prompt_alt_tokens,
     )
-
-
-def _topk_rows(rows: F64, k: int) -> list[list[tuple[int, float]] | None]:
-    """The ``k`` most likely (token, logprob) pairs of each row, most likely first."""
-    if rows.shape[0] == 0:
-        return []
-    k = min(k, rows.shape[1])
-    idx = np.argpartition(-rows, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(rows, idx, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx = np.take_along_axis(idx, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    return [
-        list(zip(i_row, v_row, strict=True))
-        for i_row, v_row in zip(idx.tolist(), vals.tolist(), strict=True)
-    ]

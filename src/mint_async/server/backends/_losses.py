@@ -18,6 +18,27 @@ Inputs (``loss_fn_inputs``):
   - cispo: ``-sum(w * stopgrad(clip(r, lo, hi)) * A * lp)``; same config
   - dro: ``-sum(w * (A * lp - beta / 2 * (lp - q)^2))``; config ``beta`` (0.01)
 
+* ``gspo`` [0.38] (GSPO-token, Zheng et al. 2025, as the Tinker docs define it):
+  the same inputs plus an optional ``sequence_ratio_mask`` ``[T]``. The datum's
+  sequence ratio ``s = exp(mean over M of (lp - q))`` over the positions ``M``
+  the mask marks (non-zero); every token carries ``s``'s value with the
+  gradient of its own ``lp``: ``-sum(w * min(s A, clip(s, lo, hi) A))``; config
+  ``clip_low_threshold``, ``clip_high_threshold``. Open choices (our server's):
+  without a mask, ``M`` is the positions with a non-zero advantage and weight
+  (the sampled tokens of RL data whose prompt rows carry advantage 0 and a
+  sampler logprob of 0, which would otherwise swamp the mean); the default
+  thresholds are the GSPO paper's ``1 - 3e-4`` and ``1 + 4e-4``; an empty ``M``
+  gives ``s = 1``.
+* ``stable_reinforce`` [0.38] (the Tinker docs leave the objective unpublished;
+  this is our server's, documented here): REINFORCE with a truncated importance
+  weight against the *recorded* sampler logprobs ``q`` and an optional
+  quadratic penalty on drifting from them:
+  ``-sum(w * (stopgrad(min(r, 1)) * A * lp - kl_coeff / 2 * (lp - q)^2))``;
+  config ``kl_coeff`` (0.0). The server fills ``logprobs`` from what it
+  recorded when the sequences were sampled (``record_stability_info``) and
+  zeroes ``weights`` outside sampled tokens, from the datum's provenance
+  spans (see ``mint_async.server._stability``); a backend sees plain inputs.
+
 Unknown input keys and config keys are rejected (the cookbook strips its
 client-only ``mask`` key for that reason).
 """
@@ -34,15 +55,18 @@ import numpy.typing as npt
 from mint_async._exceptions import InvalidInputError
 from mint_async.types import TensorData
 
-__all__ = ["LossInputs", "datum_inputs", "loss_and_grad"]
+__all__ = ["LOSS_NAMES", "LossInputs", "datum_inputs", "loss_and_grad"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
-_RL: Final = frozenset({"importance_sampling", "ppo", "cispo", "dro"})
+_RL: Final = frozenset({"importance_sampling", "ppo", "cispo", "dro", "stable_reinforce"})
 _ALLOWED_INPUTS: Final = {
     "cross_entropy": frozenset({"target_tokens", "weights"}),
     **{name: frozenset({"target_tokens", "logprobs", "advantages", "weights"}) for name in _RL},
+    "gspo": frozenset(
+        {"target_tokens", "logprobs", "advantages", "weights", "sequence_ratio_mask"}
+    ),
 }
 _CONFIG: Final[dict[str, dict[str, float]]] = {
     "cross_entropy": {},
@@ -50,7 +74,11 @@ _CONFIG: Final[dict[str, dict[str, float]]] = {
     "ppo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
     "cispo": {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2},
     "dro": {"beta": 0.01},
+    "gspo": {"clip_low_threshold": 1 - 3e-4, "clip_high_threshold": 1 + 4e-4},
+    "stable_reinforce": {"kl_coeff": 0.0},
 }
+LOSS_NAMES: Final = frozenset(_CONFIG)
+"""Every loss function this module computes."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +89,7 @@ class LossInputs:
     weights: F64
     sampler_logprobs: F64 | None = None
     advantages: F64 | None = None
+    sequence_ratio_mask: F64 | None = None
 
 
 def _array(td: TensorData, key: str, index: int, shape: tuple[int, ...]) -> F64:
@@ -110,11 +139,15 @@ def datum_inputs(
             msg = f"datum {index}: {loss_fn} needs loss_fn_inputs[{key!r}]"
             raise InvalidInputError(msg)
         arrays[key] = _array(td, key, index, targets.shape)
+    mask_td = inputs.get("sequence_ratio_mask")
     return LossInputs(
         targets=targets,
         weights=weights,
         sampler_logprobs=arrays["logprobs"],
         advantages=arrays["advantages"],
+        sequence_ratio_mask=None
+        if mask_td is None
+        else _array(mask_td, "sequence_ratio_mask", index, targets.shape),
     )
 
 
@@ -129,6 +162,9 @@ def _config(loss_fn: str, given: Mapping[str, float]) -> dict[str, float]:
         0 <= merged["clip_low_threshold"] <= merged["clip_high_threshold"]
     ):
         msg = "need 0 <= clip_low_threshold <= clip_high_threshold"
+        raise InvalidInputError(msg)
+    if merged.get("kl_coeff", 0.0) < 0:
+        msg = f"kl_coeff must be >= 0, got {merged['kl_coeff']}"
         raise InvalidInputError(msg)
     return merged
 
@@ -163,6 +199,22 @@ def loss_and_grad(
             beta = cfg["beta"]
             objective = adv * lp - 0.5 * beta * (lp - q) ** 2
             grad = adv - beta * (lp - q)
+        case "gspo":
+            lo, hi = cfg["clip_low_threshold"], cfg["clip_high_threshold"]
+            mask = inputs.sequence_ratio_mask
+            in_ratio = (adv != 0) & (w != 0) if mask is None else mask != 0
+            log_ratio = float((lp - q)[in_ratio].mean()) if in_ratio.any() else 0.0
+            # Each token's ratio has the sequence ratio's value and d/d lp_t = s.
+            seq_ratio = np.full_like(lp, np.exp(min(log_ratio, 700.0)))
+            unclipped = seq_ratio * adv
+            clipped = np.clip(seq_ratio, lo, hi) * adv
+            objective = np.minimum(unclipped, clipped)
+            grad = np.where(unclipped <= clipped, seq_ratio * adv, 0.0)
+        case "stable_reinforce":
+            kl = cfg["kl_coeff"]
+            weight = np.minimum(ratio, 1.0)  # truncated importance weight, no gradient
+            objective = weight * adv * lp - 0.5 * kl * (lp - q) ** 2
+            grad = weight * adv - kl * (lp - q)
         case _:
             msg = f"unknown loss function {loss_fn!r}"
             raise InvalidInputError(msg)

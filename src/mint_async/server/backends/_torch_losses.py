@@ -31,7 +31,8 @@ from mint_async.types import (
 )
 
 from . import _losses
-from ._torch_model import check_vocab, forward_logits, from_numpy, token_ids
+from ._inputs import check_vocab, reverse_kl_inputs
+from ._torch_model import MAX_CONTEXT, forward_logits, from_numpy, token_ids
 
 __all__ = ["forward_backward", "reverse_kl"]
 
@@ -103,21 +104,10 @@ def reverse_kl(
     references: list[Any] = []
     weights: list[torch.Tensor] = []
     for i, datum in enumerate(data):
-        targets = np.asarray(datum.target_tokens.data, dtype=np.int64).reshape(-1)
-        n = targets.size
-        datum_weights = np.asarray(datum.weights.data, dtype=np.float32).reshape(-1)
-        if datum_weights.size != n:
-            msg = f"datum {i}: weights must have one entry per target token ({n})"
-            raise InvalidInputError(msg)
-        check_vocab(targets, vocab, f"datum {i} target_tokens")
-        s = token_ids(datum.student_input, vocab, f"datum {i} student_input")
-        r = token_ids(datum.reference_input, vocab, f"datum {i} reference_input")
-        if s.size < n or r.size < n:
-            msg = f"datum {i}: student and reference inputs need at least {n} tokens"
-            raise InvalidInputError(msg)
-        students.append(s)
-        references.append(r)
-        weights.append(from_numpy(datum_weights))
+        item = reverse_kl_inputs(datum, i, vocab, backend="torch", max_context=MAX_CONTEXT)
+        students.append(item.student)
+        references.append(item.reference)
+        weights.append(from_numpy(item.weights.astype(np.float32)))
     outputs: list[ReverseKLItemOutput] = []
     total = weight_sum = 0.0
     if data:

@@ -24,8 +24,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from mint_async._exceptions import InvalidInputError
-from mint_async.types import EncodedTextChunk, ModelInput
+from mint_async.types import ModelInput
+
+from ._inputs import token_ids as shared_token_ids
 
 __all__ = [
     "MAX_CONTEXT",
@@ -33,7 +34,6 @@ __all__ = [
     "TINY_MODEL_NAME",
     "build_base_model",
     "cached_step",
-    "check_vocab",
     "fingerprint",
     "forward_logits",
     "from_numpy",
@@ -121,27 +121,9 @@ def fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_vocab(tokens: npt.NDArray[np.int64], vocab: int, what: str) -> None:
-    """Raise InvalidInputError unless every id is in ``[0, vocab)``."""
-    if tokens.size and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
-        msg = f"{what} has token ids outside the vocabulary [0, {vocab})"
-        raise InvalidInputError(msg)
-
-
 def token_ids(model_input: ModelInput, vocab: int, what: str) -> npt.NDArray[np.int64]:
     """The token ids of a text-only ModelInput, checked against the vocabulary and the context."""
-    parts: list[npt.NDArray[np.int64]] = []
-    for chunk in model_input.chunks:
-        if not isinstance(chunk, EncodedTextChunk):
-            msg = f"the torch backend's model reads text only; {what} has a {chunk.__class__.__name__}"
-            raise InvalidInputError(msg)
-        parts.append(np.asarray(chunk.tokens, dtype=np.int64))
-    tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    check_vocab(tokens, vocab, what)
-    if tokens.size > MAX_CONTEXT:
-        msg = f"{what} has {tokens.size} tokens; the model's context is {MAX_CONTEXT}"
-        raise InvalidInputError(msg)
-    return tokens
+    return shared_token_ids(model_input, vocab, what, backend="torch", max_context=MAX_CONTEXT)
 
 
 def forward_logits(model: nn.Module, sequences: Sequence[npt.NDArray[np.int64]]) -> torch.Tensor:

@@ -21,10 +21,12 @@ import torch
 from torch import nn
 
 from mint_async._exceptions import InvalidInputError
-from mint_async.types import SampledSequence, SampleResponse, StopReason
+from mint_async.types import SampledSequence, SampleResponse, StopReason, TopkEntry
 
 from ._base import TOP_P_SLACK, SampleSpec
-from ._torch_model import MAX_CONTEXT, cached_step, check_vocab, from_numpy, to_floats, to_ints
+from ._inputs import check_vocab
+from ._sample_extras import needs_prompt_rows, prompt_extras, topk_rows
+from ._torch_model import MAX_CONTEXT, cached_step, from_numpy, to_floats, to_ints
 
 __all__ = ["Detokenize", "filtered_probs", "sample"]
 
@@ -74,28 +76,6 @@ def _check(spec: SampleSpec, vocab: int) -> None:
         raise InvalidInputError(msg)
 
 
-def _prompt_outputs(
-    logp: torch.Tensor, prompt: torch.Tensor, spec: SampleSpec
-) -> tuple[list[float | None] | None, list[list[tuple[int, float]] | None] | None]:
-    """Prompt logprobs and top-k prompt logprobs from ``logp`` ``[L, vocab]`` (first entry None)."""
-    prompt_lps: list[float | None] | None = None
-    topk: list[list[tuple[int, float]] | None] | None = None
-    rows = logp[:-1]
-    if spec.prompt_logprobs:
-        values: list[float] = to_floats(rows.gather(-1, prompt[1:, None])[:, 0])
-        prompt_lps = [None, *values]
-    if spec.topk_prompt_logprobs > 0:
-        k = min(spec.topk_prompt_logprobs, logp.shape[-1])
-        best = torch.topk(rows, k, dim=-1)  # sorted, most likely first
-        ids: list[list[int]] = to_ints(best.indices)
-        vals: list[list[float]] = to_floats(best.values)
-        topk = [None]
-        topk.extend(
-            list(zip(i_row, v_row, strict=True)) for i_row, v_row in zip(ids, vals, strict=True)
-        )
-    return prompt_lps, topk
-
-
 def sample(
     model: nn.Module,
     spec: SampleSpec,
@@ -112,12 +92,18 @@ def sample(
     generator = torch.Generator().manual_seed(spec.seed % _SEED_MOD)
     tokens: list[list[int]] = [[] for _ in range(n)]
     logprobs: list[list[float]] = [[] for _ in range(n)]
+    topk: list[list[list[TopkEntry] | None]] = [[] for _ in range(n)]
+    k = min(spec.topk_sample_logprobs, vocab)
     reasons: list[StopReason] = ["length"] * n
     with torch.inference_mode():
         all_logits, cache = cached_step(model, prompt.expand(n, -1), None)
         logits = all_logits[:, -1].float()
-        prompt_lps, topk = _prompt_outputs(
-            torch.log_softmax(all_logits[0].float(), dim=-1), prompt, spec
+        extras = (
+            prompt_extras(
+                torch.log_softmax(all_logits[0, :-1].float(), dim=-1).numpy(), spec.prompt, spec
+            )
+            if needs_prompt_rows(spec)
+            else None
         )
         live = list(range(n))
         for step in range(spec.max_tokens):
@@ -130,12 +116,16 @@ def sample(
             chosen_lp = logp.gather(-1, chosen[:, None])[:, 0]
             ids: list[int] = to_ints(chosen)
             lps: list[float] = to_floats(chosen_lp)
+            # At temperature 1, like the sequence logprobs.
+            best = topk_rows(logp.numpy(), k) if k > 0 else None
             still: list[int] = []
             # Rows that finished keep decoding (the batch stays rectangular);
             # their extra tokens are simply not recorded.
             for row in live:
                 tokens[row].append(ids[row])
                 logprobs[row].append(lps[row])
+                if best is not None:
+                    topk[row].append(best[row])
                 if ids[row] in stops or (
                     spec.stop_strings
                     and detokenize is not None
@@ -154,9 +144,16 @@ def sample(
             stop_reason=reasons[i],
             tokens_np=np.asarray(tokens[i], dtype=np.int32),
             logprobs_np=np.asarray(logprobs[i], dtype=np.float32),
+            topk_logprobs=topk[i] if k > 0 else None,
         )
         for i in range(n)
     ]
+    if extras is None:
+        return SampleResponse(sequences=sequences)
     return SampleResponse(
-        sequences=sequences, prompt_logprobs=prompt_lps, topk_prompt_logprobs=topk
+        sequences=sequences,
+        prompt_logprobs=extras.prompt_logprobs,
+        topk_prompt_logprobs=extras.topk_prompt_logprobs,
+        target_prompt_logprobs=extras.target_prompt_logprobs,
+        prompt_alt_tokens=extras.prompt_alt_tokens,
     )

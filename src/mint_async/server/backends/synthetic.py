@@ -48,12 +48,12 @@ from ._bigram import (
     SyntheticSampler,
     accumulate_grad,
     base_table,
-    check_vocab,
     reverse_kl,
     seed_of,
     tokens_of,
 )
 from ._bigram_sampling import Detokenize, decode_table, sample_table
+from ._inputs import check_vocab
 
 __all__ = ["DEFAULT_MODELS", "SyntheticBackend", "SyntheticModel", "SyntheticSampler"]
 
