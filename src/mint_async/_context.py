@@ -29,7 +29,7 @@ from ._exceptions import APIResponseValidationError, DecodeError
 from ._futures import PollingFuture, PollSettings, QueueStateMonitor
 from ._tokenizer import TokenizerCache
 from ._transport import Response, Transport
-from ._wire import Wire
+from ._wire_format import WireFormat
 
 if TYPE_CHECKING:
     import httpx
@@ -90,7 +90,7 @@ class ClientContext:
     session_id: str | None
     poll: PollSettings
     tokenizers: TokenizerCache
-    wire: Wire
+    wire: WireFormat
     owns_transport: bool = False
     """Whether clients created from this context must close the transport (unpickled copies)."""
     model_seq: Iterator[int] = field(default_factory=itertools.count)
@@ -121,7 +121,7 @@ class ClientContext:
                 retrieve_timeout=config.timeouts.retrieve, stuck_timeout=config.stuck_timeout
             ),
             tokenizers=TokenizerCache(),
-            wire=Wire(config.wire),
+            wire=WireFormat(config.wire),
             owns_transport=owns_transport,
         )
 

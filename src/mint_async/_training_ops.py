@@ -25,7 +25,7 @@ from ._context import ClientContext, start_operation
 from ._exceptions import APIStatusError, InvalidInputError
 from ._futures import APIFuture, GatherFuture, PollingFuture, QueueStateMonitor
 from ._ordering import SequenceGate
-from ._wire import UNSUPPORTED_MEDIA_TYPE, WirePlan, encode_fwdbwd
+from ._wire_format import UNSUPPORTED_MEDIA_TYPE, FormatPlan, encode_fwdbwd
 
 __all__ = ["ForwardBackwardFuture", "OrderedSender"]
 
@@ -192,7 +192,7 @@ class OrderedSender:
         return futures
 
     async def _send_body(
-        self, path: str, request_type: str, body: bytes, headers: dict[str, str], plan: WirePlan
+        self, path: str, request_type: str, body: bytes, headers: dict[str, str], plan: FormatPlan
     ) -> PollingFuture[t.ForwardBackwardOutput]:
         return await start_operation(
             self._ctx,
@@ -224,7 +224,7 @@ class OrderedSender:
 
     @staticmethod
     async def _encode(
-        requests: list[t.ForwardBackwardRequest | t.ForwardRequest], plan: WirePlan, *, big: bool
+        requests: list[t.ForwardBackwardRequest | t.ForwardRequest], plan: FormatPlan, *, big: bool
     ) -> list[tuple[bytes, dict[str, str]]]:
         if not big and not plan.compress:
             return [encode_fwdbwd(r, plan) for r in requests]

@@ -1,4 +1,4 @@
-"""Choosing the wire (JSON or protobuf, protocol §9) for forward_backward bodies and results.
+"""The wire format (JSON or protobuf, protocol §9) of forward_backward bodies and results.
 
 In ``auto`` mode the client behaves as tinker 0.22 does: it always *offers*
 protobuf results (``Accept: application/x-protobuf, application/json``) and
@@ -22,7 +22,7 @@ from . import types as t
 from ._config import WireMode
 from ._exceptions import InvalidInputError
 
-__all__ = ["Wire", "WirePlan"]
+__all__ = ["WireFormat", "FormatPlan"]
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ UNSUPPORTED_MEDIA_TYPE: Final = 415
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WirePlan:
+class FormatPlan:
     """How the next forward_backward travels."""
 
     send_binary: bool
@@ -42,17 +42,17 @@ class WirePlan:
     """Whether a body protobuf cannot carry (image pointers) may go as JSON instead."""
 
 
-class Wire:
-    """The wire state of one client context (``auto`` may switch to binary once)."""
+class WireFormat:
+    """The wire format of one client context (``auto`` may switch to binary once)."""
 
     def __init__(self, mode: WireMode) -> None:
         self.mode = mode
         self._forced_binary = False
 
-    def plan(self, server: t.ClientConfigResponse) -> WirePlan:
+    def plan(self, server: t.ClientConfigResponse) -> FormatPlan:
         """The plan for the current server config."""
         if self.mode == "json":
-            return WirePlan(
+            return FormatPlan(
                 send_binary=False,
                 compress=False,
                 accept_binary=False,
@@ -60,14 +60,14 @@ class Wire:
                 fallback_to_json=False,
             )
         if self.mode == "binary" or self._forced_binary:
-            return WirePlan(
+            return FormatPlan(
                 send_binary=True,
                 compress=server.proto_compress_fwdbwd,
                 accept_binary=True,
                 forward_via_fwdbwd=self.mode == "binary",
                 fallback_to_json=False,
             )
-        return WirePlan(
+        return FormatPlan(
             send_binary=server.proto_write_fwdbwd,
             compress=server.proto_write_fwdbwd and server.proto_compress_fwdbwd,
             accept_binary=True,
@@ -88,7 +88,7 @@ class Wire:
         self._forced_binary = True
         return True
 
-    def result_decoder(self, result_type: type[T], plan: WirePlan) -> Callable[[bytes], T] | None:
+    def result_decoder(self, result_type: type[T], plan: FormatPlan) -> Callable[[bytes], T] | None:
         """The protobuf decoder for ``result_type``, if binary results are accepted for it."""
         if not plan.accept_binary or result_type not in _binary.PROTOBUF_RESULT_TYPES:
             return None
@@ -96,7 +96,7 @@ class Wire:
 
 
 def encode_fwdbwd(
-    request: t.ForwardBackwardRequest | t.ForwardRequest, plan: WirePlan
+    request: t.ForwardBackwardRequest | t.ForwardRequest, plan: FormatPlan
 ) -> tuple[bytes, dict[str, str]]:
     """The body and extra headers of one forward / forward_backward request (thread-safe)."""
     if plan.send_binary:
