@@ -138,3 +138,23 @@ def test_bad_config_is_a_typed_error(kwargs: dict[str, object], match: str) -> N
     """Bad settings fail at construction with InvalidInputError, before anything is sent."""
     with pytest.raises(InvalidInputError, match=match):
         _config(**kwargs)
+
+
+async def test_cancellation_drains_training_and_leaves_a_checkpoint(tmp_path: Path) -> None:
+    """Cancelling mid-run waits for the submitted training ops and keeps a resumable checkpoint."""
+    import anyio
+
+    async with digits_run() as run:
+        config = _config(steps=50, checkpoint_every=1, run_dir=tmp_path)
+        loop = rl.RLLoop(run.tc, run.dataset, config)
+        with anyio.move_on_after(1.0) as scope:
+            await loop.run()
+        assert scope.cancelled_caught
+        checkpoint = rl.Checkpoint.load(tmp_path)
+        assert checkpoint is not None and checkpoint.state_path
+        # Every submitted step finished on the server: its checkpoint is the newest one.
+        assert checkpoint.step >= len(loop.history)
+        resumed = await rl.train(
+            run.svc, run.dataset, _config(steps=checkpoint.step + 1, run_dir=tmp_path)
+        )
+    assert [h.step for h in resumed] == [checkpoint.step]

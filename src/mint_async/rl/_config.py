@@ -62,6 +62,8 @@ class RLConfig:
     """Prefix of the server-side checkpoint names."""
     max_sample_in_flight: int = 1024
     """``max_in_flight`` of each sampler version's pipeline."""
+    drain_timeout: float = 60.0
+    """On cancellation, seconds to wait for submitted training ops (and their checkpoint)."""
 
     def __post_init__(self) -> None:
         checks = [

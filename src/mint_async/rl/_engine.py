@@ -113,6 +113,7 @@ class RLLoop:
         self._dropped_pending = 0
         self._log: MetricsLog | None = None
         self._tg: anyio.abc.TaskGroup | None = None
+        self._unfinished: dict[int, _Submitted] = {}
 
     # -- state changes ------------------------------------------------------------
 
@@ -305,6 +306,30 @@ class RLLoop:
             sub.snapshot.write(self._config.run_dir)
         self._record(sub, loss)
         self._step_written[sub.step].set()
+        self._unfinished.pop(sub.step, None)
+
+    async def _drain(self) -> None:
+        """After a cancellation or error: let submitted training ops finish, keep their checkpoint.
+
+        The server runs what was submitted anyway; waiting (bounded by
+        ``config.drain_timeout``) means no request of ours is left running and the
+        newest confirmed ``save_state`` becomes the resumable checkpoint.
+        """
+        with anyio.move_on_after(self._config.drain_timeout):
+            for step in sorted(self._unfinished):
+                sub = self._unfinished[step]
+                paths: dict[str, str] = {}
+                for kind, fut in sub.futures:
+                    try:
+                        result = await fut
+                    except Exception:  # noqa: BLE001 - reported by the run's own error
+                        return
+                    if kind in ("save", "state"):
+                        paths[kind] = result.path
+                if sub.snapshot is not None and self._config.run_dir is not None:
+                    sub.snapshot.state_path = paths["state"]
+                    sub.snapshot.sampler_path = paths["save"]
+                    sub.snapshot.write(self._config.run_dir)
 
     def _trainer_busy(self) -> float:
         clock = SerialClock()
@@ -381,6 +406,7 @@ class RLLoop:
                 while self._step < c.steps:
                     sub = await self._train_step()
                     last = self._step_written[sub.step] = anyio.Event()
+                    self._unfinished[sub.step] = sub
                     tg.start_soon(self._finish_step, sub)
                 if last is not None:
                     await last.wait()
@@ -389,5 +415,7 @@ class RLLoop:
             raise single_error(group) from None
         finally:
             with anyio.CancelScope(shield=True):
+                if self._unfinished:
+                    await self._drain()
                 await self._executor.aclose()
         return self.history
