@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import resource
@@ -27,39 +28,37 @@ MODEL = "Qwen/Qwen3-8B"
 """A model the cookbook's model_info knows (renderer qwen3) and the local server serves by default."""
 
 
+def _mod(name: str) -> Any:
+    # tinker-cookbook and tinker exist only in the cookbook session's venv (untyped there).
+    return importlib.import_module(name)
+
+
 def _register_tiny_tokenizer() -> None:
-    from transformers import AutoTokenizer  # noqa: PLC0415
-    from tinker_cookbook.tokenizer_utils import register_tokenizer  # noqa: PLC0415
+    from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer
 
-    from mint_async.server.backends._tiny_tokenizer import ensure_tiny_tokenizer  # noqa: PLC0415
-
-    tokenizer = AutoTokenizer.from_pretrained(str(ensure_tiny_tokenizer()))
-    register_tokenizer(MODEL, lambda: tokenizer)
+    tokenizer = _mod("transformers").AutoTokenizer.from_pretrained(str(ensure_tiny_tokenizer()))
+    _mod("tinker_cookbook.tokenizer_utils").register_tokenizer(MODEL, lambda: tokenizer)
 
 
 async def _sft(base_url: str, log_dir: str, steps: int) -> None:
-    import tinker_cookbook  # noqa: PLC0415
-    from tinker_cookbook.renderers import TrainOnWhat  # noqa: PLC0415
-    from tinker_cookbook.supervised import train  # noqa: PLC0415
-    from tinker_cookbook.supervised.data import FromConversationFileBuilder  # noqa: PLC0415
-    from tinker_cookbook.supervised.types import ChatDatasetBuilderCommonConfig  # noqa: PLC0415
-
-    data = Path(tinker_cookbook.__file__).parent / "example_data" / "conversations.jsonl"
-    common = ChatDatasetBuilderCommonConfig(
+    train = _mod("tinker_cookbook.supervised.train")
+    data = Path(_mod("tinker_cookbook").__file__).parent / "example_data" / "conversations.jsonl"
+    common = _mod("tinker_cookbook.supervised.types").ChatDatasetBuilderCommonConfig(
         model_name_for_tokenizer=MODEL,
         renderer_name="qwen3",
         max_length=512,
         batch_size=16,
-        train_on_what=TrainOnWhat.ALL_ASSISTANT_MESSAGES,
+        train_on_what=_mod("tinker_cookbook.renderers").TrainOnWhat.ALL_ASSISTANT_MESSAGES,
+    )
+    dataset = _mod("tinker_cookbook.supervised.data").FromConversationFileBuilder(
+        common_config=common, file_path=str(data), test_size=16
     )
     config = train.Config(
         log_path=log_dir,
         model_name=MODEL,
         recipe_name="mint_async_cookbook_test",
         renderer_name="qwen3",
-        dataset_builder=FromConversationFileBuilder(
-            common_config=common, file_path=str(data), test_size=16
-        ),
+        dataset_builder=dataset,
         learning_rate=1e-2,
         lr_schedule="constant",
         lora_rank=16,
@@ -72,8 +71,7 @@ async def _sft(base_url: str, log_dir: str, steps: int) -> None:
 
 
 async def _rl(base_url: str, log_dir: str, steps: int, loss_fn: str) -> None:
-    from tinker_cookbook.recipes.math_rl import train  # noqa: PLC0415
-
+    train = _mod("tinker_cookbook.recipes.math_rl.train")
     config = train.CLIConfig(
         model_name=MODEL,
         renderer_name="qwen3",
@@ -88,7 +86,7 @@ async def _rl(base_url: str, log_dir: str, steps: int, loss_fn: str) -> None:
         eval_every=0,
         save_every=0,
         max_steps=steps,
-        loss_fn=loss_fn,  # type: ignore[arg-type]
+        loss_fn=loss_fn,
     )
     await train.cli_main(config)
 
@@ -110,12 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss-fn", default="stable_reinforce")
     args = parser.parse_args(argv)
     if args.sdk == "compat":
-        import mint_async.tinker_compat  # noqa: PLC0415
+        import mint_async.tinker_compat
 
         mint_async.tinker_compat.install()
     _register_tiny_tokenizer()
-    import tinker  # noqa: PLC0415
-
+    tinker = _mod("tinker")
     started, cpu0 = time.perf_counter(), time.process_time()
     if args.loop == "sft":
         asyncio.run(_sft(args.base_url, args.log_dir, args.steps))

@@ -78,12 +78,15 @@ class RestClient:
         if method is None or not inspect.iscoroutinefunction(method):
             msg = f"tinker_compat.RestClient has no method {name!r}"
             raise AttributeError(msg)
-        if name.endswith("_async"):
-            return method  # a coroutine function: ``await rest.x_async(...)``
 
         def call(*args: Any, **kwargs: Any) -> APIFuture[Any]:
+            # The client's connections live on the runtime's loop: run it there.
             return APIFuture(runtime().spawn(lambda: method(*args, **kwargs)))
 
-        call.__name__ = name
-        call.__doc__ = method.__doc__
-        return call
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await call(*args, **kwargs)
+
+        chosen = call_async if name.endswith("_async") else call
+        chosen.__name__ = name
+        chosen.__doc__ = method.__doc__
+        return chosen

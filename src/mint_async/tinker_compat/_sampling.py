@@ -45,6 +45,10 @@ class SamplingClient:
         # Pickles as its handle (no credentials): the copy authenticates as its process does.
         return (_from_handle, (self.get_sampler_handle(),))
 
+    def close(self) -> None:
+        """Close the connections of a client opened from a handle (or unpickled); else nothing."""
+        runtime().call(self._inner.aclose)
+
     @property
     def aio(self) -> AsyncSamplingClient:
         """The mint_async client underneath."""

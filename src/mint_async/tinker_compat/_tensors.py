@@ -11,7 +11,8 @@ encoding, still see a plain 1-D array.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -20,6 +21,10 @@ from mint_async.types import EncodedTextChunk as WireEncodedTextChunk
 from mint_async.types import PromptProvenanceSpan as WirePromptProvenanceSpan
 from mint_async.types import SampledProvenanceSpan as WireSampledProvenanceSpan
 from mint_async.types import TensorData as WireTensorData
+from mint_async.types import TensorDtype
+
+if TYPE_CHECKING:
+    from mint_async._arrays import ArrayInput
 
 __all__ = [
     "Datum",
@@ -44,6 +49,18 @@ class PyScalarArray(np.ndarray[Any, Any]):
 
 class TensorData(WireTensorData, eq=False, kw_only=True):
     """A flat array with a dtype and an optional shape; ``data`` reads like tinker's list."""
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            data: ArrayInput,
+            dtype: TensorDtype,
+            shape: Sequence[int] | None = None,
+            sparse_crow_indices: Sequence[int] | None = None,
+            sparse_col_indices: Sequence[int] | None = None,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         super().__post_init__()
