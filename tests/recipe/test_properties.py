@@ -106,14 +106,14 @@ def expected_bodies(renderer: recipe.Renderer, messages: list[Message]) -> list[
     text = template_text(renderer, messages)
     if renderer.name in ("llama3", "llama3_1"):
         turns = text.split("<|start_header_id|>")[1:]
-        bodies = [t.split("<|end_header_id|>\n\n", 1)[1] for t in turns]
+        llama_bodies = [t.split("<|end_header_id|>\n\n", 1)[1] for t in turns]
         if renderer.name == "llama3_1":
             # Llama 3.1's date header opens the system turn, which exists even without a system message.
             dates = "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n"
-            bodies = [b.removeprefix(dates) for b in bodies]
+            llama_bodies = [b.removeprefix(dates) for b in llama_bodies]
             if messages[0]["role"] != "system":
-                bodies = bodies[1:]
-        return bodies
+                llama_bodies = llama_bodies[1:]
+        return llama_bodies
     bodies: list[str] = []
     for turn, m in zip(text.split("<|im_start|>")[1:], messages, strict=True):
         body = turn[len(m["role"]) + 1 : -1]  # after "role\n", before the separator "\n"

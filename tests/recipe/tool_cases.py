@@ -461,7 +461,7 @@ CASES: Final[list[ToolCase]] = [
         "tools": [TRANSLATE, WEATHER],
         "formats": BOTH,
         "messages": [
-            user("天気は？ 🌦"),
+            user("天気は\uff1f 🌦"),  # a full-width question mark
             assistant("", call("get_weather", {"city": "東京"})),
             tool('{"天気": "晴れ", "emoji": "☀️"}'),
             assistant("晴れです ☀️"),
@@ -566,17 +566,17 @@ def renderings() -> list[Rendering]:
             prompts = [False]
             if case["messages"][-1]["role"] != "assistant":
                 prompts.append(True)
-            for prompt in prompts:
-                out.append(
-                    {
-                        "key": f"{case['id']}/{variant}/{'prompt' if prompt else 'full'}",
-                        "case": case["id"],
-                        "variant": variant,
-                        "template": template,
-                        "kwargs": kwargs,
-                        "add_generation_prompt": prompt,
-                        "messages": case["messages"],
-                        "tools": case["tools"],
-                    }
-                )
+            out.extend(
+                {
+                    "key": f"{case['id']}/{variant}/{'prompt' if prompt else 'full'}",
+                    "case": case["id"],
+                    "variant": variant,
+                    "template": template,
+                    "kwargs": kwargs,
+                    "add_generation_prompt": prompt,
+                    "messages": case["messages"],
+                    "tools": case["tools"],
+                }
+                for prompt in prompts
+            )
     return out

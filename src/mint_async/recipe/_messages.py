@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Literal, NotRequired, Protocol, TypeAlias, TypedDict
+from typing import Literal, NotRequired, Protocol, TypeAlias, TypedDict, cast
 
 from .._exceptions import InvalidInputError
 
@@ -248,26 +248,31 @@ def check_messages(
             message["reasoning_content"] = reasoning
         if calls:
             message["tool_calls"] = calls
-        for key in ("tool_call_id", "name"):
-            value = m.get(key)
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                msg = f"messages[{i}][{key!r}] must be a str, got {type(value).__name__}"
-                raise InvalidInputError(msg)
-            message[key] = value  # type: ignore[literal-required]
+        call_id, name = _optional_str(i, m, "tool_call_id"), _optional_str(i, m, "name")
+        if call_id is not None:
+            message["tool_call_id"] = call_id
+        if name is not None:
+            message["name"] = name
         out.append(message)
     return out
+
+
+def _optional_str(i: int, message: MessageLike, key: str) -> str | None:
+    """``message[key]`` if it is a str, None if absent; an error for anything else."""
+    value = message.get(key)
+    if value is not None and not isinstance(value, str):
+        msg = f"messages[{i}][{key!r}] must be a str, got {type(value).__name__}"
+        raise InvalidInputError(msg)
+    return value
 
 
 def _check_tool_calls(i: int, role: str, value: object, *, tools: bool) -> list[ToolCall]:
     """Validated copies of a message's ``tool_calls`` (None or an empty list: no calls)."""
     if value is None:
         return []
+    kind = type(value).__name__
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
-        msg = (
-            f"messages[{i}]['tool_calls'] must be a list of tool calls, got {type(value).__name__}"
-        )
+        msg = f"messages[{i}]['tool_calls'] must be a list of tool calls, got {kind}"
         raise InvalidInputError(msg)
     if not value:
         return []
@@ -281,16 +286,18 @@ def _check_tool_calls(i: int, role: str, value: object, *, tools: bool) -> list[
         )
         raise InvalidInputError(msg)
     calls: list[ToolCall] = []
-    for j, call in enumerate(value):
+    for j, item in enumerate(cast("Sequence[object]", value)):
         where = f"messages[{i}]['tool_calls'][{j}]"
-        if not isinstance(call, Mapping):
-            msg = f"{where} must be a mapping, got {type(call).__name__}"
+        if not isinstance(item, Mapping):
+            msg = f"{where} must be a mapping, got {type(item).__name__}"
             raise InvalidInputError(msg)
+        call = cast("Mapping[str, object]", item)
         # Hugging Face templates accept the function's fields directly on the call, too.
-        function = call.get("function", call)
-        if not isinstance(function, Mapping):
-            msg = f"{where}['function'] must be a mapping, got {type(function).__name__}"
+        function_value = call.get("function", call)
+        if not isinstance(function_value, Mapping):
+            msg = f"{where}['function'] must be a mapping, got {type(function_value).__name__}"
             raise InvalidInputError(msg)
+        function = cast("Mapping[str, object]", function_value)
         name, arguments = function.get("name"), function.get("arguments")
         if not isinstance(name, str) or not name:
             msg = f"{where} needs a non-empty str function name, got {name!r}"
@@ -305,6 +312,7 @@ def _check_tool_calls(i: int, role: str, value: object, *, tools: bool) -> list[
                 msg = f"{where}['arguments'] must be a JSON object, got {arguments!r}"
                 raise InvalidInputError(msg)
         elif isinstance(arguments, Mapping):
+            arguments = cast("Mapping[str, object]", arguments)
             try:
                 json.dumps(arguments)
             except (TypeError, ValueError) as exc:

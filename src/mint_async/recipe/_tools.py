@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Final, cast
 
 from ._messages import ToolCall, UnparsedToolCall
 
@@ -166,6 +166,7 @@ def _qwen3_call(body: str) -> tuple[ToolCall | None, str]:
         return {"type": "function", "function": {"name": name, "arguments": arguments}}, ""
     if not isinstance(arguments, dict):
         return None, "the tool call has no JSON-object 'arguments'"
+    arguments = cast("dict[str, object]", arguments)
     # Keep the model's own spelling of the arguments when the block has the template's shape.
     stripped = body.strip()
     head = '{"name": "' + name + '", "arguments": '
@@ -200,6 +201,7 @@ def parse_llama3_tool_call(text: str) -> tuple[ToolCall | None, UnparsedToolCall
         return None, {"raw_text": text, "error": "the tool call has no string 'name'"}
     if not isinstance(arguments, dict):
         return None, {"raw_text": text, "error": "the tool call has no JSON-object 'parameters'"}
+    arguments = cast("dict[str, object]", arguments)
     return {"type": "function", "function": {"name": name, "arguments": tojson(arguments)}}, None
 
 
@@ -211,4 +213,4 @@ def _json_object(text: str) -> tuple[dict[str, object] | None, str]:
         return None, f"invalid JSON: {exc}"
     if not isinstance(value, dict):
         return None, f"expected a JSON object, got {type(value).__name__}"
-    return value, ""
+    return cast("dict[str, object]", value), ""
