@@ -3,7 +3,7 @@
 The architecture is ``transformers``' own ``Qwen3ForCausalLM`` (RMSNorm, RoPE,
 grouped-query attention with q/k norms, SwiGLU MLP), scaled down to about
 170,000 parameters so it trains on two CPU cores, over the vocabulary of the
-tiny offline tokenizer (:mod:`mint_async._tinytok`). Its weights are
+tiny offline tokenizer (:mod:`._tiny_tokenizer`). Its weights are
 ``transformers``' initialisation under ``torch.manual_seed(seed)`` (in a forked
 RNG, so the process's global generator is left alone): the same seed gives the
 same model on every machine, with nothing downloaded.

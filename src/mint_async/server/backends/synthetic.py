@@ -13,7 +13,7 @@ Calls take well under a millisecond for typical requests (see
 :mod:`._bigram`), so the backend runs inline on the event loop by default.
 
 Token ids live in the vocabulary of the tiny offline tokenizer
-(:func:`mint_async._tinytok.ensure_tiny_tokenizer`), whose directory every model
+(:func:`._tiny_tokenizer.ensure_tiny_tokenizer`), whose directory every model
 reports as its ``tokenizer_id``, so ``get_tokenizer()`` works offline.
 """
 
