@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from .._exceptions import InvalidInputError
 from ._futures import APIFuture
 from ._runtime import runtime
+from ._session import Session
 
 if TYPE_CHECKING:
     from .._rest import RestClient as AsyncRestClient
-    from ._service import ServiceClient
 
 __all__ = ["RestClient"]
 
@@ -38,23 +38,22 @@ class RestClient:
         *,
         base_url: str | None = None,
         api_key: str | None = None,
-        _service: ServiceClient | None = None,
+        _aio: AsyncRestClient | None = None,
+        _base_url: str | None = None,
     ) -> None:
         if _holder is not None:
             msg = "RestClient(holder) is tinker-internal; use RestClient() or ServiceClient().create_rest_client()"
             raise InvalidInputError(msg)
-        if _service is None:
-            from ._service import ServiceClient  # noqa: PLC0415 - the service imports this module
-
-            _service = ServiceClient(base_url=base_url, api_key=api_key)
-            self._owned: ServiceClient | None = _service
-        else:
-            self._owned = None
-        self._service = _service
-        self._inner: AsyncRestClient = _service.aio.create_rest_client()
+        self._owned: Session | None = None
+        if _aio is None:
+            self._owned = Session(base_url=base_url, api_key=api_key)
+            _aio = self._owned.inner.create_rest_client()
+            _base_url = self._owned.inner.config.base_url
+        self._inner: AsyncRestClient = _aio
+        self._base_url = _base_url
 
     def __repr__(self) -> str:
-        return f"tinker_compat.RestClient({self._service.base_url!r})"
+        return f"tinker_compat.RestClient({self._base_url!r})"
 
     @property
     def aio(self) -> AsyncRestClient:

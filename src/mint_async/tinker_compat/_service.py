@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -12,19 +11,12 @@ from .._exceptions import InvalidInputError
 from .._service import ServiceClient as AsyncServiceClient
 from ._futures import APIFuture, ClientFuture, completed
 from ._rest import RestClient
-from ._runtime import Runtime, runtime
+from ._runtime import runtime
 from ._sampling import SamplingClient
+from ._session import Session
 from ._training import TrainingClient
 
 __all__ = ["ServiceClient"]
-
-
-def _close(rt: Runtime, cm: Any) -> None:
-    if not rt.closed:
-        try:
-            cm.__exit__(None, None, None)
-        except Exception:  # noqa: BLE001 - closing at exit must not raise
-            return
 
 
 def _optimizer_config(optimizer: Any) -> dict[str, Any] | None:
@@ -71,18 +63,14 @@ class ServiceClient:
             settings["default_headers"] = dict(default_headers_overrides)
         if display_name is not None:
             settings["display_name"] = display_name
-        inner = AsyncServiceClient(
+        self._session = Session(
             api_key=api_key,
             base_url=base_url,
             project_id=project_id,
             user_metadata=user_metadata,
             **settings,
         )
-        rt = runtime()
-        cm = rt.portal.wrap_async_context_manager(inner)
-        cm.__enter__()
-        self._inner = inner
-        self._finalizer = weakref.finalize(self, _close, rt, cm)
+        self._inner = self._session.inner
 
     def __repr__(self) -> str:
         return f"tinker_compat.{self._inner!r}"
@@ -96,12 +84,12 @@ class ServiceClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._finalizer()
+        self._session.close()
 
     def close(self, status: str = "success", detail: str | None = None) -> APIFuture[None]:
         """End the session (idempotent); a finished future, as tinker returns one."""
         del status, detail
-        self._finalizer()
+        self._session.close()
         return completed(None)
 
     @property
@@ -134,7 +122,7 @@ class ServiceClient:
             tc = await self._inner.create_lora_training_client(
                 base_model, rank, seed, train_mlp, train_attn, train_unembed, user_metadata
             )
-            return TrainingClient(tc, self)
+            return TrainingClient(tc, base_url=self.base_url)
 
         return ClientFuture(runtime().spawn(run))
 
@@ -188,7 +176,7 @@ class ServiceClient:
                 if with_optimizer
                 else self._inner.create_training_client_from_state
             )
-            return TrainingClient(await create(path, user_metadata), self)
+            return TrainingClient(await create(path, user_metadata), base_url=self.base_url)
 
         return ClientFuture(runtime().spawn(run))
 
@@ -214,7 +202,7 @@ class ServiceClient:
 
     def create_rest_client(self) -> RestClient:
         """A REST client sharing this session's connections."""
-        return RestClient(_service=self)
+        return RestClient(_aio=self._inner.create_rest_client(), _base_url=self.base_url)
 
     def get_server_capabilities(self) -> t.GetServerCapabilitiesResponse:
         """The base models the server serves (blocking)."""

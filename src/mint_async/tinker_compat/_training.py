@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     from .._futures import APIFuture as AsyncAPIFuture
     from .._training import TrainingClient as AsyncTrainingClient
-    from ._service import ServiceClient
 
 T = TypeVar("T")
 
@@ -40,9 +39,9 @@ class TrainingClient:
     as tinker guarantees; wait for their results in any order.
     """
 
-    def __init__(self, inner: AsyncTrainingClient, service: ServiceClient) -> None:
+    def __init__(self, inner: AsyncTrainingClient, *, base_url: str) -> None:
         self._inner = inner
-        self._service = service
+        self._base_url = base_url
         self._lock: anyio.Lock | None = None
 
     def __repr__(self) -> str:
@@ -171,7 +170,7 @@ class TrainingClient:
         async def run() -> SamplingClient:
             inner = await self._inner.create_sampling_client(model_path)
             return SamplingClient(
-                inner, base_url=self._service.base_url, record_stability_info=record_stability_info
+                inner, base_url=self._base_url, record_stability_info=record_stability_info
             )
 
         return ClientFuture(runtime().spawn(run))
@@ -193,7 +192,7 @@ class TrainingClient:
             async with self._turn():
                 inner = await self._inner.save_weights_and_get_sampling_client(name)
             return SamplingClient(
-                inner, base_url=self._service.base_url, record_stability_info=record_stability_info
+                inner, base_url=self._base_url, record_stability_info=record_stability_info
             )
 
         return ClientFuture(runtime().spawn(run))
