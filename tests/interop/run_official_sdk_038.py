@@ -7,10 +7,14 @@ the SDK's main flows — lazy ServiceClient, LoRA training client (with its
 ``get_info``), forward_backward / forward (``forward_only`` protobuf bodies),
 optim_step, save_state, create-via-load ``create_training_client_from_state``,
 sampling clients from saved weights, sampling with ``num_samples > 1`` and
-prompt / top-k logprobs (``sample_sequence_ids`` stamped), REST reads and
-``close()`` (``sessions/{id}/finish``) — checks the answers and that every
-body and result went as protobuf, and exits non-zero on the first failure.
-``--zstd`` also turns on ``proto_compress_fwdbwd`` (zstd bodies).
+prompt / top-k logprobs (``sample_sequence_ids`` stamped), every 0.38 sampling
+field (``topk_sample_logprobs``, ``target_prompt_logprobs``, ``prompt_alt_tokens_k``,
+``prompt_logprobs_last_n``), ``gspo``, ``stable_reinforce`` over provenance spans of
+samples drawn with ``record_stability_info``, REST reads and ``close()``
+(``sessions/{id}/finish``) — checks the answers and that every body and result
+went as protobuf, and exits non-zero on the first failure. The server runs with
+its default keys: the SDK connects with the documented ``tml-mint-async-local``,
+no server flags. ``--zstd`` also turns on ``proto_compress_fwdbwd`` (zstd bodies).
 
 The SDK is imported dynamically and handled as ``Any``: this file is type-checked in
 environments without the SDK, and the SDK's own typing is not ours to check.
@@ -30,11 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mint_async.server import ServerConfig
+from mint_async.server import DEFAULT_TINKER_API_KEY, ServerConfig
 from mint_async.testing import LoopbackServer, serve_loopback
 
 BASE_MODEL = "Qwen/Qwen3-0.6B"
-API_KEY = "tml-interop-038-key"  # tinker refuses keys without the tml- prefix
+API_KEY = DEFAULT_TINKER_API_KEY  # the server's documented default (tinker takes tml- keys only)
 
 
 def check(condition: bool, message: str) -> None:
@@ -64,6 +68,7 @@ class Flows:
         self.data: list[Any] = []
         self.state_path = ""
         self.sampler_path = ""
+        self.recorded: tuple[list[int], list[Any]] = ([], [])
 
     # -- helpers -----------------------------------------------------------------
 
@@ -77,7 +82,7 @@ class Flows:
 
     def rest_client(self) -> Any:
         """A session-less RestClient (0.38 deprecates ``ServiceClient.create_rest_client``)."""
-        return self.tinker.RestClient(base_url=self.server.base_url, api_key=self.server.api_key)
+        return self.tinker.RestClient(base_url=self.server.base_url, api_key=API_KEY)
 
     def loss(self, training: Any = None) -> float:
         out = (training or self.training).forward(self.data, "cross_entropy").result()
@@ -86,9 +91,7 @@ class Flows:
     # -- flows -------------------------------------------------------------------
 
     def service_client(self) -> None:
-        self.service = self.tinker.ServiceClient(
-            base_url=self.server.base_url, api_key=self.server.api_key
-        )
+        self.service = self.tinker.ServiceClient(base_url=self.server.base_url, api_key=API_KEY)
         caps = self.rest_client().get_server_capabilities().result()
         names = [m.model_name for m in caps.supported_models]
         check(BASE_MODEL in names, f"capabilities list {names}")
@@ -218,6 +221,102 @@ class Flows:
             b = client.sample(prompt, 1, greedy).result().sequences[0].tokens
             check(a == b, "temperature 0 is deterministic")
 
+    def sampling_038(self) -> None:
+        """Every 0.38 sampling field, through the SDK's own checks and types."""
+        client = self.training.save_weights_and_get_sampling_client(
+            record_stability_info=True
+        ).result()
+        ids = self.tokenizer.encode("What is 3 * 4?")
+        prompt = self.types.ModelInput.from_ints(ids)
+        rows = len(ids) - 1
+        targets = [[ids[i + 1], -1] for i in range(rows)]
+        res = client.sample(
+            prompt,
+            num_samples=2,
+            sampling_params=self.types.SamplingParams(max_tokens=6, temperature=1.0, seed=5),
+            include_prompt_logprobs=True,
+            topk_prompt_logprobs=2,
+            topk_sample_logprobs=3,
+            target_prompt_logprobs=self.types.TensorData(
+                data=[v for row in targets for v in row], dtype="int64", shape=[rows, 2]
+            ),
+            prompt_alt_tokens_k=2,
+            prompt_logprobs_last_n=2,
+        ).result()
+        lps = res.prompt_logprobs
+        check(all(v is None for v in lps[:-2]) and None not in lps[-2:], f"last_n: {lps}")
+        check(all(row is None for row in res.topk_prompt_logprobs[:-2]), "top-k honours last_n")
+        for seq in res.sequences:
+            check(seq.sequence_id is not None, "sequence ids stamped")
+            topk: Any = seq.topk_logprobs
+            check(topk is not None and len(topk) == len(seq.tokens), f"top-k rows {topk}")
+            check(all(len(row) == 3 for row in topk), "3 per sampled token")
+        target = res.target_prompt_logprobs
+        check(list(target.shape) == [rows, 2], f"target shape {target.shape}")
+        values = target.to_numpy()
+        full = client.compute_logprobs(prompt).result()
+        for i in range(rows):
+            check(math.isclose(values[i, 0], full[i + 1], rel_tol=1e-4), "target logprobs")
+            check(values[i, 1] == 0.0, "-1 cells read 0.0")
+        alt = res.prompt_alt_tokens
+        check(list(alt.tokens.shape) == [rows, 2], f"alt tokens {alt.tokens.shape}")
+        check(bool((alt.logprobs.to_numpy() <= 0).all()), "alt logprobs")
+        self.recorded = (ids, res.sequences)
+
+    def losses_038(self) -> None:
+        """gspo on-policy (ratio 1), stable_reinforce over the recorded samples."""
+        fwd = self.training.forward(self.data, "cross_entropy").result()
+        rl_data = [
+            self.types.Datum(
+                model_input=datum.model_input,
+                loss_fn_inputs={
+                    "target_tokens": datum.loss_fn_inputs["target_tokens"],
+                    "logprobs": out["logprobs"].tolist(),
+                    "advantages": [1.0] * len(out["logprobs"].tolist()),
+                },
+            )
+            for datum, out in zip(self.data, fwd.loss_fn_outputs, strict=True)
+        ]
+        n_tokens = sum(len(d.loss_fn_inputs["logprobs"].data) for d in rl_data)
+        config = {"clip_low_threshold": 0.8, "clip_high_threshold": 1.2}
+        gspo = self.training.forward_backward(rl_data, "gspo", config).result()
+        check(math.isclose(gspo.metrics["loss:sum"], -n_tokens, rel_tol=1e-4), f"gspo {gspo}")
+
+        ids, sequences = self.recorded
+        data: list[Any] = []
+        expected = 0.0
+        for seq in sequences:
+            tokens = list(seq.tokens)
+            if len(tokens) < 2:
+                continue
+            full = ids + tokens
+            advantages = [0.0] * (len(ids) - 1) + [1.0] * len(tokens)
+            sid = seq.sequence_id
+            datum = self.types.Datum(
+                model_input=self.types.ModelInput.from_ints(full[:-1]),
+                loss_fn_inputs={
+                    "target_tokens": full[1:],
+                    "logprobs": [0.0] * (len(ids) - 1) + list(seq.logprobs),
+                    "advantages": advantages,
+                },
+            ).with_provenance(
+                model_input=[
+                    self.types.PromptProvenanceSpan(sequence_id=sid, length=len(ids)),
+                    self.types.SampledProvenanceSpan(sequence_id=sid, length=len(tokens) - 1),
+                ],
+                loss_fn_inputs=[
+                    self.types.PromptProvenanceSpan(sequence_id=sid, offset=1, length=len(ids) - 1),
+                    self.types.SampledProvenanceSpan(sequence_id=sid, length=len(tokens)),
+                ],
+            )
+            data.append(datum)
+            expected -= sum(seq.logprobs)  # on-policy: weight 1, A = 1 on sampled tokens
+        check(bool(data), "samples long enough to train on")
+        stable = self.training.forward_backward(data, "stable_reinforce").result()
+        loss = stable.metrics["loss:sum"]
+        check(math.isclose(loss, expected, rel_tol=1e-3, abs_tol=1e-3), f"{loss} != {expected}")
+        self.training.optim_step(self.types.AdamParams(learning_rate=0.01)).result()
+
     def rest(self) -> None:
         rest = self.rest_client()
         model_id = self.training.model_id
@@ -227,7 +326,7 @@ class Flows:
         check(self.state_path in listed and self.sampler_path in listed, f"checkpoints {listed}")
         info = rest.get_weights_info_by_tinker_path(self.state_path).result()
         check(info.base_model == BASE_MODEL and info.lora_rank == 8, f"weights info {info}")
-        admin = self.tinker.AdminClient(base_url=self.server.base_url, api_key=self.server.api_key)
+        admin = self.tinker.AdminClient(base_url=self.server.base_url, api_key=API_KEY)
         log = admin.get_audit_log("checkpoints").result()
         saved = {
             e.event_details.get("tinker_path") for e in log.entries if e.event == "checkpoint_saved"
@@ -260,6 +359,8 @@ def run(server: LoopbackServer, *, zstd: bool) -> None:
         "reinforcement",
         "checkpoints",
         "sampling",
+        "sampling_038",
+        "losses_038",
         "rest",
         "wire",
         "close",
@@ -280,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         with tempfile.TemporaryDirectory(prefix="mint-interop-038-") as data_dir:
+            # No api_keys: the defaults, which include the SDK's tml- key.
             config = ServerConfig(
-                api_keys=(API_KEY,),
                 data_dir=Path(data_dir),
                 backend=args.backend,
                 wire="0.38",
