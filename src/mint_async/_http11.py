@@ -184,7 +184,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
         read_timeout: float | None,
         write_timeout: float | None,
     ) -> httpx.Response:
-        enclosing = anyio.current_effective_deadline()
+        enclosing = (
+            float("inf")
+            if read_timeout is None and write_timeout is None
+            else anyio.current_effective_deadline()
+        )
         scope = read_scope(write_timeout, enclosing)
         try:
             if scope is None:
