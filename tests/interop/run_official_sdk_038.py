@@ -250,7 +250,7 @@ class Flows:
             check(seq.sequence_id is not None, "sequence ids stamped")
             topk: Any = seq.topk_logprobs
             check(topk is not None and len(topk) == len(seq.tokens), f"top-k rows {topk}")
-            check(all(len(row) == 3 for row in topk), "3 per sampled token")
+            check(all(len(row) == 3 for row in topk or []), "3 per sampled token")
         target = res.target_prompt_logprobs
         check(list(target.shape) == [rows, 2], f"target shape {target.shape}")
         values = target.to_numpy()
