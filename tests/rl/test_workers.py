@@ -71,8 +71,9 @@ def ray_cluster() -> Iterator[Any]:
     """A local Ray instance with two CPUs (skipped when ray is not installed)."""
     if importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed (pip install 'mint-async[ray]')")
-    import ray
+    import ray as ray_module
 
+    ray: Any = ray_module
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         yield ray
