@@ -248,9 +248,10 @@ class Flows:
         check(all(row is None for row in res.topk_prompt_logprobs[:-2]), "top-k honours last_n")
         for seq in res.sequences:
             check(seq.sequence_id is not None, "sequence ids stamped")
-            topk: Any = seq.topk_logprobs
-            check(topk is not None and len(topk) == len(seq.tokens), f"top-k rows {topk}")
-            check(all(len(row) == 3 for row in topk or []), "3 per sampled token")
+            check(seq.topk_logprobs is not None, "top-k of sampled tokens returned")
+            topk: list[Any] = list(seq.topk_logprobs)
+            check(len(topk) == len(seq.tokens), f"top-k rows {topk}")
+            check(all(len(row) == 3 for row in topk), "3 per sampled token")
         target = res.target_prompt_logprobs
         check(list(target.shape) == [rows, 2], f"target shape {target.shape}")
         values = target.to_numpy()
