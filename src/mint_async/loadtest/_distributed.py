@@ -62,7 +62,9 @@ import anyio
 
 from .._exceptions import InvalidInputError
 from .._service import ServiceClient
+from ._build_report import build_report
 from ._config import LoadTestConfig
+from ._drive import client_limits, drive
 from ._engine import RunResult
 from ._histogram import LatencyHistogram
 from ._recorder import QueueStateTracker, Recorder, Timeline
@@ -176,7 +178,6 @@ class _Counter:
 
 
 async def _worker_async(config: LoadTestConfig, index: int, gate: _Gate | None) -> WorkerResult:
-    from ._run import client_limits, drive  # noqa: PLC0415 - _run imports this module lazily too
 
     assert config.base_url is not None
     target = Target(base_url=config.base_url, api_key=config.api_key or "")
@@ -347,7 +348,6 @@ def run_distributed(
     ``on_parts``: called with the workers' own results before they are merged (tests
     compare the merged report with them).
     """
-    from ._run import build_report  # noqa: PLC0415 - _run imports this module lazily
 
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with open_target_sync(config) as target:
