@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import warnings
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
 
 from . import types as t
 from ._context import (
@@ -28,6 +28,7 @@ from ._context import (
     start_operation,
 )
 from ._exceptions import ClientClosedError, InvalidInputError
+from ._foreign import as_model_input, as_sampling_params, convert
 from ._futures import PollingFuture, QueueStateMonitor
 from ._sample_future import SampleFuture as SampleFuture
 
@@ -38,6 +39,21 @@ if TYPE_CHECKING:
 __all__ = ["SampleFuture", "SamplingClient", "open_sampling_session"]
 
 SEQ_NAMESPACE_SIZE: Final = 10**9
+
+
+class SampleOptions(TypedDict, total=False):
+    """tinker 0.38's sampling keywords (all optional; their defaults ask for nothing extra)."""
+
+    topk_sample_logprobs: int
+    """The top-k logprobs at each sampled position (``SampledSequence.topk_logprobs``)."""
+    target_prompt_logprobs: t.TensorData | None
+    """int64 ``[len(prompt) - 1, K]`` token ids whose logprobs to return at each prompt position."""
+    prompt_alt_tokens_k: int
+    """Draw this many alternative tokens at every prompt position after the first."""
+    prompt_logprobs_last_n: int | None
+    """Score only the last N prompt tokens (with ``include_prompt_logprobs``)."""
+    record_stability_info: bool
+    """Record the sampled sequences for ``stable_reinforce`` training."""
 
 
 class SamplingClient(QueueStateObservable):
@@ -165,19 +181,34 @@ class SamplingClient(QueueStateObservable):
         include_prompt_logprobs: bool = False,
         topk_prompt_logprobs: int = 0,
         seq_id: int | None = None,
+        **options: Unpack[SampleOptions],
     ) -> t.SampleRequest:
-        """The validated request (with its seq_id reserved), without sending it."""
-        if not isinstance(prompt, t.ModelInput):
-            msg = f"prompt must be a types.ModelInput, got {type(prompt).__name__}"
-            raise InvalidInputError(msg)
+        """The validated request (with its seq_id reserved), without sending it.
+
+        ``prompt`` and ``sampling_params`` may also be tinker's own objects
+        (converted by their fields); ``options`` are tinker 0.38's sampling
+        keywords (see :class:`SampleOptions`).
+        """
+        prompt = as_model_input(prompt)
+        params = as_sampling_params(sampling_params) if sampling_params is not None else None
+        target = options.get("target_prompt_logprobs")
         return t.SampleRequest(
             num_samples=num_samples,
             prompt=prompt,
-            sampling_params=sampling_params if sampling_params is not None else t.SamplingParams(),
+            sampling_params=params if params is not None else t.SamplingParams(),
             sampling_session_id=self._id,
             seq_id=self.reserve_seq_id() if seq_id is None else seq_id,
             prompt_logprobs=include_prompt_logprobs,
             topk_prompt_logprobs=topk_prompt_logprobs,
+            topk_sample_logprobs=options.get("topk_sample_logprobs", 0),
+            target_prompt_logprobs=(
+                convert(target, t.TensorData, "target_prompt_logprobs")
+                if target is not None
+                else None
+            ),
+            prompt_alt_tokens_k=options.get("prompt_alt_tokens_k", 0),
+            prompt_logprobs_last_n=options.get("prompt_logprobs_last_n"),
+            record_stability_info=options.get("record_stability_info", False),
         )
 
     async def post_request(
@@ -225,6 +256,7 @@ class SamplingClient(QueueStateObservable):
         *,
         include_prompt_logprobs: bool = False,
         topk_prompt_logprobs: int = 0,
+        **options: Unpack[SampleOptions],
     ) -> SampleFuture:
         """Submit a sample request and return its future (for callers who pipeline)."""
         request = self.build_request(
@@ -233,6 +265,7 @@ class SamplingClient(QueueStateObservable):
             sampling_params,
             include_prompt_logprobs=include_prompt_logprobs,
             topk_prompt_logprobs=topk_prompt_logprobs,
+            **options,
         )
         return await self.submit(request)
 
@@ -244,12 +277,14 @@ class SamplingClient(QueueStateObservable):
         *,
         include_prompt_logprobs: bool = False,
         topk_prompt_logprobs: int = 0,
+        **options: Unpack[SampleOptions],
     ) -> t.SampleResponse:
         """Sample ``num_samples`` continuations of ``prompt`` and return them.
 
         Example::
 
             resp = await sc.sample(prompt, 2, types.SamplingParams(max_tokens=16, temperature=0.0))
+            top = await sc.sample(prompt, 1, params, topk_sample_logprobs=5)   # tinker 0.38 keywords
         """
         fut = await self.submit_sample(
             prompt,
@@ -257,6 +292,7 @@ class SamplingClient(QueueStateObservable):
             sampling_params,
             include_prompt_logprobs=include_prompt_logprobs,
             topk_prompt_logprobs=topk_prompt_logprobs,
+            **options,
         )
         return await fut
 

@@ -21,6 +21,7 @@ from . import types as t
 from ._context import ClientContext, QueueStateObservable, call
 from ._custom_loss import CustomLossFn, run_custom_loss
 from ._exceptions import APIResponseValidationError, InvalidInputError
+from ._foreign import as_adam_params
 from ._futures import APIFuture, MapFuture, QueueStateMonitor
 from ._ordering import SequenceGate
 from ._sampling import SamplingClient, open_sampling_session
@@ -208,18 +209,22 @@ class TrainingClient(QueueStateObservable):
         return await run_custom_loss(self, data, loss_fn)
 
     async def optim_step(
-        self, adam_params: t.AdamParams | None = None
+        self, optim_params: t.AdamParams | None = None, *, adam_params: t.AdamParams | None = None
     ) -> APIFuture[t.OptimStepResponse]:
         """Apply the accumulated gradients with AdamW; returns once submitted.
+
+        ``optim_params`` (tinker 0.38's name) or ``adam_params``: a ``types.AdamParams``
+        (or tinker's own ``AdamParams``, converted by its fields).
 
         Example::
 
             await (await tc.optim_step(types.AdamParams(learning_rate=5e-5)))
         """
-        params = adam_params if adam_params is not None else t.AdamParams()
-        if not isinstance(params, t.AdamParams):
-            msg = "adam_params must be a types.AdamParams"
+        if optim_params is not None and adam_params is not None:
+            msg = "pass optim_params or adam_params, not both"
             raise InvalidInputError(msg)
+        chosen = optim_params if optim_params is not None else adam_params
+        params = as_adam_params(chosen) if chosen is not None else t.AdamParams()
         fut = await self._sender.start(
             "api/v1/optim_step",
             lambda seq: t.OptimStepRequest(adam_params=params, model_id=self._model_id, seq_id=seq),

@@ -23,6 +23,7 @@ from . import types as t
 from ._chunking import combine_outputs, estimate_bytes, split_batch
 from ._context import ClientContext, start_operation
 from ._exceptions import APIStatusError, InvalidInputError
+from ._foreign import as_data
 from ._futures import APIFuture, GatherFuture, PollingFuture, QueueStateMonitor
 from ._ordering import SequenceGate
 from ._wire_format import UNSUPPORTED_MEDIA_TYPE, FormatPlan, encode_fwdbwd
@@ -117,16 +118,14 @@ class OrderedSender:
         Checks the batch before any seq_id is taken, splits it into chunks (by
         count and bytes) that share one turn, and returns one future per chunk.
         """
-        if isinstance(data, t.Datum) or not isinstance(data, Sequence):
+        if isinstance(data, t.Datum):
             msg = "data must be a list of types.Datum"
             raise InvalidInputError(msg)
+        # Every item a types.Datum; tinker's own Datum objects are converted by their fields.
+        data = as_data(data)
         if not data:
             msg = "data must not be empty"
             raise InvalidInputError(msg)
-        for i, datum in enumerate(data):
-            if not isinstance(datum, t.Datum):
-                msg = f"data[{i}] must be a types.Datum, got {type(datum).__name__}"
-                raise InvalidInputError(msg)
         # Validates the loss function and its config before any seq_id is taken.
         t.ForwardBackwardInput(data=[], loss_fn=loss_fn, loss_fn_config=loss_fn_config)
         server = await self._ctx.transport.server_config()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Unpack
 
 from .. import types as t
+from .._sampling import SampleOptions
 from .._sampling import SamplingClient as AsyncSamplingClient
 from ._bridge import ObservedTwin
 from ._futures import SampleFuture
@@ -55,8 +56,12 @@ class SamplingClient(ObservedTwin[AsyncSamplingClient]):
         sampling_params: t.SamplingParams | None = None,
         include_prompt_logprobs: bool = False,
         topk_prompt_logprobs: int = 0,
+        **options: Unpack[SampleOptions],
     ) -> SampleFuture:
-        """Submit a sample; ``.result()`` (or reading ``.sequences``) waits for it."""
+        """Submit a sample; ``.result()`` (or reading ``.sequences``) waits for it.
+
+        ``options``: tinker 0.38's sampling keywords (``topk_sample_logprobs``...).
+        """
         fut = self._bridge.call(
             self._inner.submit_sample,
             prompt,
@@ -64,6 +69,7 @@ class SamplingClient(ObservedTwin[AsyncSamplingClient]):
             sampling_params,
             include_prompt_logprobs=include_prompt_logprobs,
             topk_prompt_logprobs=topk_prompt_logprobs,
+            **options,
         )
         return SampleFuture(self._bridge, fut)
 
@@ -75,10 +81,16 @@ class SamplingClient(ObservedTwin[AsyncSamplingClient]):
         *,
         include_prompt_logprobs: bool = False,
         topk_prompt_logprobs: int = 0,
+        **options: Unpack[SampleOptions],
     ) -> SampleFuture:
         """The async client's spelling of :meth:`sample`: returns the future once submitted."""
         return self.sample(
-            prompt, num_samples, sampling_params, include_prompt_logprobs, topk_prompt_logprobs
+            prompt,
+            num_samples,
+            sampling_params,
+            include_prompt_logprobs,
+            topk_prompt_logprobs,
+            **options,
         )
 
     def compute_logprobs(self, prompt: t.ModelInput) -> list[float | None]:

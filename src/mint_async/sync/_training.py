@@ -75,9 +75,11 @@ class TrainingClient(ObservedTwin[AsyncTrainingClient]):
         """
         return self._future(self._inner.forward_backward_custom, data, loss_fn)
 
-    def optim_step(self, adam_params: t.AdamParams | None = None) -> APIFuture[t.OptimStepResponse]:
-        """Apply the accumulated gradients; returns a future."""
-        return self._future(self._inner.optim_step, adam_params)
+    def optim_step(
+        self, optim_params: t.AdamParams | None = None, *, adam_params: t.AdamParams | None = None
+    ) -> APIFuture[t.OptimStepResponse]:
+        """Apply the accumulated gradients (``optim_params`` or ``adam_params``); returns a future."""
+        return self._future(self._inner.optim_step, optim_params, adam_params=adam_params)
 
     def save_state(
         self,

@@ -1,0 +1,114 @@
+"""tinker 0.38 parity of mint_async's own clients (async and sync): keywords, and tinker's objects.
+
+tinker's pydantic objects are stood in for by plain objects with ``model_dump``
+(the only thing mint_async uses), so tinker itself is not needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import mint_async
+from mint_async import sync as mint
+from mint_async import types as t
+from mint_async.server import ServerConfig
+from mint_async.testing import LoopbackServer, serve_in_process, serve_loopback
+
+BASE = "Qwen/Qwen3-0.6B"
+
+
+class TinkerLike:
+    """A tinker pydantic object as mint_async sees it: its wire JSON from ``model_dump``."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = fields
+
+    def model_dump(self, *, mode: str, exclude_none: bool) -> dict[str, Any]:
+        assert mode == "json" and exclude_none
+        return self._fields
+
+
+def tinker_like(name: str, fields: dict[str, Any]) -> Any:
+    """An instance of a TinkerLike subclass called ``name`` (as tinker's class names are)."""
+    return type(name, (TinkerLike,), {})(fields)
+
+
+def tinker_datum() -> Any:  # what a tinker user passes: not a mint_async type
+    return tinker_like(
+        "Datum",
+        {
+            "model_input": {"chunks": [{"type": "encoded_text", "tokens": [1, 2, 3]}]},
+            "loss_fn_inputs": {
+                "target_tokens": {"data": [2, 3, 4], "dtype": "int64", "shape": [3]},
+                "weights": {"data": [1.0, 1.0, 1.0], "dtype": "float32", "shape": [3]},
+            },
+        },
+    )
+
+
+TINKER_ADAM = tinker_like("AdamParams", {"learning_rate": 0.05, "beta1": 0.9, "beta2": 0.95})
+TINKER_PROMPT = tinker_like("ModelInput", {"chunks": [{"type": "encoded_text", "tokens": [4, 5]}]})
+TINKER_PARAMS = tinker_like("SamplingParams", {"max_tokens": 3, "temperature": 1.0, "seed": 3})
+
+
+@pytest.mark.anyio
+async def test_async_clients_take_tinker_objects_and_038_keywords() -> None:
+    async with (
+        serve_in_process(ServerConfig(wire="0.38")) as srv,
+        mint_async.ServiceClient(
+            base_url=srv.base_url,
+            api_key=srv.api_key,
+            transport=srv.transport,
+            display_name="parity",
+        ) as svc,
+    ):
+        tc = await svc.create_lora_training_client(BASE, rank=4)
+        out = await (await tc.forward_backward([tinker_datum()], "cross_entropy"))
+        assert len(out.loss_fn_outputs) == 1
+        assert await (await tc.optim_step(optim_params=TINKER_ADAM)) is not None
+        assert await (await tc.optim_step(adam_params=t.AdamParams(learning_rate=0.01)))
+        with pytest.raises(mint_async.InvalidInputError, match="not both"):
+            await tc.optim_step(t.AdamParams(), adam_params=t.AdamParams())
+        dimuon = tinker_like("DimuonParams", {"learning_rate": 1.0})
+        with pytest.raises(mint_async.InvalidInputError, match="AdamW"):
+            await tc.optim_step(dimuon)
+        saved = await (await tc.save_state("s", user_metadata={"k": "v"}))
+        assert saved.path.endswith("/weights/s")
+        sc = await tc.save_weights_and_get_sampling_client()
+        resp = await sc.sample(TINKER_PROMPT, 1, TINKER_PARAMS, topk_sample_logprobs=2)
+        seq = resp.sequences[0]
+        assert seq.topk_logprobs is not None and len(seq.topk_logprobs) == len(seq.tokens)
+        assert all(row is None or len(row) <= 2 for row in seq.topk_logprobs)
+        scored = await sc.sample(
+            t.ModelInput.from_ints([1, 2, 3, 4]),
+            1,
+            t.SamplingParams(max_tokens=1),
+            include_prompt_logprobs=True,
+            prompt_logprobs_last_n=2,
+        )
+        assert scored.prompt_logprobs is not None
+        with pytest.raises(mint_async.InvalidInputError, match="prompt_logprobs_last_n"):
+            sc.build_request(t.ModelInput.from_ints([1, 2]), 1, prompt_logprobs_last_n=1)
+        with pytest.raises(mint_async.InvalidInputError, match="prompt"):
+            sc.build_request(object())  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LoopbackServer]:
+    with serve_loopback(ServerConfig(wire="0.38")) as srv:
+        yield srv
+
+
+def test_sync_facade_takes_the_same(server: LoopbackServer) -> None:
+    with mint.ServiceClient(
+        base_url=server.base_url, api_key=server.api_key, display_name="sync parity"
+    ) as svc:
+        tc = svc.create_lora_training_client(BASE, rank=4)
+        assert tc.forward([tinker_datum()], "cross_entropy").result().loss_fn_outputs
+        assert tc.optim_step(optim_params=TINKER_ADAM).result() is not None
+        sc = svc.create_sampling_client(base_model=BASE)
+        seq = sc.sample(TINKER_PROMPT, 1, TINKER_PARAMS, topk_sample_logprobs=1).sequences[0]
+        assert seq.topk_logprobs is not None
