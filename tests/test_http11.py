@@ -14,8 +14,10 @@ import anyio.streams.tls
 import httpx
 import pytest
 
+from mint_async._config import ClientConfig, Limits
 from mint_async._http11 import Http11Transport
 from mint_async._http11_conn import read_scope
+from mint_async._pools import open_pool
 
 pytestmark = pytest.mark.anyio
 
@@ -372,3 +374,14 @@ async def test_read_deadline_is_kept_under_a_later_enclosing_one() -> None:
     with anyio.move_on_after(1.0):
         assert read_scope(2.0) is None  # the enclosing deadline ends sooner
         assert read_scope(0.5) is not None
+
+
+def test_shared_pool_keeps_what_the_class_pools_would() -> None:
+    """The one built-in pool keeps as many idle connections as the per-class httpx pools would."""
+    limits = Limits(session=4, train=8, sample=600, retrieve=2000, keepalive=500)
+    config = ClientConfig(api_key="tml-test", base_url="http://127.0.0.1:1", limits=limits)
+    pool = open_pool(
+        config, "sample", base_url="http://127.0.0.1:1/", user_transport=None, open_pools=()
+    )
+    assert isinstance(pool, Http11Transport)
+    assert pool._max_idle == 4 + 8 + 500 + 500  # pyright: ignore[reportPrivateUsage]

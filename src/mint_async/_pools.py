@@ -22,6 +22,8 @@ from ._http11 import Http11Transport
 
 __all__ = ["environment_proxy", "open_pool"]
 
+_CLASSES: tuple[TrafficClass, ...] = ("session", "train", "sample", "retrieve")
+
 
 def environment_proxy(base_url: str) -> str | None:
     """The proxy the environment names for ``base_url``, as ``httpx.AsyncClient(trust_env=True)`` reads it.
@@ -63,6 +65,9 @@ def open_pool(
     if shared is not None:
         return shared
     most = config.limits.max_response_bytes
-    return Http11Transport(
-        max_idle=config.limits.keepalive, max_inline=most if most is not None else 1 << 62
-    )
+    # As many idle connections as the per-class httpx pools would keep in total: with
+    # one class's cap (512 samples in flight, each with a poll) the pool would close
+    # and reopen connections on every burst.
+    caps = config.limits
+    idle = sum(min(caps.for_class(tc), caps.keepalive) for tc in _CLASSES)
+    return Http11Transport(max_idle=idle, max_inline=most if most is not None else 1 << 62)
