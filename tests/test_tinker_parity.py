@@ -70,8 +70,8 @@ async def test_async_clients_take_tinker_objects_and_038_keywords() -> None:
         assert len(out.loss_fn_outputs) == 1
         assert await (await tc.optim_step(optim_params=TINKER_ADAM)) is not None
         adam = t.AdamParams(learning_rate=0.01)
-            step = await (await tc.optim_step(adam_params=adam))
-            assert isinstance(step, t.OptimStepResponse)
+        step = await (await tc.optim_step(adam_params=adam))
+        assert isinstance(step, t.OptimStepResponse)
         with pytest.raises(mint_async.InvalidInputError, match="not both"):
             await tc.optim_step(t.AdamParams(), adam_params=t.AdamParams())
         dimuon = tinker_like("DimuonParams", {"learning_rate": 1.0})
