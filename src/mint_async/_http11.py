@@ -131,7 +131,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     def _keep(self, conn: Connection) -> bool:
         """Put ``conn`` in the idle pool; False when it must be closed instead."""
-        idle = self._idle.setdefault(conn.key, [])
+        idle = self._idle.get(conn.key)
+        if idle is None:
+            idle = self._idle[conn.key] = []
         if self._closed or len(idle) >= self._max_idle:
             return False
         idle.append(conn)

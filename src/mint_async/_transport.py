@@ -3,8 +3,9 @@
 It owns one connection pool per traffic class (session, train, sample,
 retrieve; :mod:`._pools` picks them), each behind an anyio ``CapacityLimiter``
 so that, e.g., a thousand held ``retrieve_future`` long polls queue among
-themselves and never starve a submission. It adds the headers every request
-carries, bootstraps ``client/config`` and the session token (:mod:`._auth`),
+themselves and never starve a submission. Each request is built by
+:mod:`._request_builder` (URL, headers, framing), with the credential
+:mod:`._auth` gives it (it also bootstraps ``client/config``); the transport
 retries per protocol §6, waits out billing pauses, and lets only our exceptions
 out: httpx's are translated at one place (:mod:`._errors`). httpx is used at run
 time by this layer alone (here, ``_errors``, ``_pools`` and the built-in pool
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import platform
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -44,21 +44,22 @@ import msgspec
 
 from . import _codec
 from . import types as t
-from ._auth import SessionTokens
-from ._config import PROTOCOL_SDK_VERSION, ClientConfig, TrafficClass
+from ._auth import Credentials
+from ._config import ClientConfig, TrafficClass
 from ._errors import is_read_timeout as is_read_timeout
 from ._errors import log_decision as log_decision
 from ._errors import map_transport_errors
 from ._errors import status_error as status_error
-from ._exceptions import APIConnectionError, ClientClosedError, NotFoundError
-from ._http11 import STREAM_BODY, Http11Transport
+from ._exceptions import APIConnectionError, ClientClosedError
+from ._http11 import Http11Transport
 from ._pools import environment_proxy as environment_proxy
 from ._pools import open_pool
 from ._redaction import redact_bytes
+from ._request_builder import USER_AGENT as USER_AGENT
+from ._request_builder import RequestBuilder
 from ._response_body import read_capped
 from ._retry import BillingWindow, backoff_delay, should_retry_status
 from ._retry import sleep as backoff_sleep
-from ._version import __version__
 
 __all__ = [
     "Response",
@@ -71,7 +72,6 @@ __all__ = [
 
 logger = logging.getLogger("mint_async")
 
-USER_AGENT: Final = f"mint_async/{__version__} (Python {platform.python_version()}; tinker-protocol {PROTOCOL_SDK_VERSION})"
 _TRAFFIC: Final[tuple[TrafficClass, ...]] = ("session", "train", "sample", "retrieve")
 
 
@@ -99,26 +99,10 @@ class Transport:
         self._user_transport = transport
         self._pools: dict[TrafficClass, httpx.AsyncBaseTransport] = {}
         self._limiters = {tc: anyio.CapacityLimiter(config.limits.for_class(tc)) for tc in _TRAFFIC}
-        self._server_config: t.ClientConfigResponse | None = None
-        self._bootstrap_lock = anyio.Lock()
-        self._tokens = SessionTokens()
+        self._credentials = Credentials(config.api_key, self._session_post)
         self._closed = False
         self._billing = BillingWindow()
-        base = config.base_url.rstrip("/") + "/"
-        self._base = base
-        self._urls: dict[str, httpx.URL] = {}
-        self._hosts: dict[int, tuple[httpx.URL, str]] = {}
-        self._connect_only = {
-            "connect": config.timeouts.connect,
-            "read": None,
-            "write": None,
-            "pool": None,
-        }
-        self._headers = {
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-            **config.default_headers,
-        }
+        self._requests = RequestBuilder(config)
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.config.base_url!r}, closed={self._closed})"
@@ -135,42 +119,11 @@ class Transport:
             pool = self._pools[traffic] = open_pool(
                 self.config,
                 traffic,
-                base_url=self._base,
+                base_url=self._requests.base,
                 user_transport=self._user_transport,
                 open_pools=self._pools.values(),
             )
         return pool
-
-    def _url(self, path: str) -> httpx.URL:
-        """The URL of an API path (absolute URLs pass through), parsed once per path."""
-        url = self._urls.get(path)
-        if url is None:
-            url = httpx.URL(path if path.startswith(("http://", "https://")) else self._base + path)
-            if len(self._urls) < 1024:
-                self._urls[path] = url
-        return url
-
-    def _host(self, url: httpx.URL) -> str:
-        """The Host header of a URL, cached by URL object (``_url`` reuses them)."""
-        known = self._hosts.get(id(url))
-        if known is not None and known[0] is url:
-            return known[1]
-        host = url.netloc.decode("ascii")
-        if len(self._hosts) >= 1024:
-            self._hosts.clear()
-        self._hosts[id(url)] = (url, host)
-        return host
-
-    def _timeout(self, seconds: float | None) -> dict[str, object]:
-        """httpx's per-request timeout extension (connect from the config, the rest ``seconds``)."""
-        limit = seconds if seconds is not None else self.config.timeouts.request
-        timeouts = {
-            "connect": self.config.timeouts.connect,
-            "read": limit,
-            "write": limit,
-            "pool": limit,
-        }
-        return {"timeout": timeouts}
 
     async def aclose(self) -> None:
         """Close every connection (idempotent)."""
@@ -193,40 +146,18 @@ class Transport:
     @property
     def secrets(self) -> tuple[str, ...]:
         """The credentials to redact from anything a server sends back: the key and its tokens."""
-        return (self.config.api_key, *self._tokens.secrets)
+        return self._credentials.secrets
 
     # -- bootstrap and auth --------------------------------------------------------
 
     async def server_config(self) -> t.ClientConfigResponse:
         """``client/config`` (fetched once); a server without it (404) gets the defaults."""
-        if self._server_config is not None:
-            return self._server_config
-        async with self._bootstrap_lock:
-            if self._server_config is None:
-                body = _codec.encode(t.ClientConfigRequest(sdk_version=PROTOCOL_SDK_VERSION))
-                try:
-                    resp = await self.request(
-                        "POST", "api/v1/client/config", body=body, traffic="session", auth=False
-                    )
-                    self._server_config = _codec.decode(t.ClientConfigResponse, resp.content)
-                except NotFoundError:
-                    logger.debug("server has no client/config endpoint; using defaults")
-                    self._server_config = t.ClientConfigResponse()
-        return self._server_config
+        return await self._credentials.server_config()
 
-    async def _credential(self, *, force_refresh: bool = False) -> str:
-        """What ``X-API-Key`` carries: the key itself, or a session token when the server wants one."""
-        config = await self.server_config()
-        if not config.pjwt_auth_enabled or self.config.api_key.startswith("eyJ"):
-            return self.config.api_key
-        return await self._tokens.get(self._fetch_token, force_refresh=force_refresh)
-
-    async def _fetch_token(self) -> str:
-        """Exchange the API key for a new session token (``auth/token``, protocol §2.3)."""
-        resp = await self.request(
-            "POST", "api/v1/auth/token", body=b"{}", traffic="session", auth=False
-        )
-        return _codec.decode(t.AuthTokenResponse, resp.content).jwt
+    async def _session_post(self, path: str, body: bytes) -> bytes:
+        """A bootstrap request (``client/config``, ``auth/token``): no credential, with retries."""
+        resp = await self.request("POST", path, body=body, traffic="session", auth=False)
+        return resp.content
 
     # -- sending ---------------------------------------------------------------------
 
@@ -244,37 +175,21 @@ class Transport:
     ) -> Response:
         """One HTTP exchange: any status comes back as a Response; transport failures raise."""
         pool = self._pool(traffic)
-        hdrs = dict(self._headers)
-        if method != "GET":
-            hdrs["Content-Type"] = "application/json"
-        if headers:
-            hdrs.update(headers)
         key = (
             credential
             if credential is not None
-            else (await self._credential() if auth else self.config.api_key)
+            else (await self._credentials.key() if auth else self.config.api_key)
         )
-        hdrs["X-API-Key"] = key
-        url = self._url(path)
-        # The framing headers are set here and the body passed as a ready stream:
-        # httpx.Request(content=...) would derive them itself at ~3x the CPU cost
-        # (a large share of a small request's, measured in benchmarks/profile_client.py).
-        hdrs["Host"] = self._host(url)
-        if body is not None:
-            hdrs["Content-Length"] = str(len(body))
-        elif method in ("POST", "PUT", "PATCH"):
-            hdrs["Content-Length"] = "0"
+        request = self._requests.api(
+            method,
+            path,
+            body=body,
+            headers=headers,
+            key=key,
+            timeout=timeout,
+            deadline_only=isinstance(pool, Http11Transport),
+        )
         limit = timeout if timeout is not None else self.config.timeouts.request
-        # The built-in pool needs no read or write timeouts of its own: the deadline
-        # below covers the whole attempt and always ends first.
-        extensions = (
-            {"timeout": self._connect_only}
-            if isinstance(pool, Http11Transport)
-            else self._timeout(timeout)
-        )
-        request = httpx.Request(
-            method, url, stream=httpx.ByteStream(body or b""), headers=hdrs, extensions=extensions
-        )
         subject = f"{method} /{path.split('?', 1)[0]}"
         limiter = self._limiters[traffic]
         try:
@@ -306,7 +221,10 @@ class Transport:
         try:
             content = await read_capped(resp, self.config.limits.max_response_bytes, subject)
         finally:
-            await resp.aclose()
+            # An in-memory body holds nothing to release (and closing it costs a context
+            # manager per request).
+            if not isinstance(resp.stream, httpx.ByteStream):
+                await resp.aclose()
         if resp.status_code >= 300:
             # Error bodies end up in exception messages and logs: no credentials there.
             content = redact_bytes(content, self.secrets)
@@ -372,7 +290,7 @@ class Transport:
                     status == 401
                     and auth
                     and not replayed_auth
-                    and self._tokens.current is not None
+                    and self._credentials.tokens.current is not None
                     and "invalid_token" in resp.headers.get("www-authenticate", "")
                 ):
                     replayed_auth = True
@@ -383,7 +301,7 @@ class Transport:
                         action="refresh",
                         reason="401 invalid_token: the token is refreshed once and the request replayed",
                     )
-                    await self._credential(force_refresh=True)
+                    await self._credentials.key(force_refresh=True)
                     continue
                 if (
                     status == 400
@@ -470,15 +388,11 @@ class Transport:
         API key is sent only to this server, never to a third-party URL.
         """
         pool = self._pool("train")
-        hdrs = dict(self._headers)
-        target = self._url(url)
-        base = httpx.URL(self._base)
+        target = self._requests.url(url)
         # The key goes to this server's origin only (scheme, host and port), never to
         # the storage a signed URL points at.
-        if (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port):
-            hdrs["X-API-Key"] = await self._credential()
-        extensions = {**self._timeout(timeout), STREAM_BODY: True}
-        request = httpx.Request("GET", target, headers=hdrs, extensions=extensions)
+        key = await self._credentials.key() if self._requests.is_ours(target) else None
+        request = self._requests.download(target, key=key, timeout=timeout)
         subject = f"GET {url.split('?', 1)[0]}"
         with map_transport_errors(subject, self.secrets):
             resp = await pool.handle_async_request(request)
