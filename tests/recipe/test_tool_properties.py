@@ -9,6 +9,7 @@ parallel calls, runs of tool results, reasoning, tool lists.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ _tool_spec: st.SearchStrategy[dict[str, Any]] = st.builds(
     _spec, _name, _text, st.dictionaries(_key, _property, max_size=2)
 )
 _tools: st.SearchStrategy[list[dict[str, Any]] | None] = st.one_of(
-    st.none(), st.lists(_tool_spec, min_size=1, max_size=3)
+    st.none(), st.just([]), st.lists(_tool_spec, min_size=1, max_size=3)
 )
 
 
@@ -149,3 +150,53 @@ def test_llama3_1_equals_published_template(
     assert ours == _published(
         tok, template, messages, tools, add_generation_prompt=prompt, **kwargs
     )
+
+
+_response_text = st.lists(
+    st.sampled_from(
+        [
+            "<tool_call>",
+            "</tool_call>",
+            "\n",
+            "{",
+            "}",
+            '"name"',
+            ": ",
+            '"arguments"',
+            '"f"',
+            "[1]",
+            "<think>",
+            "</think>",
+            "<|python_tag|>",
+            '"parameters"',
+            "text",
+            " ",
+            "null",
+            ",",
+        ]
+    ),
+    max_size=25,
+).map("".join)
+
+
+@pytest.mark.parametrize("name", ["qwen3", "qwen3_disable_thinking", "qwen3_instruct", "llama3_1"])
+@given(text=_response_text, ended=st.booleans())
+@settings(deadline=None, max_examples=150)
+def test_parse_response_never_raises(
+    tokenizers: dict[str, Any], name: str, text: str, ended: bool
+) -> None:
+    """Any sampled text parses to a message; returned calls carry JSON-object arguments."""
+    tok = tokenizers["qwen3"]
+    renderer = renderers.get_renderer(name, tok)
+    end = renderer.get_stop_sequences()[0]
+    tokens: list[int] = tok.encode(text, add_special_tokens=False)
+    message, ok = renderer.parse_response([*tokens, end] if ended else tokens)
+    assert message["role"] == "assistant"
+    assert isinstance(message["content"], str)
+    if not ended:
+        assert not ok
+    if message.get("unparsed_tool_calls"):
+        assert not ok
+    for call in message.get("tool_calls", []):
+        assert call["function"]["name"]
+        assert isinstance(json.loads(str(call["function"]["arguments"])), dict)
