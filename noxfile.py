@@ -262,6 +262,8 @@ def interop038(session: nox.Session) -> None:
     smoke = ROOT / "tests" / "interop" / "run_official_sdk_038.py"
     session.run("python", str(smoke), *session.posargs, env=OFFLINE_ENV)
     session.run("python", str(smoke), "--zstd", *session.posargs, env=OFFLINE_ENV)
+    # No server flags at all: the default wire and keys serve the 0.38 SDK too.
+    session.run("python", str(smoke), "--default-server", *session.posargs, env=OFFLINE_ENV)
 
 
 @nox.session(python=PYTHONS[0])
