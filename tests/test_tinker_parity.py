@@ -79,6 +79,18 @@ async def test_async_clients_take_tinker_objects_and_038_keywords() -> None:
             await tc.optim_step(dimuon)
         saved = await (await tc.save_state("s", user_metadata={"k": "v"}))
         assert saved.path.endswith("/weights/s")
+        adamw = await svc.create_lora_training_client(BASE, 4, optimizer={"type": "adamw"})
+        assert adamw.model_id != tc.model_id
+        with pytest.raises(mint_async.InvalidInputError, match="AdamW"):
+            await svc.create_lora_training_client(BASE, 4, optimizer={"type": "dimuon"})
+        resumed = await svc.create_training_client_from_state(saved.path, base_model=BASE)
+        assert resumed.base_model == BASE
+        with pytest.raises(mint_async.InvalidInputError, match="was trained from"):
+            await svc.create_training_client_from_state(saved.path, base_model="other/model")
+        with pytest.raises(mint_async.InvalidInputError, match="weights_access_token"):
+            await svc.create_training_client_from_state_with_optimizer(
+                saved.path, weights_access_token="tok"
+            )
         sc = await tc.save_weights_and_get_sampling_client()
         resp = await sc.sample(TINKER_PROMPT, 1, TINKER_PARAMS, topk_sample_logprobs=2)
         seq = resp.sequences[0]

@@ -25,7 +25,14 @@ from ._exceptions import InvalidInputError, MintError
 
 T = TypeVar("T")
 
-__all__ = ["as_adam_params", "as_data", "as_model_input", "as_sampling_params", "convert"]
+__all__ = [
+    "as_adam_params",
+    "as_data",
+    "as_model_input",
+    "as_optimizer_config",
+    "as_sampling_params",
+    "convert",
+]
 
 
 def convert(obj: object, tp: type[T], what: str) -> T:
@@ -69,3 +76,20 @@ def as_adam_params(params: object) -> t.AdamParams:
         msg = f"optimizer params must be AdamParams (mint_async trains with AdamW), got {type(params).__name__}"
         raise InvalidInputError(msg)
     return convert(params, t.AdamParams, "adam_params")
+
+
+def as_optimizer_config(optimizer: object) -> dict[str, Any] | None:
+    """tinker 0.38's ``optimizer`` (a config object or a dict) as the wire's ``optimizer_config``.
+
+    Only AdamW (``{"type": "adamw"}``) is trained; anything else is refused here.
+    """
+    if optimizer is None:
+        return None
+    fields: Any = optimizer
+    dump: Any = getattr(optimizer, "model_dump", None)
+    if callable(dump):
+        fields = dump(mode="json", exclude_none=True)
+    if not isinstance(fields, dict) or fields.get("type") != "adamw":  # pyright: ignore[reportUnknownMemberType]
+        msg = f"optimizer must be AdamW ({{'type': 'adamw'}}, tinker's AdamOptimizerConfig), got {optimizer!r}"
+        raise InvalidInputError(msg)
+    return {"type": "adamw"}

@@ -15,6 +15,7 @@ from . import types as t
 from ._config import PROTOCOL_SDK_VERSION, ClientConfig
 from ._context import ClientContext, call, start_operation
 from ._exceptions import APIConnectionError, APIStatusError, ClientClosedError, InvalidInputError
+from ._foreign import as_optimizer_config
 from ._rest import RestClient
 from ._sampling import SamplingClient, open_sampling_session
 from ._training import MetricsSink, TrainingClient
@@ -245,6 +246,7 @@ class ServiceClient:
         train_attn: bool = True,
         train_unembed: bool = True,
         user_metadata: Mapping[str, str] | None = None,
+        optimizer: Mapping[str, Any] | None = None,
         *,
         wandb: t.WandbConfig | None = None,
     ) -> TrainingClient:
@@ -253,12 +255,15 @@ class ServiceClient:
         ``base_model`` and ``rank`` default to ``MINT_BASE_MODEL`` / ``MINT_LORA_RANK``
         (else ``Qwen/Qwen3-0.6B`` and 16). With ``wandb=WandbConfig(project, name)``
         every forward_backward and optim_step metric is streamed to Weights & Biases.
+        ``optimizer`` (tinker 0.38) fixes the run's optimizer: ``{"type": "adamw"}`` (or
+        tinker's ``AdamOptimizerConfig``), the only one served.
 
         Example::
 
             tc = await svc.create_lora_training_client("Qwen/Qwen3-0.6B", rank=16)
         """
         ctx = self._context()
+        optimizer_config = as_optimizer_config(optimizer)
         model = base_model or self._config.base_model
         lora = t.LoraConfig(
             rank=rank if rank is not None else self._config.lora_rank,
@@ -277,6 +282,7 @@ class ServiceClient:
             base_model=model,
             lora_config=lora,
             user_metadata=dict(user_metadata) if user_metadata is not None else None,
+            optimizer_config=optimizer_config,
         )
         fut = await start_operation(
             ctx, "api/v1/create_model", request, t.CreateModelResponse, request_type="CreateModel"
@@ -285,9 +291,23 @@ class ServiceClient:
         return TrainingClient(ctx, created.model_id, base_model=model, metrics_sink=sink)
 
     async def _from_state(
-        self, path: str, *, optimizer: bool, user_metadata: Mapping[str, str] | None
+        self,
+        path: str,
+        *,
+        optimizer: bool,
+        user_metadata: Mapping[str, str] | None,
+        base_model: str | None = None,
+        weights_access_token: str | None = None,
+        optimizer_config: Mapping[str, Any] | None = None,
     ) -> TrainingClient:
+        if weights_access_token is not None:
+            msg = "weights_access_token (loading another account's checkpoint) is not supported"
+            raise InvalidInputError(msg)
+        as_optimizer_config(optimizer_config)
         info = await self.create_rest_client().get_weights_info_by_tinker_path(path)
+        if base_model is not None and base_model != info.base_model:
+            msg = f"{path} was trained from {info.base_model!r}, not base_model={base_model!r}"
+            raise InvalidInputError(msg)
         tc = await self.create_lora_training_client(
             base_model=info.base_model,
             rank=info.lora_rank,
@@ -295,22 +315,50 @@ class ServiceClient:
             train_attn=info.train_attn if info.train_attn is not None else True,
             train_unembed=info.train_unembed if info.train_unembed is not None else True,
             user_metadata=user_metadata,
+            optimizer=optimizer_config,
         )
         load = await (tc.load_state_with_optimizer(path) if optimizer else tc.load_state(path))
         await load
         return tc
 
     async def create_training_client_from_state(
-        self, path: str, user_metadata: Mapping[str, str] | None = None
+        self,
+        path: str,
+        user_metadata: Mapping[str, str] | None = None,
+        *,
+        base_model: str | None = None,
+        weights_access_token: str | None = None,
+        optimizer: Mapping[str, Any] | None = None,
     ) -> TrainingClient:
-        """A new training run initialised with a checkpoint's weights (fresh optimizer)."""
-        return await self._from_state(path, optimizer=False, user_metadata=user_metadata)
+        """A new training run initialised with a checkpoint's weights (fresh optimizer).
+
+        ``base_model`` (tinker 0.38) must match the checkpoint's when given.
+        """
+        return await self._from_state(
+            path,
+            optimizer=False,
+            user_metadata=user_metadata,
+            base_model=base_model,
+            weights_access_token=weights_access_token,
+            optimizer_config=optimizer,
+        )
 
     async def create_training_client_from_state_with_optimizer(
-        self, path: str, user_metadata: Mapping[str, str] | None = None
+        self,
+        path: str,
+        user_metadata: Mapping[str, str] | None = None,
+        *,
+        base_model: str | None = None,
+        weights_access_token: str | None = None,
     ) -> TrainingClient:
         """A new training run resuming a checkpoint: weights and optimizer state."""
-        return await self._from_state(path, optimizer=True, user_metadata=user_metadata)
+        return await self._from_state(
+            path,
+            optimizer=True,
+            user_metadata=user_metadata,
+            base_model=base_model,
+            weights_access_token=weights_access_token,
+        )
 
     async def create_sampling_client(
         self, model_path: str | None = None, base_model: str | None = None

@@ -131,10 +131,11 @@ class ServiceClient(Twin[AsyncServiceClient]):
         train_attn: bool = True,
         train_unembed: bool = True,
         user_metadata: Mapping[str, str] | None = None,
+        optimizer: Mapping[str, Any] | None = None,
         *,
         wandb: t.WandbConfig | None = None,
     ) -> TrainingClient:
-        """Create a LoRA training run."""
+        """Create a LoRA training run (``optimizer``: AdamW, the only one served)."""
         inner = self._bridge.call(
             self._inner.create_lora_training_client,
             base_model,
@@ -144,29 +145,48 @@ class ServiceClient(Twin[AsyncServiceClient]):
             train_attn,
             train_unembed,
             user_metadata,
+            optimizer,
             wandb=wandb,
         )
         return TrainingClient(self._bridge, inner)
 
     def create_training_client_from_state(
-        self, path: str, user_metadata: Mapping[str, str] | None = None
+        self,
+        path: str,
+        user_metadata: Mapping[str, str] | None = None,
+        *,
+        base_model: str | None = None,
+        weights_access_token: str | None = None,
+        optimizer: Mapping[str, Any] | None = None,
     ) -> TrainingClient:
         """A training run initialised from a checkpoint's weights (fresh optimizer)."""
-        return TrainingClient(
-            self._bridge,
-            self._bridge.call(self._inner.create_training_client_from_state, path, user_metadata),
+        inner = self._bridge.call(
+            self._inner.create_training_client_from_state,
+            path,
+            user_metadata,
+            base_model=base_model,
+            weights_access_token=weights_access_token,
+            optimizer=optimizer,
         )
+        return TrainingClient(self._bridge, inner)
 
     def create_training_client_from_state_with_optimizer(
-        self, path: str, user_metadata: Mapping[str, str] | None = None
+        self,
+        path: str,
+        user_metadata: Mapping[str, str] | None = None,
+        *,
+        base_model: str | None = None,
+        weights_access_token: str | None = None,
     ) -> TrainingClient:
         """A training run resuming a checkpoint (weights and optimizer)."""
-        return TrainingClient(
-            self._bridge,
-            self._bridge.call(
-                self._inner.create_training_client_from_state_with_optimizer, path, user_metadata
-            ),
+        inner = self._bridge.call(
+            self._inner.create_training_client_from_state_with_optimizer,
+            path,
+            user_metadata,
+            base_model=base_model,
+            weights_access_token=weights_access_token,
         )
+        return TrainingClient(self._bridge, inner)
 
     def create_sampling_client(
         self, model_path: str | None = None, base_model: str | None = None

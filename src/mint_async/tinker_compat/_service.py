@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import types as t
 from .._exceptions import InvalidInputError
+from .._foreign import as_optimizer_config
 from .._service import ServiceClient as AsyncServiceClient
 from ._futures import APIFuture, ClientFuture, completed
 from ._rest import RestClient
@@ -17,21 +18,6 @@ from ._session import Session
 from ._training import TrainingClient
 
 __all__ = ["ServiceClient"]
-
-
-def _optimizer_config(optimizer: Any) -> dict[str, Any] | None:
-    """tinker's OptimizerConfig (or a dict) as the wire's ``optimizer_config``; AdamW only."""
-    if optimizer is None:
-        return None
-    fields: Any = optimizer
-    dump: Any = getattr(optimizer, "model_dump", None)
-    if callable(dump):
-        fields = dump(mode="json", exclude_none=True)
-    kind: Any = fields.get("type") if isinstance(fields, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    if kind not in ("adam", "adamw") and type(optimizer).__name__ != "AdamOptimizerConfig":
-        msg = f"optimizer must be an AdamW config (mint_async trains with AdamW), got {optimizer!r}"
-        raise InvalidInputError(msg)
-    return {"type": "adamw"}
 
 
 class ServiceClient:
@@ -116,11 +102,11 @@ class ServiceClient:
         optimizer: Any = None,
     ) -> ClientFuture[TrainingClient]:
         """A future of a new LoRA training run's client."""
-        _optimizer_config(optimizer)
+        config = as_optimizer_config(optimizer)  # refused here, before anything is sent
 
         async def run() -> TrainingClient:
             tc = await self._inner.create_lora_training_client(
-                base_model, rank, seed, train_mlp, train_attn, train_unembed, user_metadata
+                base_model, rank, seed, train_mlp, train_attn, train_unembed, user_metadata, config
             )
             return TrainingClient(tc, base_url=self.base_url)
 
@@ -163,20 +149,18 @@ class ServiceClient:
                 "weights_access_token (another account's checkpoint) is not supported by mint_async"
             )
             raise InvalidInputError(msg)
-        _optimizer_config(optimizer)
+        config = as_optimizer_config(optimizer)
 
         async def run() -> TrainingClient:
-            if base_model is not None:
-                info = await self._inner.create_rest_client().get_weights_info_by_tinker_path(path)
-                if info.base_model != base_model:
-                    msg = f"{path} was trained from {info.base_model!r}, not {base_model!r}"
-                    raise InvalidInputError(msg)
-            create = (
-                self._inner.create_training_client_from_state_with_optimizer
-                if with_optimizer
-                else self._inner.create_training_client_from_state
-            )
-            return TrainingClient(await create(path, user_metadata), base_url=self.base_url)
+            if with_optimizer:
+                tc = await self._inner.create_training_client_from_state_with_optimizer(
+                    path, user_metadata, base_model=base_model
+                )
+            else:
+                tc = await self._inner.create_training_client_from_state(
+                    path, user_metadata, base_model=base_model, optimizer=config
+                )
+            return TrainingClient(tc, base_url=self.base_url)
 
         return ClientFuture(runtime().spawn(run))
 
