@@ -1,13 +1,14 @@
-"""The session token (JWT) a server may exchange for the API key (protocol §2.3).
+"""Bootstrap and credentials: the server's ``client/config``, and what ``X-API-Key`` carries.
 
-When ``client/config`` says ``pjwt_auth_enabled``, requests carry a short-lived
-token from ``auth/token`` instead of the key. :class:`SessionTokens` holds it:
+:class:`Credentials` fetches ``client/config`` once (a server without it gets
+the defaults) and answers, per request, with the API key itself or — when the
+server says ``pjwt_auth_enabled`` — a short-lived session token from
+``auth/token`` instead (protocol §2.3). :class:`SessionTokens` holds the token:
 it is fetched on first use, refreshed ahead of its expiry (a tenth of its
 lifetime, at least a minute), shared by concurrent callers (one refresh at a
 time), kept a little longer when a refresh fails, and remembered after a
 refresh so an old token a server echoes back is still redacted. The transport
-decides *when* a token is needed and how to ask for one; this module only keeps
-the state right.
+sends the two bootstrap requests (unauthenticated, with its retries) for them.
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ from typing import Final
 import anyio
 import orjson
 
-from ._exceptions import APIConnectionError, APIStatusError
+from . import _codec
+from . import types as t
+from ._config import PROTOCOL_SDK_VERSION
+from ._exceptions import APIConnectionError, APIStatusError, NotFoundError
 
-__all__ = ["SessionTokens"]
+__all__ = ["Credentials", "SessionTokens"]
+
+SessionPost = Callable[[str, bytes], Awaitable[bytes]]
+"""POST ``body`` to an API path without credentials (with retries); the answer's body."""
 
 logger = logging.getLogger("mint_async")
 
@@ -107,3 +114,47 @@ class SessionTokens:
             self._old = [self._jwt, *self._old][:_OLD_TOKENS]
         self._jwt = token
         logger.debug("obtained a session token (expires in %.0f s)", self._expires_at - now)
+
+
+class Credentials:
+    """The server's ``client/config`` and the credential each request carries."""
+
+    def __init__(self, api_key: str, post: SessionPost) -> None:
+        self._api_key = api_key
+        self._post = post
+        self._server_config: t.ClientConfigResponse | None = None
+        self._bootstrap_lock = anyio.Lock()
+        self.tokens = SessionTokens()
+        """The session token, when the server issues them."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials to redact from anything a server sends back: the key and its tokens."""
+        return (self._api_key, *self.tokens.secrets)
+
+    async def server_config(self) -> t.ClientConfigResponse:
+        """``client/config`` (fetched once); a server without it (404) gets the defaults."""
+        if self._server_config is not None:
+            return self._server_config
+        async with self._bootstrap_lock:
+            if self._server_config is None:
+                body = _codec.encode(t.ClientConfigRequest(sdk_version=PROTOCOL_SDK_VERSION))
+                try:
+                    content = await self._post("api/v1/client/config", body)
+                    self._server_config = _codec.decode(t.ClientConfigResponse, content)
+                except NotFoundError:
+                    logger.debug("server has no client/config endpoint; using defaults")
+                    self._server_config = t.ClientConfigResponse()
+        return self._server_config
+
+    async def key(self, *, force_refresh: bool = False) -> str:
+        """What ``X-API-Key`` carries: the key itself, or a session token when the server wants one."""
+        config = await self.server_config()
+        if not config.pjwt_auth_enabled or self._api_key.startswith("eyJ"):
+            return self._api_key
+        return await self.tokens.get(self._fetch_token, force_refresh=force_refresh)
+
+    async def _fetch_token(self) -> str:
+        """Exchange the API key for a new session token (``auth/token``, protocol §2.3)."""
+        content = await self._post("api/v1/auth/token", b"{}")
+        return _codec.decode(t.AuthTokenResponse, content).jwt

@@ -8,8 +8,9 @@ themselves and never starve a submission. Each request is built by
 :mod:`._auth` gives it (it also bootstraps ``client/config``); the transport
 retries per protocol §6, waits out billing pauses, and lets only our exceptions
 out: httpx's are translated at one place (:mod:`._errors`). httpx is used at run
-time by this layer alone (here, ``_errors``, ``_pools`` and the built-in pool
-``_http11``); the clients name its types in annotations only.
+time by this layer alone (here, ``_errors``, ``_pools``, ``_request_builder``,
+``_response_body`` and the built-in pool ``_http11``); the clients name its types
+in annotations only.
 
 A hostile or broken server cannot hang, flood or leak through it (issue 12):
 
