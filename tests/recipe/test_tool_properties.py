@@ -189,6 +189,7 @@ def test_parse_response_never_raises(
     tok = tokenizers["qwen3"]
     renderer = renderers.get_renderer(name, tok)
     end = renderer.get_stop_sequences()[0]
+    assert isinstance(end, int)  # these formats stop on a token
     tokens: list[int] = tok.encode(text, add_special_tokens=False)
     message, ok = renderer.parse_response([*tokens, end] if ended else tokens)
     assert message["role"] == "assistant"
