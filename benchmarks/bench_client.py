@@ -592,6 +592,7 @@ def _sampling_table(
                 if all(r["server_util"] is not None for r in runs)
                 else None
             )
+            m["server_bound"] = m["server_util"] is not None and m["server_util"] > SERVER_BOUND
             m["results"] = runs[-1].get("results", {})
             med[c] = m
         raw = med.get("raw_aiohttp", {})

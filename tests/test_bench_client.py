@@ -42,6 +42,7 @@ def test_quick_run_reports_every_client() -> None:
         assert row["throughput"] > 0 and row["cpu_ms_per_request"] > 0
         if sys.platform == "linux":
             assert row["server_util"] is not None and 0 < row["server_util"] < 2
+            assert row["server_bound"] == (row["server_util"] > 0.7)
         # Every request (200 warm-up + 300 timed) got exactly one result, in the format asked.
         assert sum(row["results"].values()) == 500
         assert set(row["results"]) == ({"json"} if client == "raw_aiohttp" else {"proto"})
