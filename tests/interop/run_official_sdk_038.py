@@ -14,7 +14,9 @@ samples drawn with ``record_stability_info``, REST reads and ``close()``
 (``sessions/{id}/finish``) — checks the answers and that every body and result
 went as protobuf, and exits non-zero on the first failure. The server runs with
 its default keys: the SDK connects with the documented ``tml-mint-async-local``,
-no server flags. ``--zstd`` also turns on ``proto_compress_fwdbwd`` (zstd bodies).
+no server flags. ``--zstd`` also turns on ``proto_compress_fwdbwd`` (zstd bodies);
+``--default-server`` serves with every default (the 0.22 wire), which the 0.38 SDK
+needs nothing more than (it sends protobuf and polls for protobuf anyway).
 
 The SDK is imported dynamically and handled as ``Any``: this file is type-checked in
 environments without the SDK, and the SDK's own typing is not ours to check.
@@ -378,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--backend", default="synthetic", help="server backend (synthetic, torch)")
     parser.add_argument("--zstd", action="store_true", help="ask for zstd-compressed bodies")
+    parser.add_argument(
+        "--default-server",
+        action="store_true",
+        help="serve with every default (the 0.22 wire, no flags) instead of --wire 0.38",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -386,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             config = ServerConfig(
                 data_dir=Path(data_dir),
                 backend=args.backend,
-                wire="0.38",
+                wire="0.22" if args.default_server else "0.38",
                 proto_compress_fwdbwd=args.zstd,
             )
             with serve_loopback(config) as server:
@@ -396,8 +403,9 @@ def main(argv: list[str] | None = None) -> int:
         print("FAILED: tinker 0.38 does not work against the local server", flush=True)
         return 1
     wire = "protobuf+zstd" if args.zstd else "protobuf"
+    server_wire = "default 0.22 wire, no flags" if args.default_server else "0.38 wire"
     print(
-        f"PASSED: tinker 0.38 against the local server (0.38 wire, {wire} bodies, "
+        f"PASSED: tinker 0.38 against the local server ({server_wire}, {wire} bodies, "
         f"{args.backend} backend)",
         flush=True,
     )

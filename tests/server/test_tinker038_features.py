@@ -4,12 +4,13 @@ Over the raw protocol (JSON requests, protobuf bodies and results on the 0.38
 wire): ``sample_sequence_ids``, per-token top-k sample logprobs, target prompt
 logprobs (dense and sparse), ``prompt_logprobs_last_n``, ``prompt_alt_tokens_k``,
 samples recorded with ``record_stability_info`` and the ``stable_reinforce``
-loss over provenance spans, ``gspo``; the 0.22 wire's 400s for what it cannot
-carry; the documented ``tml-`` default key.
+loss over provenance spans, ``gspo``; the same on the default (0.22) wire, in
+JSON results and bodies; the documented ``tml-`` default key.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mint_async import InvalidInputError, _binary
+from mint_async import InvalidInputError, _binary, _codec
 from mint_async import types as t
 from mint_async.server import (
     DEFAULT_API_KEY,
@@ -237,39 +238,52 @@ async def test_bad_038_sampling_fields_answer_400(backend: Backend[Any, Any]) ->
         assert failed["category"] == "user" and "vocabulary" in failed["error"]
 
 
-async def test_the_022_wire_refuses_what_it_cannot_carry(backend: Backend[Any, Any]) -> None:
-    """400 naming the field and ``--wire 0.38``; last_n and gspo work on 0.22 (JSON)."""
+async def test_the_022_wire_serves_the_038_fields_in_json(backend: Backend[Any, Any]) -> None:
+    """The default wire: JSON results carry the 0.38 fields, JSON bodies carry provenance."""
     async with running(backend, wire="0.22") as api:
         session = await api.session()
+        model_id = await api.model(session)
         sampler = await api.sampler(session)
         target = {"data": [PROMPT[1], PROMPT[2], PROMPT[3]], "dtype": "int64", "shape": [3, 1]}
-        refused: list[tuple[str, object]] = [
-            ("topk_sample_logprobs", 2),
-            ("target_prompt_logprobs", target),
-            ("prompt_alt_tokens_k", 1),
-            ("record_stability_info", True),
-        ]
-        for i, (name, value) in enumerate(refused):
-            r = await api.post("asample", extras_body(sampler, i, **{name: value}))
-            assert r.status_code == 400, r.text
-            assert name in r.text and "--wire 0.38" in r.text
-        result = await api.run(
-            "asample", extras_body(sampler, 9, prompt_logprobs=True, prompt_logprobs_last_n=1)
+        promise = await api.ok(
+            "asample",
+            extras_body(
+                sampler,
+                0,
+                topk_sample_logprobs=2,
+                target_prompt_logprobs=target,
+                prompt_alt_tokens_k=1,
+                record_stability_info=True,
+                prompt_logprobs=True,
+                prompt_logprobs_last_n=1,
+            ),
         )
-        assert result["prompt_logprobs"][:3] == [None, None, None]
-        assert isinstance(result["prompt_logprobs"][3], float)
+        raw = await api.result(promise["request_id"])  # a JSON poll answers JSON
+        result = _codec.decode(t.SampleResponse, _codec.encode(raw))
+        assert result.prompt_logprobs is not None and result.prompt_logprobs[:3] == [None] * 3
+        seq = result.sequences[0]
+        assert seq.topk_logprobs is not None and len(seq.topk_logprobs) == len(seq.tokens)
+        assert result.target_prompt_logprobs is not None
+        assert result.target_prompt_logprobs.to_numpy()[2, 0] == pytest.approx(
+            result.prompt_logprobs[3], abs=1e-5
+        )
+        assert result.prompt_alt_tokens is not None
 
-        model_id = await api.model(session)
-        datum = _rl_datum_json([1.0, 0.5, -0.5])
+        # stable_reinforce with its provenance in a JSON body (mint_async's extension).
+        sid = promise["sample_sequence_ids"][0]
+        datum = _rollout(sid, PROMPT, list(seq.tokens), 1.0)
+        request = t.ForwardBackwardRequest(
+            forward_backward_input=t.ForwardBackwardInput(data=[datum], loss_fn="stable_reinforce"),
+            model_id=model_id,
+            seq_id=1,
+        )
+        out = await api.run("forward_backward", json.loads(_codec.encode(request)))
+        assert "loss:sum" in out["metrics"], out
         body = {
-            "forward_backward_input": {"data": [datum], "loss_fn": "stable_reinforce"},
-            "model_id": model_id,
-            "seq_id": 1,
-        }
-        r = await api.post("forward_backward", body)
-        assert r.status_code == 400 and "--wire 0.38" in r.text, r.text
-        body = {
-            "forward_backward_input": {"data": [datum], "loss_fn": "gspo"},
+            "forward_backward_input": {
+                "data": [_rl_datum_json([1.0, 0.5, -0.5])],
+                "loss_fn": "gspo",
+            },
             "model_id": model_id,
             "seq_id": 2,
         }

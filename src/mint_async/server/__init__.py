@@ -17,12 +17,13 @@ the ``tml-`` prefix) — one local user under two spellings. Anyone can know
 them: ``mint-async serve`` refuses a non-loopback ``--host`` with only these
 keys unless ``--allow-default-key`` is given.
 
-tinker 0.38 (``--wire 0.38``) is served completely: ``gspo`` and
+tinker 0.38 is served completely, on either wire: ``gspo`` and
 ``stable_reinforce`` (provenance spans, samples recorded with
 ``record_stability_info``), ``sample_sequence_ids``, per-token top-k sample
 logprobs, target prompt logprobs, ``prompt_logprobs_last_n`` and
-``prompt_alt_tokens_k``. On the 0.22 wire the fields its messages cannot carry
-answer 400; ``gspo`` and ``prompt_logprobs_last_n`` work on both.
+``prompt_alt_tokens_k`` — so the official 0.38 SDK and tinker-cookbook run
+against a server started without flags (``--wire 0.38`` only adds the newer
+servers' refusal of JSON forward_backward bodies).
 
 Run it with ``mint-async serve``, or in tests with :mod:`mint_async.testing`::
 

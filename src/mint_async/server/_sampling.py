@@ -18,8 +18,12 @@ tinker 0.38 (protocol §4.5, §8.6): every promise lists ``sample_sequence_ids``
 ``SampledSequence.sequence_id``); ``record_stability_info`` records the
 sequences under those ids for ``stable_reinforce`` (:mod:`._stability`);
 ``topk_sample_logprobs``, ``target_prompt_logprobs``, ``prompt_alt_tokens_k``
-and ``prompt_logprobs_last_n`` are served by every backend. On the 0.22 wire
-the fields its results cannot carry answer 400 (:func:`_check_wire`).
+and ``prompt_logprobs_last_n`` are served by every backend, on both wires: a
+0.38 client polls for protobuf only and gets it whatever ``--wire`` says
+(:mod:`._result_encoding`), and the JSON result carries the same fields
+(mint_async extensions, omitted when not asked for, so a 0.22 answer is
+byte-identical to what it was). Nothing is refused for the wire: the official
+0.38 SDK and tinker-cookbook then run against a server started without flags.
 """
 
 from __future__ import annotations
@@ -156,36 +160,6 @@ def _spec(core: ServerCore, body: SampleRequest, request_id: str, context: int) 
     )
 
 
-def _check_wire(core: ServerCore, body: SampleRequest) -> None:
-    """400 for what the server's wire cannot carry (the tinker 0.38 result fields on 0.22).
-
-    The 0.22 wire's SampleResponse (JSON, and its protobuf) has no per-token
-    top-k of sampled tokens, no target prompt logprobs and no alternative
-    tokens; ``record_stability_info`` serves ``stable_reinforce``, whose
-    provenance spans the 0.22 wire cannot carry either. ``prompt_logprobs_last_n``
-    travels as plain ``prompt_logprobs`` with leading ``None``s, so both wires
-    serve it.
-    """
-    if core.config.wire != "0.22":
-        return
-    asked = [
-        name
-        for name, on in (
-            ("topk_sample_logprobs", body.topk_sample_logprobs > 0),
-            ("target_prompt_logprobs", body.target_prompt_logprobs is not None),
-            ("prompt_alt_tokens_k", body.prompt_alt_tokens_k > 0),
-            ("record_stability_info", body.record_stability_info),
-        )
-        if on
-    ]
-    if asked:
-        raise HTTPError(
-            400,
-            f"{', '.join(asked)}: tinker 0.38 sampling fields the 0.22 wire cannot carry; "
-            "serve with `mint-async serve --wire 0.38`",
-        )
-
-
 async def _adhoc_sampler(core: ServerCore, req: Request, body: SampleRequest) -> Sampler:
     """A sampler for a session-less request (``base_model`` / ``model_path`` in the body)."""
     backend, _, executor = core.require_running()
@@ -208,7 +182,6 @@ async def asample(core: ServerCore, req: Request) -> Response:
     """``asample``: accept a sample request (429 while too many wait for capacity)."""
     backend, _, executor = core.require_running()
     body = _codec.decode(SampleRequest, req.body)
-    _check_wire(core, body)
     limits = core.config.limits
     offload = offloaded(check_sample(body, limits, core.config.default_max_tokens), limits)
     if body.sampling_session_id is not None:

@@ -10,11 +10,12 @@ datum beyond the context, totals beyond ``ServerConfig.limits``; see
 loss inputs) is checked when the request runs, and fails it with category
 ``user`` — so a submission is never half-accepted.
 
-``stable_reinforce`` (tinker 0.38) is refused on the 0.22 wire (400: its
-provenance spans cannot travel there); on the 0.38 wire each datum's spans are
-checked against the server's stability records when the request runs
-(:mod:`._stability`). ``gspo`` needs nothing beyond its tensors, so both wires
-serve it.
+``gspo`` and ``stable_reinforce`` (tinker 0.38) are served on both wires: the
+provenance spans ``stable_reinforce`` needs travel in the protobuf body (which
+the 0.22 wire accepts too) or as the JSON ``model_input_spans`` /
+``loss_fn_input_spans`` of a Datum (a mint_async extension). Each datum's
+spans are checked against the server's stability records when the request
+runs (:mod:`._stability`).
 """
 
 from __future__ import annotations
@@ -164,12 +165,6 @@ def _fwdbwd(
     inp = body.forward_input if isinstance(body, ForwardRequest) else body.forward_backward_input
     op = "forward" if forward else "forward_backward"
     try:
-        if inp.loss_fn == "stable_reinforce" and core.config.wire == "0.22":
-            raise HTTPError(
-                400,
-                "stable_reinforce needs provenance spans, which the 0.22 wire cannot carry; "
-                "serve with `mint-async serve --wire 0.38`",
-            )
         model = core.model(req.owner, body.model_id)
         size = check_fwdbwd(inp, core.config.limits, op, context=model.spec.max_context_length)
     except HTTPError:
