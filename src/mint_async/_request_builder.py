@@ -110,9 +110,13 @@ class RequestBuilder:
         elif method in ("POST", "PUT", "PATCH"):
             hdrs["Content-Length"] = "0"
         extensions = {"timeout": self._connect_only} if deadline_only else self.timeouts(timeout)
-        return httpx.Request(
+        request = httpx.Request(
             method, url, stream=httpx.ByteStream(body or b""), headers=hdrs, extensions=extensions
         )
+        # A plugged-in transport may read ``request.content`` without ``aread()`` first;
+        # reading a ready ByteStream only joins its one chunk.
+        request.read()
+        return request
 
     def is_ours(self, url: httpx.URL) -> bool:
         """Whether ``url`` is on this server's origin (scheme, host and port)."""
