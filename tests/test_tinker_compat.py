@@ -275,5 +275,12 @@ def test_values_behave_like_tinkers() -> None:
     assert list(stripped.loss_fn_inputs) == ["weights"] and stripped.model_input == d.model_input
     span = tc.SampledProvenanceSpan(sequence_id="s1", length=4)
     assert dataclasses.replace(span, offset=1, length=3).offset == 1
+    prompt_span = tc.PromptProvenanceSpan(sequence_id="s1", length=2)
+    with_spans = d.with_provenance(
+        model_input=[prompt_span],
+        loss_fn_inputs=[tc.SampledProvenanceSpan(sequence_id="s1", length=2)],
+    )
+    assert isinstance(with_spans, tc.Datum)
+    assert dataclasses.replace(with_spans, loss_fn_inputs={}).loss_fn_input_spans is not None
     with pytest.raises(AttributeError, match="does not serve"):
         _ = tc.types.NoSuchType

@@ -95,6 +95,10 @@ async def test_async_clients_take_tinker_objects_and_038_keywords() -> None:
         resp = await sc.sample(TINKER_PROMPT, 1, TINKER_PARAMS, topk_sample_logprobs=2)
         seq = resp.sequences[0]
         assert seq.topk_logprobs is not None and len(seq.topk_logprobs) == len(seq.tokens)
+        # Each sequence is named by the promise's sample_sequence_ids (provenance refers to them).
+        named = await sc.sample(TINKER_PROMPT, 3, TINKER_PARAMS, record_stability_info=True)
+        ids = [s.sequence_id for s in named.sequences]
+        assert all(ids) and len(set(ids)) == 3
         assert all(row is None or len(row) <= 2 for row in seq.topk_logprobs)
         scored = await sc.sample(
             t.ModelInput.from_ints([1, 2, 3, 4]),

@@ -83,7 +83,7 @@ class SampleFuture(APIFuture[t.SampleResponse]):
     async def _resolve(self) -> t.SampleResponse:
         while True:
             try:
-                return await self._inner
+                return _stamp_sequence_ids(await self._inner, self._inner.promise)
             except PromiseExpiredError:
                 if self.resubmits >= MAX_LOST_SAMPLE_RESUBMITS:
                     raise
@@ -99,3 +99,17 @@ class SampleFuture(APIFuture[t.SampleResponse]):
                 self._inner = await self._client.post_request(
                     self._request, on_retry=self._on_retry
                 )
+
+
+def _stamp_sequence_ids(resp: t.SampleResponse, promise: t.UntypedAPIFuture) -> t.SampleResponse:
+    """Name each sequence by the promise's ``sample_sequence_ids`` (tinker 0.38), in order.
+
+    The ids come with the submission's answer, not with the result; provenance
+    spans (``stable_reinforce``) refer to sequences by them.
+    """
+    ids = promise.sample_sequence_ids
+    if ids and len(ids) == len(resp.sequences):
+        for seq, sequence_id in zip(resp.sequences, ids, strict=True):
+            if seq.sequence_id is None:
+                seq.sequence_id = sequence_id
+    return resp

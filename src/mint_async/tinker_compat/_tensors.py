@@ -91,6 +91,20 @@ class Datum(WireDatum, kw_only=True):
 
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]] = _dataclass_fields(WireDatum)
 
+    def with_provenance(
+        self,
+        model_input: Sequence[WirePromptProvenanceSpan | WireSampledProvenanceSpan],
+        loss_fn_inputs: Sequence[WirePromptProvenanceSpan | WireSampledProvenanceSpan],
+    ) -> Datum:
+        """A copy carrying provenance spans (checked to tile their fields); still this class."""
+        checked = super().with_provenance(model_input, loss_fn_inputs)
+        return Datum(
+            model_input=checked.model_input,
+            loss_fn_inputs=checked.loss_fn_inputs,
+            model_input_spans=checked.model_input_spans,
+            loss_fn_input_spans=checked.loss_fn_input_spans,
+        )
+
 
 class PromptProvenanceSpan(WirePromptProvenanceSpan, kw_only=True):
     """A run of tokens that were part of a sampling request's prompt (``dataclasses.replace``-able)."""
