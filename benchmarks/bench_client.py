@@ -8,6 +8,9 @@ the client's ``Accept`` asks). Every case reports the server's CPU utilisation
 over the client's timed window (server CPU seconds / wall seconds, read from
 ``/proc/<pid>/stat``); a case above ``SERVER_BOUND`` (0.7) is marked
 *server-bound*: its throughput says more about the server than about the client.
+The client's own utilisation is reported too: near 1 the client is CPU-bound (the
+case measures it); client and server both well below 1 mean the machine is busy
+with something else and the throughput column is not to be trusted.
 ``--server local`` (or ``both``) runs the same cases against the bundled local
 reference server (synthetic backend) instead, in a separately labelled table —
 that server saturates first, which flatters every client.
@@ -137,6 +140,7 @@ class Window:
             "p99_ms": round(_percentile(lat, 0.99) * 1e3, 1),
             "cpu_ms_per_request": round(cpu / n * 1000, 4),
             "cpu_s_per_1000": round(cpu / n * 1000, 3),  # same figure; bench_loadtest reads it
+            "client_util": round(cpu / elapsed, 3),
             "server_util": util,
             "rss_mb_per_1000_in_flight": round(
                 max(0.0, _rss_mb() - self._rss) / concurrency * 1000, 1
@@ -609,6 +613,7 @@ def _sampling_table(
                     f"{m['cpu_ms_per_request'] / raw['cpu_ms_per_request']:.2f}x" if raw else "-",
                     f"{m['p50_ms']:.0f}",
                     f"{m['p99_ms']:.0f}",
+                    f"{m['client_util']:.2f}",
                     "-"
                     if util is None
                     else f"{util:.2f}" + (" SERVER-BOUND" if util > SERVER_BOUND else ""),
@@ -618,8 +623,8 @@ def _sampling_table(
             )
     table(
         f"closed-loop sampling against the {label} (medians of {args.rounds} interleaved rounds; "
-        f"client CPU in the timed window; server util = server CPU s / wall s, "
-        f"> {SERVER_BOUND} = server-bound)",
+        f"client CPU in the timed window; util = CPU s / wall s of the client / server process; "
+        f"server > {SERVER_BOUND} = server-bound; both well below 1 = a busy machine)",
         [
             "in flight",
             "client",
@@ -629,6 +634,7 @@ def _sampling_table(
             "CPU vs raw",
             "p50 ms",
             "p99 ms",
+            "client util",
             "server util",
             "results",
             "RSS MB/1000",

@@ -39,7 +39,7 @@ def test_quick_run_reports_every_client() -> None:
     for client in CLIENTS:
         row = summaries[client]
         assert row["requests"] == 300 and row["concurrency"] == 64
-        assert row["throughput"] > 0 and row["cpu_ms_per_request"] > 0
+        assert row["throughput"] > 0 and row["cpu_ms_per_request"] > 0 and row["client_util"] > 0
         if sys.platform == "linux":
             assert row["server_util"] is not None and 0 < row["server_util"] < 2
             assert row["server_bound"] == (row["server_util"] > 0.7)
@@ -47,6 +47,10 @@ def test_quick_run_reports_every_client() -> None:
         assert sum(row["results"].values()) == 500
         assert set(row["results"]) == ({"json"} if client == "raw_aiohttp" else {"proto"})
     assert "closed-loop sampling against the fast endpoint" in proc.stderr
-    assert "server util" in proc.stderr and "CPU ms/req" in proc.stderr
+    assert (
+        "server util" in proc.stderr
+        and "client util" in proc.stderr
+        and "CPU ms/req" in proc.stderr
+    )
     if not any(name.startswith("tinker_") for name in header["clients"]):
         assert "tinker SDK rows skipped" in proc.stderr
