@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import sys
 from collections.abc import Generator
@@ -43,6 +44,32 @@ def endpoint(backend: str) -> Generator[tuple[str, str]]:
     with serve_loopback(ServerConfig(backend=backend)) as server:
         print(f"local server ({backend} backend) at {server.base_url}", flush=True)
         yield server.base_url, server.api_key
+
+
+@contextlib.contextmanager
+def progress(total: int, *, fancy: bool | None = None) -> Generator[rl.StepCallback]:
+    """A ``rich`` progress bar on a terminal (when rich is installed), else a line per step."""
+    if fancy is None:
+        fancy = sys.stderr.isatty()
+    if not fancy or importlib.util.find_spec("rich") is None:
+        yield report(total)
+        return
+    from rich.console import Console  # noqa: PLC0415 - optional
+    from rich.progress import BarColumn, Progress, TextColumn  # noqa: PLC0415 - optional
+
+    columns = (
+        TextColumn("RL"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} {task.description}"),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("", total=total)
+
+        def on_step(m: rl.StepMetrics) -> None:
+            text = f"reward {m.reward_mean:.3f}  staleness {m.mean_staleness:.1f}  busy {m.trainer_busy_fraction:.0%}"
+            bar.update(task, completed=m.step + 1, description=text)
+
+        yield on_step
 
 
 def report(total: int) -> rl.StepCallback:
@@ -80,15 +107,16 @@ async def run(url: str, key: str, args: argparse.Namespace) -> list[float]:
             run_dir=args.run_dir,
             checkpoint_every=args.checkpoint_every if args.run_dir else 0,
         )
-        history = await rl.train(
-            svc,
-            dataset,
-            config,
-            base_model="Qwen/Qwen3-0.6B",
-            lora_rank=8,
-            seed=args.seed,
-            on_step=report(args.steps),
-        )
+        with progress(args.steps) as on_step:
+            history = await rl.train(
+                svc,
+                dataset,
+                config,
+                base_model="Qwen/Qwen3-0.6B",
+                lora_rank=8,
+                seed=args.seed,
+                on_step=on_step,
+            )
     return [m.reward_mean for m in history]
 
 

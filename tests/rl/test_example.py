@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from mint_async import rl
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -59,3 +61,39 @@ def test_sync_mode_matches_the_hand_written_loop(monkeypatch: pytest.MonkeyPatch
     assert _rise(engine) > 2 and _rise(by_hand) > 2
     final_engine, final_hand = sum(engine[-3:]) / 3, sum(by_hand[-3:]) / 3
     assert 0.5 < final_engine / final_hand < 2.0
+
+
+def test_progress_bar_with_rich_and_lines_without(capsys: pytest.CaptureFixture[str]) -> None:
+    """The example's progress is a rich bar when asked for (rich installed), else one line per step."""
+    pytest.importorskip("rich")
+    module = _load("rl_async")
+    metrics = rl.StepMetrics(
+        step=1,
+        reward_mean=0.25,
+        reward_std=0.1,
+        groups=2,
+        datums=8,
+        constant_groups=0,
+        dropped=0,
+        downweighted=0,
+        staleness={"1": 2},
+        mean_staleness=1.0,
+        sampled_tokens=10,
+        tokens_per_second=5.0,
+        trainer_busy_fraction=0.9,
+        sampler_busy_fraction=0.8,
+        elapsed=2.0,
+        step_seconds=1.0,
+        rollouts_in_flight=3,
+        pool=1,
+        training_ops_in_flight=0,
+        sampler_version=1,
+        data_indices=[0, 1],
+    )
+    with module.progress(2, fancy=True) as on_step:
+        on_step(metrics)
+    with module.progress(2, fancy=False) as on_step:
+        on_step(metrics)
+    err = capsys.readouterr().err
+    assert "2/2 reward 0.250" in err  # the rich bar's description
+    assert "[2/2] reward 0.250  staleness 1:2" in err  # the plain line
