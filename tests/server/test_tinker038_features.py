@@ -227,10 +227,16 @@ async def test_bad_038_sampling_fields_answer_400(backend: Backend[Any, Any]) ->
             ),
             ({"target_prompt_logprobs": {"data": [1.0], "dtype": "float32"}}, "int64"),
             ({"prompt_alt_tokens_k": -1}, "prompt_alt_tokens_k"),
+            ({"topk_sample_logprobs": -1}, "topk_sample_logprobs"),
         ]
         for i, (fields, needle) in enumerate(cases):
             r = await api.post("asample", extras_body(sampler, i, **fields))
             assert r.status_code == 400 and needle in r.text, (fields, r.text)
+        # The arrays the extras build are bounded like top-k prompt logprobs (--limits).
+        r = await api.post("asample", extras_body(sampler, 7, topk_sample_logprobs=10**9))
+        assert r.status_code == 400 and "topk_sample_logprobs" in r.text, r.text
+        r = await api.post("asample", extras_body(sampler, 8, prompt_alt_tokens_k=10**9))
+        assert r.status_code == 400 and "prompt_alt_tokens_k" in r.text, r.text
         # Ids beyond the vocabulary fail the request (the backend knows the vocabulary).
         big = {"data": [10**9, -1, -1], "dtype": "int64", "shape": [3, 1]}
         promise = await api.ok("asample", extras_body(sampler, 9, target_prompt_logprobs=big))

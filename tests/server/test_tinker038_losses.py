@@ -1,5 +1,7 @@
 """``gspo`` and ``stable_reinforce`` (tinker 0.38): values and gradients against hand computations.
 
+(Also the blockwise prompt extras against a row-by-row computation.)
+
 The per-token rule (:func:`loss_and_grad`) is checked against the losses written
 out in torch (Tinker's published GSPO-token formula; our documented
 StableReinforce objective) and differentiated by autograd; both backends are
@@ -19,8 +21,9 @@ import pytest
 
 from mint_async import InvalidInputError
 from mint_async import types as t
-from mint_async.server.backends import BackendOptions, create_backend
+from mint_async.server.backends import BackendOptions, SampleSpec, create_backend
 from mint_async.server.backends._losses import LossInputs, datum_inputs, loss_and_grad
+from mint_async.server.backends._sample_extras import PromptRows, prompt_extras
 
 from ..backend_support import next_token_datum
 
@@ -265,3 +268,50 @@ def test_torch_backend_gradients_match_autograd(
         scale = float(want.grad.abs().max())
         assert scale > 0, name
         torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-5 * max(scale, 1e-3))
+
+
+def test_prompt_extras_visit_long_prompts_in_blocks() -> None:
+    """Past one block of rows, every field equals the row-by-row answer."""
+    rng = np.random.default_rng(0)
+    table = np.log(rng.dirichlet(np.ones(50), size=50))
+    prompt = rng.integers(0, 50, 5000).astype(np.int64)
+    ids = rng.integers(-1, 50, (prompt.size - 1, 2)).astype(np.int64)
+    spec = SampleSpec(
+        prompt=prompt,
+        num_samples=1,
+        max_tokens=1,
+        temperature=0.7,
+        top_k=-1,
+        top_p=1.0,
+        stop_token_ids=None,
+        stop_strings=(),
+        seed=3,
+        prompt_logprobs=True,
+        topk_prompt_logprobs=2,
+        prompt_logprobs_last_n=4500,
+        target_prompt_logprobs=t.TensorData(
+            data=ids.reshape(-1), dtype="int64", shape=list(ids.shape)
+        ),
+        prompt_alt_tokens_k=3,
+    )
+    out = prompt_extras(PromptRows(table, prompt[:-1]), prompt, spec)
+    rows = table[prompt[:-1]]
+    start = prompt.size - 1 - 4500
+    assert out.prompt_logprobs is not None and out.topk_prompt_logprobs is not None
+    assert out.prompt_logprobs[: start + 1] == [None] * (start + 1)
+    np.testing.assert_allclose(
+        np.array(out.prompt_logprobs[start + 1 :], dtype=np.float64),
+        rows[np.arange(start, rows.shape[0]), prompt[start + 1 :]],
+    )
+    best = np.argmax(rows, axis=1)
+    assert [row[0][0] for row in out.topk_prompt_logprobs[start + 1 :] if row] == best[
+        start:
+    ].tolist()
+    assert out.target_prompt_logprobs is not None
+    expected = np.where(ids >= 0, np.take_along_axis(rows, np.maximum(ids, 0), axis=1), 0.0)
+    np.testing.assert_allclose(out.target_prompt_logprobs.to_numpy(), expected, rtol=1e-6)
+    assert out.prompt_alt_tokens is not None
+    alt = out.prompt_alt_tokens.tokens.to_numpy()
+    np.testing.assert_allclose(
+        out.prompt_alt_tokens.logprobs.to_numpy(), np.take_along_axis(rows, alt, axis=1), rtol=1e-6
+    )

@@ -220,7 +220,18 @@ def check_sample(body: SampleRequest, limits: RequestLimits, default_max_tokens:
     if generated > limits.sample_tokens:
         msg = "num_samples * max_tokens"
         raise _over("sample_tokens", generated, limits.sample_tokens, msg)
-    return generated + prompt + topk
+    # tinker 0.38's extras: each is an array the server builds, bounded like top-k above.
+    extras = 0
+    for name, size in (
+        ("num_samples * max_tokens * topk_sample_logprobs", generated * body.topk_sample_logprobs),
+        ("prompt tokens * prompt_alt_tokens_k", prompt * body.prompt_alt_tokens_k),
+    ):
+        if size > limits.batch_elements:
+            raise _over("batch_elements", size, limits.batch_elements, name)
+        extras += size
+    if body.target_prompt_logprobs is not None:
+        extras += int(body.target_prompt_logprobs.data.size)
+    return generated + prompt + topk + extras
 
 
 def check_sample_context(body: SampleRequest, default_max_tokens: int, context: int) -> None:

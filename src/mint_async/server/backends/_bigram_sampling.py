@@ -11,7 +11,7 @@ from mint_async._exceptions import InvalidInputError
 from mint_async.types import SampledSequence, SampleResponse, StopReason
 
 from ._base import TOP_P_SLACK, SampleSpec
-from ._sample_extras import needs_prompt_rows, prompt_extras, topk_rows
+from ._sample_extras import PromptRows, needs_prompt_rows, prompt_extras, topk_rows
 
 __all__ = ["sample_table"]
 
@@ -126,7 +126,11 @@ def sample_table(
                 else None,
             )
         )
-    extras = prompt_extras(logp[prompt[:-1]], prompt, spec) if needs_prompt_rows(spec) else None
+    extras = (
+        prompt_extras(PromptRows(logp, prompt[:-1]), prompt, spec)
+        if needs_prompt_rows(spec)
+        else None
+    )
     if extras is None:
         return SampleResponse(sequences=sequences)
     return SampleResponse(

@@ -25,7 +25,7 @@ from mint_async.types import SampledSequence, SampleResponse, StopReason, TopkEn
 
 from ._base import TOP_P_SLACK, SampleSpec
 from ._inputs import check_vocab
-from ._sample_extras import needs_prompt_rows, prompt_extras, topk_rows
+from ._sample_extras import PromptRows, needs_prompt_rows, prompt_extras, topk_rows
 from ._torch_model import MAX_CONTEXT, cached_step, from_numpy, to_floats, to_ints
 
 __all__ = ["Detokenize", "filtered_probs", "sample"]
@@ -100,7 +100,12 @@ def sample(
         logits = all_logits[:, -1].float()
         extras = (
             prompt_extras(
-                torch.log_softmax(all_logits[0, :-1].float(), dim=-1).numpy(), spec.prompt, spec
+                PromptRows(
+                    torch.log_softmax(all_logits[0, :-1].float(), dim=-1).numpy(),
+                    np.arange(spec.prompt.size - 1, dtype=np.int64),
+                ),
+                spec.prompt,
+                spec,
             )
             if needs_prompt_rows(spec)
             else None
