@@ -1,0 +1,55 @@
+"""benchmarks/bench_rl.py runs every mode end to end and reports the issue's keys and a table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_rl.py"
+KEYS = {
+    "max_steps_off_policy",
+    "seconds_per_step",
+    "speedup_vs_sync",
+    "trainer_busy_fraction",
+    "sampler_busy_fraction",
+    "mean_staleness",
+    "final_reward",
+    "dropped",
+    "rewards",
+}
+
+
+def test_bench_rl_prints_one_json_line_per_mode_and_a_table() -> None:
+    """Three modes (a compressed latency model, few steps): JSON lines with the issue's keys, staleness <= K."""
+    args = [
+        "--steps",
+        "3",
+        "--groups",
+        "2",
+        "--group-size",
+        "2",
+        "--time-scale",
+        "0.05",
+        "--oversample",
+        "2",
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["max_steps_off_policy"] for r in records] == [0, 1, 2]
+    for r in records:
+        assert set(r) >= KEYS, r
+        assert 0.0 < r["trainer_busy_fraction"] <= 1.0
+        assert r["mean_staleness"] <= r["max_steps_off_policy"]
+        assert len(r["rewards"]) == 3
+    assert records[0]["mean_staleness"] == 0.0 and records[0]["dropped"] == 0
+    assert "trainer-bound limit 0.13 s/step" in proc.stderr
+    assert "async-k2" in proc.stderr and "speedup" in proc.stderr
