@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> list[float]:
     parser.add_argument("--max-steps-off-policy", type=int, default=1)
     parser.add_argument(
         "--loss",
-        choices=["importance_sampling", "ppo", "cispo", "dro"],
+        choices=["importance_sampling", "ppo", "cispo", "dro", "gspo"],
         default="importance_sampling",
     )
     parser.add_argument("--lr", type=float, default=0.02)

@@ -67,7 +67,7 @@ async def test_stale_groups_are_dropped_or_downweighted(stale: str) -> None:
         assert all(h.dropped == 0 for h in history)
 
 
-@pytest.mark.parametrize("loss_fn", ["importance_sampling", "ppo", "cispo", "dro"])
+@pytest.mark.parametrize("loss_fn", ["importance_sampling", "ppo", "cispo", "dro", "gspo"])
 async def test_rl_losses_train(loss_fn: t.LossFnType) -> None:
     """Each RL loss trains end to end on the sampler's logprobs."""
     async with digits_run("default=0") as run:
@@ -129,6 +129,7 @@ async def test_checkpoint_and_resume_continue_exactly(tmp_path: Path) -> None:
         ({"max_steps_off_policy": -1}, "max_steps_off_policy"),
         ({"stale": "keep"}, "stale"),
         ({"loss_fn": "cross_entropy"}, "RL loss"),
+        ({"loss_fn": "stable_reinforce"}, "provenance"),
         ({"checkpoint_every": 2}, "run_dir"),
         ({"advantage": "median"}, "advantage"),
         ({"stale_weight": 2.0}, "stale_weight"),

@@ -90,8 +90,9 @@ class RLConfig:
                 "max_rollouts_in_flight must be >= 1 or None",
             ),
             (
-                self.loss_fn in ("importance_sampling", "ppo", "cispo", "dro"),
-                f"loss_fn must be an RL loss (importance_sampling, ppo, cispo, dro), got {self.loss_fn!r}",
+                self.loss_fn in ("importance_sampling", "ppo", "cispo", "dro", "gspo"),
+                "loss_fn must be an RL loss (importance_sampling, ppo, cispo, dro, gspo;"
+                f" stable_reinforce's provenance spans are not built yet), got {self.loss_fn!r}",
             ),
             (
                 self.advantage in ("mean", "mean_std"),
