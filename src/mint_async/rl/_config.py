@@ -91,8 +91,10 @@ class RLConfig:
             ),
             (
                 self.loss_fn in ("importance_sampling", "ppo", "cispo", "dro", "gspo"),
-                "loss_fn must be an RL loss (importance_sampling, ppo, cispo, dro, gspo;"
-                f" stable_reinforce's provenance spans are not built yet), got {self.loss_fn!r}",
+                (
+                    "loss_fn must be an RL loss (importance_sampling, ppo, cispo, dro, gspo;"
+                    f" stable_reinforce's provenance spans are not built yet), got {self.loss_fn!r}"
+                ),
             ),
             (
                 self.advantage in ("mean", "mean_std"),
