@@ -41,6 +41,7 @@ ASYNC_ONLY: dict[str, dict[str, str]] = {
         "request_id_of": "takes a build_request() request: async building block",
         "post_request": "building block of SampleFuture: async only",
         "submit": "sends a build_request() request: async building block",
+        "from_sampler_handle": "opens a standalone async client (blocking: tinker_compat's)",
     },
     "RestClient": {},
 }

@@ -99,6 +99,14 @@ async def test_async_clients_take_tinker_objects_and_038_keywords() -> None:
         named = await sc.sample(TINKER_PROMPT, 3, TINKER_PARAMS, record_stability_info=True)
         ids = [s.sequence_id for s in named.sequences]
         assert all(ids) and len(set(ids)) == 3
+        handle = sc.get_sampler_handle()
+        assert srv.api_key not in handle
+        copy = mint_async.SamplingClient.from_sampler_handle(handle, api_key=srv.api_key)
+        assert copy.sampling_session_id == sc.sampling_session_id
+        assert copy.model_path == sc.model_path
+        await copy.aclose()
+        with pytest.raises(mint_async.InvalidInputError, match="not a sampler handle"):
+            mint_async.SamplingClient.from_sampler_handle("%%%")
         assert all(row is None or len(row) <= 2 for row in seq.topk_logprobs)
         scored = await sc.sample(
             t.ModelInput.from_ints([1, 2, 3, 4]),
@@ -130,3 +138,4 @@ def test_sync_facade_takes_the_same(server: LoopbackServer) -> None:
         sc = svc.create_sampling_client(base_model=BASE)
         seq = sc.sample(TINKER_PROMPT, 1, TINKER_PARAMS, topk_sample_logprobs=1).sequences[0]
         assert seq.topk_logprobs is not None
+        assert sc.get_sampler_handle() == sc.aio.get_sampler_handle()

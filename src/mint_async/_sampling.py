@@ -13,12 +13,15 @@ namespace in ``[1, 10**9)`` as the official SDK does.
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import secrets
 import warnings
 from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
 
 from . import types as t
+from ._config import ClientConfig
 from ._context import (
     ClientContext,
     QueueStateObservable,
@@ -33,7 +36,6 @@ from ._futures import PollingFuture, QueueStateMonitor
 from ._sample_future import SampleFuture as SampleFuture
 
 if TYPE_CHECKING:
-    from ._config import ClientConfig
     from ._pipeline import SamplePipeline
 
 __all__ = ["SampleFuture", "SamplingClient", "open_sampling_session"]
@@ -360,6 +362,39 @@ class SamplingClient(QueueStateObservable):
             seq_namespace=seq_namespace,
             pin_namespace=True,
         )
+
+    def get_sampler_handle(self) -> str:
+        """A string naming this sampler, without credentials (tinker 0.38).
+
+        :meth:`from_sampler_handle` opens a client on the same sampler in any
+        process, authenticating as that process does.
+        """
+        state = {
+            "base_url": self._ctx.config.base_url,
+            "sampling_session_id": self._id,
+            "base_model": self._base_model,
+            "model_path": self._model_path,
+            "tokenizer_id": self._tokenizer_id,
+        }
+        return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+    @staticmethod
+    def from_sampler_handle(handle: str, *, api_key: str | None = None) -> SamplingClient:
+        """A client for the sampler behind ``handle`` (key: ``api_key``, else the environment).
+
+        Like an unpickled client it has connections of its own: ``await aclose()`` it.
+        """
+        try:
+            state = json.loads(base64.urlsafe_b64decode(handle.encode()))
+            base_url = str(state["base_url"])
+            session = str(state["sampling_session_id"])
+            names = [state.get(k) for k in ("base_model", "model_path", "tokenizer_id")]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            msg = f"not a sampler handle: {exc}"
+            raise InvalidInputError(msg) from exc
+        base_model, model_path, tokenizer_id = (str(n) if n is not None else None for n in names)
+        config = ClientConfig.resolve(base_url=base_url, api_key=api_key)
+        return _unpickle_sampling_client(config, session, base_model, model_path, tokenizer_id)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Only credentials and ids travel; the copy reconnects lazily. Without an

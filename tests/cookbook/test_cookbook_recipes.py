@@ -28,9 +28,30 @@ STEPS = 4
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
+    """``mint-async serve --backend torch`` with no other flag."""
+    yield from _serve()
+
+
+@pytest.fixture(scope="module")
+def server_url_038() -> Iterator[str]:
+    """The same on the 0.38 wire, which carries what stable_reinforce needs (record_stability_info)."""
+    yield from _serve("--wire", "0.38")
+
+
+def _serve(*flags: str) -> Iterator[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mint_async.cli", "serve", "--backend", "torch", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "mint_async.cli",
+            "serve",
+            "--backend",
+            "torch",
+            "--port",
+            "0",
+            *flags,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -84,10 +105,8 @@ def _run(sdk: str, loop: str, url: str, tmp_path: Path, *extra: str) -> dict[str
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
     report: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    record = ROOT / ".nox-cookbook-timings.jsonl"
-    with record.open("a") as f:
-        row = {k: report[k] for k in ("sdk", "wall_s", "cpu_s", "maxrss_kb")}
-        f.write(json.dumps({"loop": loop, **row}) + "\n")
+    row = {k: report[k] for k in ("sdk", "wall_s", "cpu_s", "maxrss_kb")}
+    print(json.dumps({"loop": loop, **row}))  # the per-run cost, for the README's comparison
     return report
 
 
@@ -106,9 +125,22 @@ def test_supervised_train_test_nll_falls(sdk: str, server_url: str, tmp_path: Pa
 
 @pytest.mark.parametrize("sdk", ["compat", "real"])
 def test_math_rl_arithmetic_steps_complete(sdk: str, server_url: str, tmp_path: Path) -> None:
-    # importance_sampling: the cookbook's math_rl default, stable_reinforce, needs the
-    # server's 0.38 sampling fields (record_stability_info), i.e. `serve --wire 0.38`.
+    # importance_sampling on the default (0.22) wire, which cannot carry record_stability_info.
     report = _run(sdk, "rl", server_url, tmp_path, "--loss-fn", "importance_sampling")
+    _check_rl(report)
+
+
+@pytest.mark.parametrize("sdk", ["compat", "real"])
+def test_math_rl_default_loss_stable_reinforce(
+    sdk: str, server_url_038: str, tmp_path: Path
+) -> None:
+    # math_rl's default loss: samples recorded with record_stability_info, provenance
+    # spans built from SampledSequence.sequence_id, checked by the server.
+    report = _run(sdk, "rl", server_url_038, tmp_path, "--loss-fn", "stable_reinforce")
+    _check_rl(report)
+
+
+def _check_rl(report: dict[str, Any]) -> None:
     steps = [m for m in report["metrics"] if "env/all/reward/total" in m]
     assert [m["step"] for m in steps] == list(range(STEPS))
     assert all(m["env/all/total_episodes"] == 32 for m in steps)

@@ -49,6 +49,10 @@ class SamplingClient(ObservedTwin[AsyncSamplingClient]):
         """The deterministic request id of ``seq_id`` in this session."""
         return self._inner.request_id_for(seq_id)
 
+    def get_sampler_handle(self) -> str:
+        """A string naming this sampler, without credentials (see the async client)."""
+        return self._inner.get_sampler_handle()
+
     def sample(
         self,
         prompt: t.ModelInput,
