@@ -614,3 +614,22 @@ def test_zstd_max_size_must_be_positive() -> None:
     """max_size=0 would mean 'unlimited' to zstandard: it is refused."""
     with pytest.raises(ValueError, match="max_size"):
         b.zstd_decompress(b.zstd_compress(b""), max_size=0)
+
+
+def test_provenance_with_one_empty_span_list_round_trips() -> None:
+    """Runs on one field and none on the other stay provenance (both lists), not half of it."""
+    datum = t.Datum(
+        model_input=t.ModelInput.from_ints([1, 2]),
+        loss_fn_inputs={"weights": [1.0, 1.0]},
+        model_input_spans=[t.SampledProvenanceSpan(sequence_id="s:0:0", length=2)],
+        loss_fn_input_spans=[],
+    )
+    req = t.ForwardBackwardRequest(
+        forward_backward_input=t.ForwardBackwardInput(data=[datum], loss_fn="cross_entropy"),
+        model_id="m",
+        seq_id=1,
+    )
+    back = b.decode_forward_backward_request(b.encode_forward_backward_request(req))
+    assert isinstance(back, t.ForwardBackwardRequest)
+    got = back.forward_backward_input.data[0]
+    assert got.model_input_spans == datum.model_input_spans and got.loss_fn_input_spans == []

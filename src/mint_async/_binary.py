@@ -182,9 +182,27 @@ def _span_from_pb(msg: pb.ProvenanceSpan) -> t.ProvenanceSpan:
             raise DecodeError(err)
 
 
-def _spans_from_pb(spans: Any) -> list[t.ProvenanceSpan] | None:
-    """``None`` for an empty list: proto3 cannot tell "no provenance" from zero runs."""
-    return [_span_from_pb(span) for span in spans] or None
+def _provenance_from_pb(
+    msg: pb.Datum,
+) -> tuple[list[t.ProvenanceSpan] | None, list[t.ProvenanceSpan] | None]:
+    """A datum's two span lists: both ``None`` when neither has runs (proto3 cannot tell
+    "no provenance" from zero runs), else both lists (one may tile an empty field)."""
+    if not msg.model_input_spans and not msg.loss_fn_input_spans:
+        return None, None
+    return (
+        [_span_from_pb(span) for span in msg.model_input_spans],
+        [_span_from_pb(span) for span in msg.loss_fn_input_spans],
+    )
+
+
+def _datum_from_pb(msg: pb.Datum) -> t.Datum:
+    model_input_spans, loss_fn_input_spans = _provenance_from_pb(msg)
+    return t.Datum(
+        model_input=t.ModelInput(chunks=[_chunk_from_pb(c) for c in msg.model_input]),
+        loss_fn_inputs={k: tensor_from_pb(v) for k, v in msg.loss_fn_inputs.items()},
+        model_input_spans=model_input_spans,
+        loss_fn_input_spans=loss_fn_input_spans,
+    )
 
 
 def _chunk_from_pb(msg: pb.Chunk) -> t.ModelInputChunk:
@@ -226,15 +244,7 @@ def decode_forward_backward_request(data: Buffer) -> t.ForwardBackwardRequest | 
     """
     with decoding("ForwardBackwardRequest"):
         msg = parse(pb.ForwardBackwardRequest, data)
-        datums = [
-            t.Datum(
-                model_input=t.ModelInput(chunks=[_chunk_from_pb(c) for c in d.model_input]),
-                loss_fn_inputs={k: tensor_from_pb(v) for k, v in d.loss_fn_inputs.items()},
-                model_input_spans=_spans_from_pb(d.model_input_spans),
-                loss_fn_input_spans=_spans_from_pb(d.loss_fn_input_spans),
-            )
-            for d in msg.data
-        ]
+        datums = [_datum_from_pb(d) for d in msg.data]
         inp = t.ForwardBackwardInput(
             data=datums,
             loss_fn=cast("t.LossFnType", msg.loss_fn),  # checked by ForwardBackwardInput
