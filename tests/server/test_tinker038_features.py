@@ -456,6 +456,7 @@ def test_stability_records_expire_and_stay_bounded() -> None:
         records.use("b", owner="o", session_id="s")
     with pytest.raises(InvalidInputError, match="no stability record"):
         records.use("a", owner="someone else", session_id="s")
+    assert records.drop_session("s") == 3 and len(records) == 0
     expired = StabilityRecords(retention=0.0)
     expired.record(["x"], _response([1]), session_id="s", owner="o", prompt=prompt)
     with pytest.raises(InvalidInputError, match="no stability record"):

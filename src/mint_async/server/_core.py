@@ -152,6 +152,8 @@ class ServerCore:
                     # Purged: a finished session answers 410 for a while, then is forgotten
                     # (404), so sessions nobody ends do not pile up (issue 12).
                     del self.state.sessions[session.session_id]
+                    # Its stability records go with it: they belong to the session.
+                    self.state.stability.drop_session(session.session_id)
             self.futures.purge_expired(now)
             store = self.store
             if store is not None:

@@ -12,8 +12,9 @@ the *recorded* sampler logprobs (whatever the client sent is replaced), and
 the policy, so REINFORCE has nothing to say about it).
 
 Retention follows tinker's documentation: records belong to the session that
-sampled them and can be trained on for one day after sampling; each training
-request that uses a sequence restarts its day. Open choices (ours): a record
+sampled them (and are forgotten when the server purges that session) and can be
+trained on for one day after sampling; each training request that uses a
+sequence restarts its day. Open choices (ours): a record
 is also dropped, least recently used first, once the records hold more than
 ``max_tokens`` tokens (memory stays bounded); using a sequence from another
 session, one that expired, or one never recorded fails the request as the
@@ -126,6 +127,15 @@ class StabilityRecords:
                 self._records[sequence_id] = (record, now)
                 self._tokens += record.size
             self._expire(now)
+
+    def drop_session(self, session_id: str) -> int:
+        """Forget every record of ``session_id`` (purged); returns how many went."""
+        with self._lock:
+            gone = [sid for sid, (rec, _) in self._records.items() if rec.session_id == session_id]
+            for sid in gone:
+                record, _ = self._records.pop(sid)
+                self._tokens -= record.size
+            return len(gone)
 
     def use(self, sequence_id: str, *, owner: str, session_id: str) -> SampledRecord:
         """The record of ``sequence_id`` for training in ``session_id`` (restarts its day)."""
