@@ -393,6 +393,61 @@ async def test_stable_reinforce_trains_on_recorded_samples(backend: Backend[Any,
         assert same.metrics["loss:sum"] == pytest.approx(expected, rel=1e-4, abs=1e-4)
 
 
+def _drop_first(spans: list[t.ProvenanceSpan]) -> list[t.ProvenanceSpan]:
+    first, rest = spans[0], spans[1:]
+    if first.length == 1:
+        return rest
+    shorter = type(first)(
+        sequence_id=first.sequence_id, offset=first.offset + 1, length=first.length - 1
+    )
+    return [shorter, *rest]
+
+
+def _drop_last(spans: list[t.ProvenanceSpan]) -> list[t.ProvenanceSpan]:
+    last, rest = spans[-1], spans[:-1]
+    if last.length == 1:
+        return rest
+    shorter = type(last)(sequence_id=last.sequence_id, offset=last.offset, length=last.length - 1)
+    return [*rest, shorter]
+
+
+async def test_stable_reinforce_over_a_multi_turn_rollout(backend: Backend[Any, Any]) -> None:
+    """Two sampling turns in one datum, spans built as tinker-cookbook builds them."""
+    async with running(backend) as api:
+        session = await api.session()
+        model_id = await api.model(session)
+        sampler = await api.sampler(session)
+        ids1, first = await sample_038(api, extras_body(sampler, 0, record_stability_info=True))
+        act1 = list(first.sequences[0].tokens)
+        obs2 = [5, 19]
+        prompt2 = PROMPT + act1 + obs2
+        body = extras_body(sampler, 1, record_stability_info=True)
+        body["prompt"] = {"chunks": [{"tokens": prompt2, "type": "encoded_text"}]}
+        ids2, second = await sample_038(api, body)
+        act2 = list(second.sequences[0].tokens)
+        full = prompt2 + act2
+        spans: list[t.ProvenanceSpan] = [
+            t.PromptProvenanceSpan(sequence_id=ids1[0], length=len(PROMPT)),
+            t.SampledProvenanceSpan(sequence_id=ids1[0], length=len(act1)),
+            t.PromptProvenanceSpan(
+                sequence_id=ids2[0], offset=len(PROMPT) + len(act1), length=len(obs2)
+            ),
+            t.SampledProvenanceSpan(sequence_id=ids2[0], length=len(act2)),
+        ]
+        advantages = [0.0] * len(PROMPT) + [1.0] * len(act1) + [0.0] * len(obs2) + [1.0] * len(act2)
+        datum = t.Datum(
+            model_input=t.ModelInput.from_ints(full[:-1]),
+            loss_fn_inputs={"target_tokens": full[1:], "advantages": advantages[1:]},
+        ).with_provenance(model_input=_drop_last(spans), loss_fn_inputs=_drop_first(spans))
+        out = await fb_038(api, _fb(model_id, 1, [datum]))
+        assert isinstance(out, t.ForwardBackwardOutput), out
+        lp = out.loss_fn_outputs[0]["logprobs"].to_numpy()
+        sampled = np.array(advantages[1:]) != 0
+        assert out.metrics["loss:sum"] == pytest.approx(-float(lp[sampled].sum()), rel=1e-4)
+        recorded = [*(first.sequences[0].logprobs or []), *(second.sequences[0].logprobs or [])]
+        np.testing.assert_allclose(lp[sampled], recorded, atol=1e-4)
+
+
 async def test_stable_reinforce_refuses_unbacked_claims(backend: Backend[Any, Any]) -> None:
     """No provenance, unknown or unrecorded sequences, wrong tokens, another session: user errors."""
     async with running(backend) as api:
