@@ -24,7 +24,10 @@ time of the whole run (step 0 included) over the steps.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,7 +42,14 @@ from mint_async import ServiceClient, rl
 from mint_async import types as t
 from mint_async.testing import serve_subprocess
 
+COOKBOOK_KEY = "tml-mint-async-local"
+"""The local server's default key in tinker's spelling (the official SDK wants ``tml-``)."""
+
 LATENCY = "sample=uniform(0.5,4.0),forward_backward=2.0,optim_step=0.3,save_weights_for_sampler=0.3"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
 
 
 def scaled(spec: str, factor: float) -> str:
@@ -112,6 +122,46 @@ async def bench(base_url: str, api_key: str, args: argparse.Namespace) -> list[d
     return records
 
 
+def run_cookbook(base_url: str, k: int, args: argparse.Namespace) -> dict[str, Any]:
+    """tinker-cookbook's RL loop (official tinker SDK, its own venv) on the same server and task."""
+    cmd = [
+        args.cookbook_python,
+        str(Path(__file__).resolve().parent / "_cookbook_rl.py"),
+        f"--base-url={base_url}",
+        f"--k={k}",
+        f"--steps={args.steps}",
+        f"--groups={args.groups}",
+        f"--group-size={args.group_size}",
+        f"--max-tokens={args.max_tokens}",
+        f"--lr={args.lr}",
+    ]
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": src, "TINKER_API_KEY": COOKBOOK_KEY}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, check=False)
+    if proc.returncode != 0:
+        msg = f"the cookbook run failed:\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = [m for m in out["metrics"] if "time/total" in m]
+    rewards = [float(m.get("env/all/reward/total", 0.0)) for m in rows]
+    tail = rewards[-3:] or [0.0]
+    return {
+        "bench": "rl",
+        "mode": "cookbook-sync" if k == 0 else f"cookbook-k{k}",
+        "max_steps_off_policy": k,
+        "steps": len(rows),
+        "seconds_per_step": round(sum(m["time/total"] for m in rows) / max(1, len(rows)), 3),
+        "trainer_busy_fraction": None,
+        "sampler_busy_fraction": None,
+        "mean_staleness": None,
+        "dropped": None,
+        "final_reward": round(sum(tail) / len(tail), 4),
+        "first_reward": round(rewards[0], 4) if rewards else 0.0,
+        "rewards": [round(r, 4) for r in rewards],
+        "note": "tinker-cookbook rl.train (own per-step time/total); busy fractions not measured",
+    }
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Parse arguments, start the server, run the modes, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
@@ -125,11 +175,31 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--latency", default=LATENCY)
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply every latency")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cookbook-python",
+        default=None,
+        help="python of a venv with tinker-cookbook + tinker: also run the cookbook's loop per mode",
+    )
     args = parser.parse_args(argv)
     if args.time_scale != 1.0:
         args.latency = scaled(args.latency, args.time_scale)
-    with serve_subprocess(["--latency", args.latency, "--seed", str(args.seed)]) as server:
+    with serve_subprocess(
+        ["--latency", args.latency, "--seed", str(args.seed)], api_key=COOKBOOK_KEY
+    ) as server:
         records = anyio.run(bench, server.base_url, server.api_key, args)
+        if args.cookbook_python:
+            for k in args.modes:
+                record = run_cookbook(server.base_url, k, args)
+                sync = next((r for r in records if r["mode"] == "cookbook-sync"), None)
+                if sync is not None:
+                    record["speedup_vs_sync"] = round(
+                        sync["seconds_per_step"] / record["seconds_per_step"], 2
+                    )
+                elif k == 0:
+                    record["speedup_vs_sync"] = 1.0
+                record["latency"] = args.latency
+                emit(record)
+                records.append(record)
     limit = scaled("2.6", args.time_scale)
     table(
         f"RL engine vs synchronous ({args.latency}; trainer-bound limit {limit} s/step)",
@@ -150,10 +220,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 r["max_steps_off_policy"],
                 r["seconds_per_step"],
                 f"{r.get('speedup_vs_sync', '-')}x",
-                f"{r['trainer_busy_fraction']:.0%}",
-                f"{r['sampler_busy_fraction']:.0%}",
-                r["mean_staleness"],
-                r["dropped"],
+                _pct(r["trainer_busy_fraction"]),
+                _pct(r["sampler_busy_fraction"]),
+                "-" if r["mean_staleness"] is None else r["mean_staleness"],
+                "-" if r["dropped"] is None else r["dropped"],
                 f"{r['first_reward']:.3f}->{r['final_reward']:.3f}",
             ]
             for r in records
