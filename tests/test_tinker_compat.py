@@ -284,3 +284,27 @@ def test_values_behave_like_tinkers() -> None:
     assert dataclasses.replace(with_spans, loss_fn_inputs={}).loss_fn_input_spans is not None
     with pytest.raises(AttributeError, match="does not serve"):
         _ = tc.types.NoSuchType
+
+
+# -- custom losses -------------------------------------------------------------------
+
+
+def test_create_custom_loss_runs_per_datum(service: tc.ServiceClient) -> None:
+    torch = pytest.importorskip("torch")
+
+    def weighted_nll(logprobs: Any, weights: Any) -> tuple[Any, dict[str, Any]]:
+        loss = -(logprobs * weights).sum()
+        return loss, {"custom/nll:sum": loss.detach(), "custom/len:mean": torch.tensor(1.0)}
+
+    handle = service.create_custom_loss(weighted_nll, {"weights": 1}).result()
+    assert isinstance(handle, tc.LossHandle) and handle.input_names == ("weights",)
+    training = service.create_lora_training_client(BASE, rank=4).result()
+    batch = [datum([1, 2, 3, 4]), datum([5, 6, 7])]
+    out = training.forward_backward_custom(batch, handle).result(timeout=60)
+    assert out.metrics["custom/len:mean"] == pytest.approx(1.0)
+    assert out.metrics["custom/nll:sum"] == pytest.approx(out.metrics["loss:sum"], rel=1e-5)
+    with pytest.raises(mint_async.InvalidInputError, match="input name"):
+        service.create_custom_loss(weighted_nll, {"Bad-Name": 1})
+    wrong_rank = service.create_custom_loss(weighted_nll, {"weights": 2}).result()
+    with pytest.raises(mint_async.InvalidInputError, match="rank 1, declared 2"):
+        training.forward_backward_custom(batch, wrong_rank).result(timeout=60)

@@ -25,6 +25,8 @@ clients underneath are mint_async's async clients (``.aio`` on each).
 from __future__ import annotations
 
 from . import types as types
+from ._custom_loss import LossHandle as LossHandle
+from ._custom_loss import PerDatumLossFn as PerDatumLossFn
 from ._errors import APIConnectionError as APIConnectionError
 from ._errors import APIError as APIError
 from ._errors import APIResponseValidationError as APIResponseValidationError
@@ -108,12 +110,14 @@ __all__ = [
     "ImageChunk",
     "InternalServerError",
     "LoraConfig",
+    "LossHandle",
     "ModelID",
     "ModelInput",
     "ModelInputChunk",
     "NotFoundError",
     "OptimParams",
     "OptimStepResponse",
+    "PerDatumLossFn",
     "ParsedCheckpointTinkerPath",
     "PermissionDeniedError",
     "PromptProvenanceSpan",

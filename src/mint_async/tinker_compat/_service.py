@@ -10,6 +10,7 @@ from .. import types as t
 from .._exceptions import InvalidInputError
 from .._foreign import as_optimizer_config
 from .._service import ServiceClient as AsyncServiceClient
+from ._custom_loss import LossHandle, PerDatumLossFn, create_loss_handle
 from ._futures import APIFuture, ClientFuture, completed
 from ._rest import RestClient
 from ._runtime import runtime
@@ -183,6 +184,12 @@ class ServiceClient:
             )
 
         return ClientFuture(runtime().spawn(run))
+
+    def create_custom_loss(
+        self, fn: PerDatumLossFn, input_ranks: Mapping[str, int]
+    ) -> APIFuture[LossHandle]:
+        """A per-datum loss for ``forward_backward_custom`` (runs client-side; see LossHandle)."""
+        return completed(create_loss_handle(fn, input_ranks))
 
     def create_rest_client(self) -> RestClient:
         """A REST client sharing this session's connections."""

@@ -11,6 +11,7 @@ import anyio
 from .. import types as t
 from .._exceptions import InvalidInputError
 from .._foreign import as_adam_params, as_data
+from ._custom_loss import LossHandle
 from ._futures import APIFuture, ClientFuture
 from ._runtime import runtime
 from ._sampling import SamplingClient
@@ -106,7 +107,8 @@ class TrainingClient:
             msg = f"loss_type_input must be 'logprobs' or None, got {loss_type_input!r}"
             raise InvalidInputError(msg)
         batch = as_data(data)
-        fn = getattr(loss_fn, "fn", loss_fn)  # a LossHandle carries its function
+        # A LossHandle (create_custom_loss) runs per datum; a callable takes the whole batch.
+        fn = loss_fn.batch_loss if isinstance(loss_fn, LossHandle) else loss_fn
         return self._op(lambda: self._inner.forward_backward_custom(batch, fn))
 
     def optim_step(
