@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 import mint_async
@@ -65,6 +66,7 @@ async def test_async_clients_take_tinker_objects_and_038_keywords() -> None:
             display_name="parity",
         ) as svc,
     ):
+        assert svc.config.display_name == "parity"  # sent in create_session
         tc = await svc.create_lora_training_client(BASE, rank=4)
         out = await (await tc.forward_backward([tinker_datum()], "cross_entropy"))
         assert len(out.loss_fn_outputs) == 1
@@ -139,3 +141,11 @@ def test_sync_facade_takes_the_same(server: LoopbackServer) -> None:
         seq = sc.sample(TINKER_PROMPT, 1, TINKER_PARAMS, topk_sample_logprobs=1).sequences[0]
         assert seq.topk_logprobs is not None
         assert sc.get_sampler_handle() == sc.aio.get_sampler_handle()
+
+
+def test_create_session_carries_display_name_only_when_set() -> None:
+    named = t.CreateSessionRequest(sdk_version="0.38.0", display_name="my run")
+    assert b'"display_name":"my run"' in msgspec.json.encode(named)
+    assert b"display_name" not in msgspec.json.encode(t.CreateSessionRequest(sdk_version="0.38.0"))
+    with pytest.raises(mint_async.InvalidInputError, match="not both"):
+        mint_async.ServiceClient(config=mint_async.ClientConfig.resolve(api_key="sk-x"), display_name="n")

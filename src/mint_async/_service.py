@@ -57,6 +57,7 @@ class ServiceClient:
         project_id: str | None = None,
         user_metadata: Mapping[str, str] | None = None,
         tags: Sequence[str] | None = None,
+        display_name: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         config: ClientConfig | None = None,
         **settings: Any,
@@ -67,6 +68,8 @@ class ServiceClient:
                 extra["user_metadata"] = dict(user_metadata)
             if tags is not None:
                 extra["tags"] = tuple(tags)
+            if display_name is not None:
+                extra["display_name"] = display_name
             config = ClientConfig.resolve(
                 api_key=api_key,
                 base_url=base_url,
@@ -75,7 +78,7 @@ class ServiceClient:
                 project_id=project_id,
                 **extra,
             )
-        elif settings or api_key or base_url:
+        elif settings or api_key or base_url or display_name:
             msg = "pass either config=... or individual settings, not both"
             raise InvalidInputError(msg)
         self._config = config
