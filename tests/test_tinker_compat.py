@@ -199,6 +199,8 @@ async def test_futures_and_async_methods_await_from_any_loop(service: tc.Service
             tg.start_soon(one)
     assert results == [1] * 8
     assert len((await sampler.sample_async(prompt, 2, params)).sequences) == 2
+    # As in tinker, .result() also works inside a running loop (it blocks that loop meanwhile).
+    assert len(sampler.sample(prompt, 1, params).result(timeout=30).sequences) == 1
     assert await sampler.get_base_model_async() == BASE
     fut = sampler.sample(prompt, 1, params)
     assert await fut.coroutine() is await fut  # the same result object, awaited twice
