@@ -24,9 +24,8 @@ status  exception                   status  exception
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Generator
+from types import TracebackType
 from typing import Final, Protocol
 
 import httpx
@@ -52,6 +51,7 @@ from ._redaction import redact, scrub_chain
 
 __all__ = [
     "Answer",
+    "TransportErrors",
     "is_read_timeout",
     "log_decision",
     "map_transport_errors",
@@ -108,22 +108,45 @@ def status_error(response: Answer, *, request_id: str | None = None) -> APIStatu
     return cls(message, status_code=response.status_code, body=body, request_id=request_id)
 
 
-@contextlib.contextmanager
-def map_transport_errors(what: str, secrets: tuple[str, ...] = ()) -> Generator[None]:
-    """Translate httpx's transport exceptions into ours (never mentioning credentials)."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        msg = f"{what} timed out ({type(exc).__name__})"
-        raise APITimeoutError(msg) from exc
-    except (httpx.RemoteProtocolError, httpx.DecodingError) as exc:
-        scrub_chain(exc, secrets)
-        msg = redact(f"{what} failed: the server broke the protocol: {exc}", secrets)
-        raise RemoteProtocolError(msg) from exc
-    except httpx.RequestError as exc:
-        scrub_chain(exc, secrets)
-        msg = redact(f"{what} failed: {type(exc).__name__}: {exc}", secrets)
-        raise APIConnectionError(msg) from exc
+def map_transport_errors(what: str, secrets: tuple[str, ...] = ()) -> TransportErrors:
+    """``with map_transport_errors(what)``: httpx's transport exceptions become ours (no credentials)."""
+    return TransportErrors(what, secrets)
+
+
+class TransportErrors:
+    """The context manager of :func:`map_transport_errors`.
+
+    A class, not a generator-based context manager: it wraps every request, and
+    ``contextlib.contextmanager`` costs several times as much to enter and leave.
+    """
+
+    __slots__ = ("_secrets", "_what")
+
+    def __init__(self, what: str, secrets: tuple[str, ...]) -> None:
+        self._what = what
+        self._secrets = secrets
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        what, secrets = self._what, self._secrets
+        if isinstance(exc, httpx.TimeoutException):
+            msg = f"{what} timed out ({type(exc).__name__})"
+            raise APITimeoutError(msg) from exc
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.DecodingError)):
+            scrub_chain(exc, secrets)
+            msg = redact(f"{what} failed: the server broke the protocol: {exc}", secrets)
+            raise RemoteProtocolError(msg) from exc
+        if isinstance(exc, httpx.RequestError):
+            scrub_chain(exc, secrets)
+            msg = redact(f"{what} failed: {type(exc).__name__}: {exc}", secrets)
+            raise APIConnectionError(msg) from exc
 
 
 def is_read_timeout(exc: BaseException) -> bool:
