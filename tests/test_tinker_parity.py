@@ -6,6 +6,7 @@ tinker's pydantic objects are stood in for by plain objects with ``model_dump``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 import mint_async
 from mint_async import sync as mint
 from mint_async import types as t
+from mint_async._foreign import as_data
 from mint_async.server import ServerConfig
 from mint_async.testing import LoopbackServer, serve_in_process, serve_loopback
 
@@ -148,4 +150,39 @@ def test_create_session_carries_display_name_only_when_set() -> None:
     assert b'"display_name":"my run"' in msgspec.json.encode(named)
     assert b"display_name" not in msgspec.json.encode(t.CreateSessionRequest(sdk_version="0.38.0"))
     with pytest.raises(mint_async.InvalidInputError, match="not both"):
-        mint_async.ServiceClient(config=mint_async.ClientConfig.resolve(api_key="sk-x"), display_name="n")
+        mint_async.ServiceClient(
+            config=mint_async.ClientConfig.resolve(api_key="sk-x"), display_name="n"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DataclassTensor:
+    """tinker 0.38's TensorData shape: a dataclass whose ``data`` is a property."""
+
+    dtype: str
+    shape: list[int] | None = None
+    _values: tuple[float, ...] = ()
+
+    @property
+    def data(self) -> list[float]:
+        return list(self._values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Datum:
+    """tinker 0.38's Datum shape: a dataclass holding a pydantic-like ModelInput."""
+
+    model_input: Any
+    loss_fn_inputs: dict[str, Any]
+
+
+def test_dataclass_objects_convert_by_their_fields() -> None:
+    prompt = tinker_like("ModelInput", {"chunks": [{"type": "encoded_text", "tokens": [1, 2]}]})
+    weights = DataclassTensor(dtype="float32", shape=[2], _values=(0.5, 1.0))
+    targets = DataclassTensor(dtype="int64", shape=[2], _values=(2, 3))
+    (datum,) = as_data([Datum(prompt, {"weights": weights, "target_tokens": targets})])
+    assert datum.model_input.to_ints() == [1, 2]
+    assert datum.loss_fn_inputs["weights"].tolist() == [0.5, 1.0]
+    assert datum.loss_fn_inputs["target_tokens"].tolist() == [2, 3]
+    with pytest.raises(mint_async.InvalidInputError, match="cannot convert"):
+        as_data([Datum(prompt, {"weights": "nope"})])

@@ -3,9 +3,10 @@
 Code written against ``tinker`` builds ``tinker.types.Datum``/``ModelInput``/
 ``TensorData``/``AdamParams``/``SamplingParams`` objects. mint_async converts
 them by their fields, without importing tinker: an object that is not already
-the mint_async type but has pydantic's ``model_dump`` is dumped to its wire
-JSON and decoded as the mint_async type (so every field is validated as if it
-had come over the wire). Anything else is an :class:`InvalidInputError`.
+the mint_async type but is a pydantic model (``model_dump``) or a dataclass
+(tinker 0.38's ``Datum``, ``TensorData`` and provenance spans) is turned into
+its wire JSON and decoded as the mint_async type (so every field is validated
+as if it had come over the wire). Anything else is an :class:`InvalidInputError`.
 
 Example::
 
@@ -14,10 +15,12 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import msgspec
+import numpy as np
 
 from . import types as t
 from ._codec import decode
@@ -35,17 +38,49 @@ __all__ = [
 ]
 
 
+_SPAN_TAGS = {"PromptProvenanceSpan": "prompt_tokens", "SampledProvenanceSpan": "sampled_tokens"}
+
+
+def _plain(obj: Any) -> Any:
+    """``obj``'s wire JSON value: pydantic models dumped, dataclasses (tinker 0.38's
+    Datum, TensorData, provenance spans) taken field by field, arrays as lists."""
+    dump: Any = getattr(obj, "model_dump", None)
+    if callable(dump) and not isinstance(obj, type):
+        return _plain(dump(mode="json", exclude_none=True))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        name = type(obj).__name__
+        fields: dict[str, Any] = {
+            f.name: getattr(obj, f.name)
+            for f in dataclasses.fields(obj)
+            if not f.name.startswith("_") and getattr(obj, f.name) is not None
+        }
+        if "dtype" in fields and "data" not in fields and hasattr(obj, "data"):
+            fields["data"] = getattr(obj, "data")  # noqa: B009 - a property over tinker 0.38's array
+        if name in _SPAN_TAGS:
+            fields["type"] = _SPAN_TAGS[name]
+        return {k: _plain(v) for k, v in fields.items()}
+    if isinstance(obj, dict):
+        items: dict[Any, Any] = obj  # pyright: ignore[reportUnknownVariableType]
+        return {k: _plain(v) for k, v in items.items()}
+    if isinstance(obj, (list, tuple)):
+        seq: Sequence[Any] = obj  # pyright: ignore[reportUnknownVariableType]
+        return [_plain(v) for v in seq]  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
+    return obj  # pyright: ignore[reportUnknownVariableType]
+
+
 def convert(obj: object, tp: type[T], what: str) -> T:
-    """``obj`` as a ``tp``: itself if it is one, else converted from a pydantic model by its fields."""
+    """``obj`` as a ``tp``: itself if it is one, else converted from tinker's object by its fields."""
     if isinstance(obj, tp):
         return obj
-    dump = getattr(obj, "model_dump", None)
-    if not callable(dump):
+    if not callable(getattr(obj, "model_dump", None)) and not (
+        dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+    ):
         msg = f"{what} must be a types.{tp.__name__}, got {type(obj).__name__}"
         raise InvalidInputError(msg)
     try:
-        fields: Any = dump(mode="json", exclude_none=True)
-        return decode(tp, msgspec.json.encode(fields))
+        return decode(tp, msgspec.json.encode(_plain(obj)))
     except (MintError, msgspec.MsgspecError, TypeError, ValueError) as exc:
         msg = f"{what}: cannot convert {type(obj).__name__} to types.{tp.__name__}: {exc}"
         raise InvalidInputError(msg) from exc
