@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import json
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,34 @@ def test_ray_needs_enough_cpus(no_endpoint: None, local_ray: Any) -> None:
     config = LoadTestConfig(workers=3, concurrency=6, requests=30, ray_address="auto")
     with pytest.raises(InvalidInputError, match="3 workers need 3 CPUs"):
         run_distributed(config)
+
+
+def test_queue_states_merge_adds_changes_and_seconds() -> None:
+    """Frozen trackers merge by adding their state changes and client-seconds per state."""
+    a, b = QueueStateTracker(), QueueStateTracker()
+    a.observer(0)("paused_capacity", None)
+    b.observer(0)("paused_capacity", None)
+    b.observer(1)("paused_rate_limit", "limit")
+    time.sleep(0.02)  # some time in each state
+    frozen_a, frozen_b = a.frozen(), b.frozen()
+    merged = QueueStateTracker()
+    merged.merge(frozen_a)
+    merged.merge(frozen_b)
+    assert merged.changes == {"paused_capacity": 2, "paused_rate_limit": 1}
+    for state in ("paused_capacity", "paused_rate_limit"):
+        want = frozen_a.seconds().get(state, 0.0) + frozen_b.seconds().get(state, 0.0)
+        assert merged.seconds()[state] == pytest.approx(want, abs=2e-3)
+    # Frozen: the clocks stopped, so the figures no longer grow (the live tracker's do).
+    before = frozen_a.seconds()
+    time.sleep(0.01)
+    assert frozen_a.seconds() == before and a.seconds() != before
+
+
+def test_merged_in_flight_timeline_stays_bounded() -> None:
+    """Merging long in-flight series thins them like one long run, keeping the sum's shape."""
+    a, b = Timeline(0.0, max_points=100), Timeline(0.0, max_points=100)
+    a.in_flight = [(i * 0.1, 1) for i in range(100)]
+    b.in_flight = [(i * 0.1 + 0.05, 2) for i in range(100)]
+    a.merge(b)
+    assert len(a.in_flight) <= 100
+    assert {n for _, n in a.in_flight[1:]} == {3}
