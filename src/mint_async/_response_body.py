@@ -18,7 +18,9 @@ __all__ = ["read_capped"]
 
 async def read_capped(resp: httpx.Response, cap: int | None, subject: str) -> bytes:
     """The decoded body, refused as soon as it is known to exceed ``cap`` bytes (None: no cap)."""
-    declared = resp.headers.get("content-length", "")
+    # An in-memory body is measured exactly below; a header lookup costs a few µs a request.
+    in_memory = isinstance(resp.stream, httpx.ByteStream)
+    declared = "" if in_memory else resp.headers.get("content-length", "")
     if cap is not None and declared.isdecimal() and int(declared) > cap:
         msg = f"{subject}: the response announces {declared} bytes, over max_response_bytes={cap}"
         raise ResponseTooLargeError(msg)
