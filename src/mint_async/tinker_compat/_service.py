@@ -48,13 +48,12 @@ class ServiceClient:
         settings: dict[str, Any] = dict(kwargs)
         if default_headers_overrides is not None:
             settings["default_headers"] = dict(default_headers_overrides)
-        if display_name is not None:
-            settings["display_name"] = display_name
         self._session = Session(
             api_key=api_key,
             base_url=base_url,
             project_id=project_id,
             user_metadata=user_metadata,
+            display_name=display_name,
             **settings,
         )
         self._inner = self._session.inner
