@@ -13,12 +13,10 @@ namespace in ``[1, 10**9)`` as the official SDK does.
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 import secrets
 import warnings
-from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from . import types as t
 from ._config import ClientConfig
@@ -31,31 +29,18 @@ from ._context import (
     start_operation,
 )
 from ._exceptions import ClientClosedError, InvalidInputError
-from ._foreign import as_model_input, as_sampling_params, convert
 from ._futures import PollingFuture, QueueStateMonitor
 from ._sample_future import SampleFuture as SampleFuture
+from ._sample_request import SampleOptions as SampleOptions
+from ._sample_request import build_sample_request
+from ._sampler_handle import SamplerHandle, decode_sampler_handle, encode_sampler_handle
 
 if TYPE_CHECKING:
     from ._pipeline import SamplePipeline
 
-__all__ = ["SampleFuture", "SamplingClient", "open_sampling_session"]
+__all__ = ["SampleFuture", "SampleOptions", "SamplingClient"]
 
 SEQ_NAMESPACE_SIZE: Final = 10**9
-
-
-class SampleOptions(TypedDict, total=False):
-    """tinker 0.38's sampling keywords (all optional; their defaults ask for nothing extra)."""
-
-    topk_sample_logprobs: int
-    """The top-k logprobs at each sampled position (``SampledSequence.topk_logprobs``)."""
-    target_prompt_logprobs: t.TensorData | None
-    """int64 ``[len(prompt) - 1, K]`` token ids whose logprobs to return at each prompt position."""
-    prompt_alt_tokens_k: int
-    """Draw this many alternative tokens at every prompt position after the first."""
-    prompt_logprobs_last_n: int | None
-    """Score only the last N prompt tokens (with ``include_prompt_logprobs``)."""
-    record_stability_info: bool
-    """Record the sampled sequences for ``stable_reinforce`` training."""
 
 
 class SamplingClient(QueueStateObservable):
@@ -191,26 +176,15 @@ class SamplingClient(QueueStateObservable):
         (converted by their fields); ``options`` are tinker 0.38's sampling
         keywords (see :class:`SampleOptions`).
         """
-        prompt = as_model_input(prompt)
-        params = as_sampling_params(sampling_params) if sampling_params is not None else None
-        target = options.get("target_prompt_logprobs")
-        return t.SampleRequest(
-            num_samples=num_samples,
-            prompt=prompt,
-            sampling_params=params if params is not None else t.SamplingParams(),
-            sampling_session_id=self._id,
-            seq_id=self.reserve_seq_id() if seq_id is None else seq_id,
-            prompt_logprobs=include_prompt_logprobs,
+        return build_sample_request(
+            self._id,
+            self.reserve_seq_id() if seq_id is None else seq_id,
+            prompt,
+            num_samples,
+            sampling_params,
+            include_prompt_logprobs=include_prompt_logprobs,
             topk_prompt_logprobs=topk_prompt_logprobs,
-            topk_sample_logprobs=options.get("topk_sample_logprobs", 0),
-            target_prompt_logprobs=(
-                convert(target, t.TensorData, "target_prompt_logprobs")
-                if target is not None
-                else None
-            ),
-            prompt_alt_tokens_k=options.get("prompt_alt_tokens_k", 0),
-            prompt_logprobs_last_n=options.get("prompt_logprobs_last_n"),
-            record_stability_info=options.get("record_stability_info", False),
+            options=options,
         )
 
     async def post_request(
@@ -369,14 +343,15 @@ class SamplingClient(QueueStateObservable):
         :meth:`from_sampler_handle` opens a client on the same sampler in any
         process, authenticating as that process does.
         """
-        state = {
-            "base_url": self._ctx.config.base_url,
-            "sampling_session_id": self._id,
-            "base_model": self._base_model,
-            "model_path": self._model_path,
-            "tokenizer_id": self._tokenizer_id,
-        }
-        return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+        return encode_sampler_handle(
+            SamplerHandle(
+                base_url=self._ctx.config.base_url,
+                sampling_session_id=self._id,
+                base_model=self._base_model,
+                model_path=self._model_path,
+                tokenizer_id=self._tokenizer_id,
+            )
+        )
 
     @staticmethod
     def from_sampler_handle(handle: str, *, api_key: str | None = None) -> SamplingClient:
@@ -384,17 +359,11 @@ class SamplingClient(QueueStateObservable):
 
         Like an unpickled client it has connections of its own: ``await aclose()`` it.
         """
-        try:
-            state = json.loads(base64.urlsafe_b64decode(handle.encode()))
-            base_url = str(state["base_url"])
-            session = str(state["sampling_session_id"])
-            names = [state.get(k) for k in ("base_model", "model_path", "tokenizer_id")]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            msg = f"not a sampler handle: {exc}"
-            raise InvalidInputError(msg) from exc
-        base_model, model_path, tokenizer_id = (str(n) if n is not None else None for n in names)
-        config = ClientConfig.resolve(base_url=base_url, api_key=api_key)
-        return _unpickle_sampling_client(config, session, base_model, model_path, tokenizer_id)
+        h = decode_sampler_handle(handle)
+        config = ClientConfig.resolve(base_url=h.base_url, api_key=api_key)
+        return _unpickle_sampling_client(
+            config, h.sampling_session_id, h.base_model, h.model_path, h.tokenizer_id
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Only credentials and ids travel; the copy reconnects lazily. Without an
@@ -433,47 +402,4 @@ def _unpickle_sampling_client(
         tokenizer_id=tokenizer_id,
         seq_namespace=namespace,
         pin_namespace=seq_namespace is not None,
-    )
-
-
-async def open_sampling_session(
-    ctx: ClientContext,
-    *,
-    model_path: str | None = None,
-    base_model: str | None = None,
-    tokenizer_id: str | None = None,
-) -> SamplingClient:
-    """Create a sampling session for a base model or a checkpoint path and return its client.
-
-    ``model_path`` is normally ``tinker://<run>/sampler_weights/<name>``; paths that
-    do not parse as that (e.g. ``mint://…``) are passed to the server unchanged.
-    """
-    if model_path is None and base_model is None:
-        base_model = ctx.config.base_model
-    if model_path is not None and (not isinstance(model_path, str) or not model_path):
-        msg = "model_path must be a non-empty string"
-        raise InvalidInputError(msg)
-    if ctx.session_id is None:
-        msg = "creating a sampling session needs a ServiceClient session"
-        raise ClientClosedError(msg)
-    request = t.CreateSamplingSessionRequest(
-        session_id=ctx.session_id,
-        sampling_session_seq_id=next(ctx.sampling_seq),
-        base_model=base_model,
-        model_path=model_path,
-    )
-    resp = await call(
-        ctx,
-        "POST",
-        "api/v1/create_sampling_session",
-        t.CreateSamplingSessionResponse,
-        request,
-        traffic="session",
-    )
-    return SamplingClient(
-        ctx,
-        resp.sampling_session_id,
-        base_model=base_model,
-        model_path=model_path,
-        tokenizer_id=tokenizer_id,
     )

@@ -17,7 +17,8 @@ from ._context import ClientContext, call, start_operation
 from ._exceptions import APIConnectionError, APIStatusError, ClientClosedError, InvalidInputError
 from ._foreign import as_optimizer_config
 from ._rest import RestClient
-from ._sampling import SamplingClient, open_sampling_session
+from ._sampling import SamplingClient
+from ._sampling_session import open_sampling_session
 from ._training import MetricsSink, TrainingClient
 
 if TYPE_CHECKING:

@@ -24,7 +24,8 @@ from ._exceptions import APIResponseValidationError, InvalidInputError
 from ._foreign import as_adam_params
 from ._futures import APIFuture, MapFuture, QueueStateMonitor
 from ._ordering import SequenceGate
-from ._sampling import SamplingClient, open_sampling_session
+from ._sampling import SamplingClient
+from ._sampling_session import open_sampling_session
 from ._training_ops import ForwardBackwardFuture as ForwardBackwardFuture
 from ._training_ops import OrderedSender
 

@@ -6,7 +6,7 @@ import warnings
 from typing import Any, Unpack
 
 from .. import types as t
-from .._sampling import SampleOptions
+from .._sample_request import SampleOptions
 from .._sampling import SamplingClient as AsyncSamplingClient
 from ._bridge import ObservedTwin
 from ._futures import SampleFuture
