@@ -34,7 +34,7 @@ import anyio
 
 from mint_async._exceptions import DecodeError, InvalidInputError
 
-from . import _mint, _rest, _retrieve, _runs, _sampling, _service, _training
+from . import _copy, _mint, _rest, _retrieve, _runs, _sampling, _service, _training
 from ._auth import AuthError
 from ._config import ServerConfig
 from ._core import ServerCore
@@ -85,6 +85,7 @@ _ROUTES: Final[dict[tuple[str, str], tuple[Handler, str | None]]] = {
     ("POST", "/api/v1/retrieve_futures"): (_retrieve.retrieve_futures, None),
     ("POST", "/api/v1/cancel_future"): (_retrieve.cancel_future, None),
     ("POST", "/api/v1/weights_info"): (_rest.weights_info, None),
+    ("POST", "/api/v1/copy_weights"): (_copy.copy_weights, None),
     ("GET", "/api/v1/training_runs"): (_rest.list_training_runs, None),
     ("GET", "/api/v1/checkpoints"): (_rest.list_checkpoints, None),
     ("GET", "/api/v1/sessions"): (_rest.list_sessions, None),

@@ -124,6 +124,8 @@ from ._tensors import ForwardBackwardOutput as ForwardBackwardOutput
 from ._tensors import ForwardBackwardResult as ForwardBackwardResult
 from ._tensors import LossFnInputValue as LossFnInputValue
 from ._tensors import TensorData as TensorData
+from ._weights import CopyWeightsRequest as CopyWeightsRequest
+from ._weights import CopyWeightsResponse as CopyWeightsResponse
 from ._weights import LoadWeightsRequest as LoadWeightsRequest
 from ._weights import LoadWeightsResponse as LoadWeightsResponse
 from ._weights import SaveWeightsForSamplerRequest as SaveWeightsForSamplerRequest
@@ -190,6 +192,8 @@ __all__ = [
     "UnloadModelRequest",
     "UnloadModelResponse",
     # weights
+    "CopyWeightsRequest",
+    "CopyWeightsResponse",
     "LoadWeightsRequest",
     "LoadWeightsResponse",
     "SaveWeightsForSamplerRequest",

@@ -88,3 +88,25 @@ class WeightsInfoResponse(WireStruct, kw_only=True):
     train_attn: bool | None = None
     optimizer_config: dict[str, Any] | None = None
     """[tinker 0.38] The optimizer family of the checkpoint's run (absent: AdamW)."""
+
+
+class CopyWeightsRequest(WireStruct, kw_only=True):
+    """[tinker 0.38] Body of ``copy_weights``: a new checkpoint holding a copy of ``source_path``.
+
+    The copy lands in ``destination_project_id``, or in session ``session_id`` as
+    its training run ``model_seq_id``. ``ttl_seconds``: 3600 (1 hour) to
+    315360000 (10 years), or None for no expiry (the source's is not inherited).
+    """
+
+    source_path: str
+    destination_project_id: str | None = None
+    session_id: str | None = None
+    model_seq_id: int | None = None
+    ttl_seconds: int | None = None
+    weights_access_token: str | None = None
+
+
+class CopyWeightsResponse(WireStruct, kw_only=True):
+    """[tinker 0.38] Result of ``copy_weights``: the ``tinker://`` path of the copy."""
+
+    tinker_path: str
