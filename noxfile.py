@@ -65,9 +65,10 @@ IMPORT_LINTER = "import-linter>=2.17"
 LOCK = ROOT / "requirements" / "ci.txt"
 LOCK_038 = ROOT / "requirements" / "ci-tinker038.txt"
 # The extras the lock covers (`dev` and `proto-gen` are not environments CI builds).
-LOCKED_EXTRAS = ["server", "torch", "plot", "wandb", "tests", "typing", "trio"]
+LOCKED_EXTRAS = ["server", "torch", "plot", "wandb", "tests", "typing", "trio", "ray"]
 # What the test sessions install (every test session but the asyncio-only one adds trio).
-TEST_EXTRAS = ["server", "tests", "plot", "wandb", "torch"]
+# ray: the Ray paths (loadtest --ray-address, rl.RayRollouts) are tested on a local instance.
+TEST_EXTRAS = ["server", "tests", "plot", "wandb", "torch", "ray"]
 
 
 def extras_spec(extras: list[str]) -> str:
@@ -107,7 +108,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict and pyright strict over src/tests/benchmarks/examples; verifytypes at 100%."""
     # The benchmarks import the official SDK (they compare against it).
-    install(session, ".[server,tests,typing,plot,wandb,trio]", TORCH, *TINKER_022, *BENCH_DEPS)
+    install(session, ".[server,tests,typing,plot,wandb,trio,ray]", TORCH, *TINKER_022, *BENCH_DEPS)
     session.run("mypy", "src", "tests", "benchmarks", "examples")
     session.run("pyright")
     # verifytypes inspects the installed (non-editable) package.
