@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,12 +34,46 @@ AccessScope = Literal["owned", "accessible"]
 ProgressCallback = Callable[[int, int | None], None]
 """Called with ``(bytes_done, bytes_total_or_None)`` while downloading."""
 
+COPY_TTL_MIN: Final = 3600
+COPY_TTL_MAX: Final = 10 * 365 * 24 * 3600
 _ARCHIVE_BUSY_RETRIES: Final = 6
 _ARCHIVE_BUSY_SLEEP: Final = 30.0
 
 
 def _parse(tinker_path: str) -> t.ParsedCheckpointTinkerPath:
     return t.ParsedCheckpointTinkerPath.from_tinker_path(tinker_path)
+
+
+def check_copy(path: str, ttl_seconds: int | None, weights_access_token: str | None) -> None:
+    """InvalidInputError unless a ``copy_weights`` source, TTL and token can be sent."""
+    _parse(path)
+    if weights_access_token is not None:
+        msg = "weights_access_token (copying another account's checkpoint) is not supported"
+        raise InvalidInputError(msg)
+    if ttl_seconds is not None and (
+        isinstance(ttl_seconds, bool)
+        or not isinstance(ttl_seconds, int)
+        or not COPY_TTL_MIN <= ttl_seconds <= COPY_TTL_MAX
+    ):
+        msg = (
+            f"ttl_seconds must be an int from {COPY_TTL_MIN} (1 hour) to {COPY_TTL_MAX} "
+            f"(10 years), or None, got {ttl_seconds!r}"
+        )
+        raise InvalidInputError(msg)
+
+
+async def send_copy_weights(
+    ctx: ClientContext, request: t.CopyWeightsRequest, weights_access_token: str | None
+) -> str:
+    """Check and send a ``copy_weights`` request; the copy's path (RestClient and ServiceClient)."""
+    check_copy(request.source_path, request.ttl_seconds, weights_access_token)
+    resp = await ctx.transport.request(
+        "POST",
+        "api/v1/copy_weights",
+        body=_codec.encode(request),
+        headers={"X-Idempotency-Key": str(uuid.uuid4())},
+    )
+    return decode_response(t.CopyWeightsResponse, resp).tinker_path
 
 
 def _check_scope(access_scope: str) -> None:
@@ -231,6 +266,36 @@ class RestClient:
             f"api/v1/training_runs/{p.training_run_id}/checkpoints/{p.checkpoint_id}/ttl",
             body=body,
         )
+
+    async def copy_weights(
+        self,
+        path: str,
+        destination_project_id: str | None = None,
+        *,
+        ttl_seconds: int | None = None,
+        weights_access_token: str | None = None,
+    ) -> str:
+        """[tinker 0.38] Copy a checkpoint (yours or a published one) into a project; its path.
+
+        The copy keeps the source's kind and name and belongs to a new training
+        run of yours. ``destination_project_id`` defaults to the configured
+        ``project_id`` (``MINT_PROJECT_ID`` / ``TINKER_PROJECT_ID``); one of them
+        is required. ``ttl_seconds``: 3600 (1 hour) to 10 years, or None for no
+        expiry (the source's is not inherited). One idempotency key is sent on
+        every retry, so a retried copy is made once.
+
+        Example::
+
+            copied = await rest.copy_weights("tinker://run/weights/step-400", "archive")
+        """
+        project = destination_project_id or self._ctx.config.project_id
+        if project is None:
+            msg = "copy_weights needs destination_project_id (or project_id / TINKER_PROJECT_ID)"
+            raise InvalidInputError(msg)
+        request = t.CopyWeightsRequest(
+            source_path=path, destination_project_id=project, ttl_seconds=ttl_seconds
+        )
+        return await send_copy_weights(self._ctx, request, weights_access_token)
 
     async def get_checkpoint_archive_url(
         self, training_run_id: str, checkpoint_id: str

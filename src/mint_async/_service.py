@@ -16,7 +16,7 @@ from ._config import PROTOCOL_SDK_VERSION, ClientConfig
 from ._context import ClientContext, call, start_operation
 from ._exceptions import APIConnectionError, APIStatusError, ClientClosedError, InvalidInputError
 from ._foreign import as_optimizer_config
-from ._rest import RestClient
+from ._rest import RestClient, check_copy, send_copy_weights
 from ._sampling import SamplingClient
 from ._sampling_session import open_sampling_session
 from ._training import MetricsSink, TrainingClient
@@ -382,6 +382,42 @@ class ServiceClient:
     def create_rest_client(self) -> RestClient:
         """A client for the REST API (runs, checkpoints, sessions) sharing these connections."""
         return RestClient(self._context())
+
+    async def copy_weights(
+        self,
+        path: str,
+        *,
+        ttl_seconds: int | None = None,
+        weights_access_token: str | None = None,
+    ) -> str:
+        """[tinker 0.38] Copy a checkpoint (yours or a published one); the copy's path.
+
+        The copy keeps the source's kind and name and is held by a new training
+        run of yours: in the configured ``project_id`` (``MINT_PROJECT_ID`` /
+        ``TINKER_PROJECT_ID``) when there is one, as tinker 0.38 does; otherwise
+        in this client's session, as its next training run (``model_seq_id``).
+        ``ttl_seconds``: 3600 (1 hour) to 10 years, or None for no expiry.
+
+        Example::
+
+            path = await svc.copy_weights("tinker://run/weights/step-400")
+            tc = await svc.create_training_client_from_state(path)
+        """
+        ctx = self._context()
+        project = self._config.project_id
+        if project is not None:
+            return await self.create_rest_client().copy_weights(
+                path, project, ttl_seconds=ttl_seconds, weights_access_token=weights_access_token
+            )
+        check_copy(path, ttl_seconds, weights_access_token)
+        assert ctx.session_id is not None
+        request = t.CopyWeightsRequest(
+            source_path=path,
+            session_id=ctx.session_id,
+            model_seq_id=next(ctx.model_seq),
+            ttl_seconds=ttl_seconds,
+        )
+        return await send_copy_weights(ctx, request, weights_access_token)
 
     async def interpolate_checkpoints(
         self,

@@ -84,6 +84,23 @@ class RestClient(Twin[AsyncRestClient]):
         """Expire a checkpoint ``ttl_seconds`` from now (``None`` removes the expiry)."""
         self._bridge.call(self._inner.set_checkpoint_ttl_from_tinker_path, tinker_path, ttl_seconds)
 
+    def copy_weights(
+        self,
+        path: str,
+        destination_project_id: str | None = None,
+        *,
+        ttl_seconds: int | None = None,
+        weights_access_token: str | None = None,
+    ) -> str:
+        """[tinker 0.38] Copy a checkpoint into a project; the copy's path."""
+        return self._bridge.call(
+            self._inner.copy_weights,
+            path,
+            destination_project_id,
+            ttl_seconds=ttl_seconds,
+            weights_access_token=weights_access_token,
+        )
+
     def get_checkpoint_archive_url(
         self, training_run_id: str, checkpoint_id: str
     ) -> t.CheckpointArchiveUrlResponse | t.CheckpointFilesResponse:

@@ -207,6 +207,21 @@ class ServiceClient(Twin[AsyncServiceClient]):
         """The REST API."""
         return RestClient(self._bridge, self._bridge.run_sync(self._inner.create_rest_client))
 
+    def copy_weights(
+        self,
+        path: str,
+        *,
+        ttl_seconds: int | None = None,
+        weights_access_token: str | None = None,
+    ) -> str:
+        """[tinker 0.38] Copy a checkpoint (into the project, else this session); the copy's path."""
+        return self._bridge.call(
+            self._inner.copy_weights,
+            path,
+            ttl_seconds=ttl_seconds,
+            weights_access_token=weights_access_token,
+        )
+
     def interpolate_checkpoints(
         self,
         source_paths: Sequence[str],
