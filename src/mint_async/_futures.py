@@ -20,7 +20,7 @@ from ._future_base import DoneFuture as DoneFuture
 from ._future_base import GatherFuture as GatherFuture
 from ._future_base import MapFuture as MapFuture
 from ._future_base import errors_in as errors_in
-from ._polling import MAX_RESUBMITS as MAX_RESUBMITS
+from ._polling import MAX_SAME_BODY_RESUBMITS as MAX_SAME_BODY_RESUBMITS
 from ._polling import PollingFuture as PollingFuture
 from ._polling import PollSettings as PollSettings
 from ._queue_state import QueueStateMonitor as QueueStateMonitor

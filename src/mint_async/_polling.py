@@ -57,7 +57,7 @@ from ._queue_state import QueueStateMonitor
 from ._retry import sleep as backoff_sleep
 from ._transport import Response, Transport
 
-__all__ = ["MAX_RESUBMITS", "PollSettings", "PollingFuture"]
+__all__ = ["MAX_SAME_BODY_RESUBMITS", "PollSettings", "PollingFuture"]
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ _UNHELD_FIRST: Final = 0.05
 _UNHELD_CAP: Final = 0.25
 _UNHELD_CAP_PAUSED: Final = 1.0
 _PAUSED: Final = frozenset({"paused_capacity", "paused_rate_limit"})
-MAX_RESUBMITS: Final = 5
+MAX_SAME_BODY_RESUBMITS: Final = 5
 """How often a lost promise (410) is resubmitted before the error reaches the caller."""
 
 
@@ -321,12 +321,18 @@ class PollingFuture(APIFuture[T]):
             await self._transport.billing_pause(
                 resp, subject=f"poll of {self.request_id}", attempt=self.polls
             )
-        elif status == 410 and self._resubmit is not None and self.resubmits < MAX_RESUBMITS:
+        elif (
+            status == 410
+            and self._resubmit is not None
+            and self.resubmits < MAX_SAME_BODY_RESUBMITS
+        ):
             # The server lost the promise. The same body (same seq_id) is
             # resubmitted: a deduplicating server answers with the original
             # request, so the work still runs exactly once.
             self.resubmits += 1
-            self._log(status, "resubmit", f"promise lost ({self.resubmits} of {MAX_RESUBMITS})")
+            self._log(
+                status, "resubmit", f"promise lost ({self.resubmits} of {MAX_SAME_BODY_RESUBMITS})"
+            )
             self._promise = await self._resubmit()
             poll.allow_metadata = True
         else:

@@ -31,6 +31,11 @@ imported by this package.
 
 from __future__ import annotations
 
+from .._chat_templates import LLAMA3_1_CHAT_TEMPLATE as LLAMA3_1_CHAT_TEMPLATE
+from .._chat_templates import LLAMA3_CHAT_TEMPLATE as LLAMA3_CHAT_TEMPLATE
+from .._chat_templates import QWEN3_CHAT_TEMPLATE as QWEN3_CHAT_TEMPLATE
+from .._chat_templates import QWEN3_INSTRUCT_CHAT_TEMPLATE as QWEN3_INSTRUCT_CHAT_TEMPLATE
+from .._chat_templates import ROLE_COLON_CHAT_TEMPLATE as ROLE_COLON_CHAT_TEMPLATE
 from . import renderers as renderers
 from ._base import Renderer as Renderer
 from ._base import Weights as Weights
@@ -49,11 +54,6 @@ from ._registry import RENDERER_NAMES as RENDERER_NAMES
 from ._registry import RendererName as RendererName
 from ._registry import get_recommended_renderer_name as get_recommended_renderer_name
 from ._registry import get_renderer as get_renderer
-from ._templates import LLAMA3_1_CHAT_TEMPLATE as LLAMA3_1_CHAT_TEMPLATE
-from ._templates import LLAMA3_CHAT_TEMPLATE as LLAMA3_CHAT_TEMPLATE
-from ._templates import QWEN3_CHAT_TEMPLATE as QWEN3_CHAT_TEMPLATE
-from ._templates import QWEN3_INSTRUCT_CHAT_TEMPLATE as QWEN3_INSTRUCT_CHAT_TEMPLATE
-from ._templates import ROLE_COLON_CHAT_TEMPLATE as ROLE_COLON_CHAT_TEMPLATE
 
 __all__ = [
     "renderers",

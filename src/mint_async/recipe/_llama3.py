@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from .._chat_templates import LLAMA3_1_CHAT_TEMPLATE, LLAMA3_CHAT_TEMPLATE
 from .._exceptions import InvalidInputError
 from ._base import Renderer, Turn
 from ._messages import Message, Tokenizer
-from ._templates import LLAMA3_1_CHAT_TEMPLATE, LLAMA3_CHAT_TEMPLATE
 from ._tokenize import control_token_id, decode_text, encode_text
 from ._tools import (
     LLAMA3_TOOLS_FORMAT,

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from .._chat_templates import QWEN3_CHAT_TEMPLATE, QWEN3_INSTRUCT_CHAT_TEMPLATE
 from ._base import Renderer, Turn
 from ._messages import Message, Tokenizer
-from ._templates import QWEN3_CHAT_TEMPLATE, QWEN3_INSTRUCT_CHAT_TEMPLATE
 from ._tokenize import control_token_id, decode_text
 from ._tools import parse_qwen3_tool_calls, qwen3_tool_call_text, qwen3_tools_text
 

@@ -8,9 +8,9 @@ from typing import Any, ClassVar, Final
 import numpy as np
 import numpy.typing as npt
 
+from .._chat_templates import ROLE_COLON_CHAT_TEMPLATE
 from ._base import Renderer, Turn
 from ._messages import Message, Tokenizer
-from ._templates import ROLE_COLON_CHAT_TEMPLATE
 from ._tokenize import control_token_id, decode_text
 
 __all__ = ["RoleColonRenderer"]

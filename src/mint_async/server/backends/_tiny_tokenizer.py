@@ -23,7 +23,7 @@ from typing import Any, Final
 # the last user message, an empty one on the final assistant turn, an empty one in
 # the generation prompt when thinking is disabled). Shared with mint_async.recipe,
 # whose `qwen3` renderer produces exactly this template's tokens.
-from mint_async.recipe._templates import QWEN3_CHAT_TEMPLATE
+from mint_async._chat_templates import QWEN3_CHAT_TEMPLATE
 
 __all__ = [
     "QWEN3_CHAT_TEMPLATE",

@@ -1,4 +1,7 @@
-"""Jinja chat templates that render exactly what each renderer tokenizes.
+"""Jinja chat templates that render exactly what each ``mint_async.recipe`` renderer tokenizes.
+
+A module of the shared layer (not of ``recipe``) because the local server's tiny
+tokenizer carries the Qwen3 template too; ``mint_async.recipe`` re-exports them all.
 
 Each renderer's token output equals ``tokenizer.apply_chat_template`` with its
 template (the Qwen3 one is the real Qwen3 format, so a Qwen3 tokenizer's own
