@@ -310,3 +310,62 @@ def test_create_custom_loss_runs_per_datum(service: tc.ServiceClient) -> None:
     wrong_rank = service.create_custom_loss(weighted_nll, {"weights": 2}).result()
     with pytest.raises(mint_async.InvalidInputError, match="rank 1, declared 2"):
         training.forward_backward_custom(batch, wrong_rank).result(timeout=60)
+
+
+# -- copy_weights (tinker 0.38) ----------------------------------------------------------
+
+
+def test_copy_weights_futures_and_the_copy_loads(
+    service: tc.ServiceClient, server: LoopbackServer
+) -> None:
+    training = service.create_lora_training_client(BASE, rank=4).result()
+    training.forward_backward([datum([1, 2, 3, 4])], "cross_entropy").result()
+    training.optim_step(tc.AdamParams(learning_rate=0.1)).result()
+    saved = training.save_state("to-copy").result().path
+    future = service.copy_weights(saved, ttl_seconds=3600)
+    assert isinstance(future, tc.APIFuture)
+    copy: str = future.result(timeout=60)
+    assert copy != saved and copy.endswith("/weights/to-copy")  # this session's next run
+    loaded = service.create_training_client_from_state(copy).result()
+    batch = [datum([5, 6, 7, 8])]
+    ours = training.forward(batch, "cross_entropy").result().loss_fn_outputs[0]["logprobs"]
+    theirs = loaded.forward(batch, "cross_entropy").result().loss_fn_outputs[0]["logprobs"]
+    assert ours.tolist() == theirs.tolist()
+    rest = service.create_rest_client()
+    in_project = rest.copy_weights(saved, "proj-x").result(timeout=60)
+    assert in_project.startswith("tinker://copy-") and in_project.endswith("/weights/to-copy")
+    with pytest.raises(tc.TinkerError, match="destination_project_id"):
+        rest.copy_weights(saved).result(timeout=30)  # no project anywhere: refused, not sent
+    with tc.ServiceClient(
+        base_url=server.base_url, api_key=server.api_key, project_id="proj-y"
+    ) as in_proj:
+        assert in_proj.copy_weights(saved).result(timeout=60).startswith("tinker://copy-")
+    with pytest.raises(tc.TinkerError, match="not found"):
+        service.copy_weights(saved.replace("to-copy", "missing")).result(timeout=30)
+
+
+def test_copy_weights_bad_input_raises_at_the_call(service: tc.ServiceClient) -> None:
+    path = "tinker://run:train:0/weights/x"
+    rest = service.create_rest_client()
+    with pytest.raises(tc.TinkerError, match="weights_access_token"):
+        service.copy_weights(path, weights_access_token="tok")
+    with pytest.raises(ValueError, match="weights_access_token"):
+        rest.copy_weights(path, "p", weights_access_token="tok")
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        service.copy_weights(path, ttl_seconds=59)
+    with pytest.raises(ValueError, match="checkpoint kind"):
+        rest.copy_weights("tinker://x/nope/y", "p")
+
+
+@pytest.mark.anyio
+async def test_copy_weights_awaits_from_any_loop(service: tc.ServiceClient) -> None:
+    training = await service.create_lora_training_client(BASE, rank=4)
+    sampler_path = (await training.save_weights_for_sampler("aw")).path
+    copy = await service.copy_weights(sampler_path)
+    assert copy.endswith("/sampler_weights/aw")
+    sampler = await service.create_sampling_client(model_path=copy)
+    prompt = tc.ModelInput.from_ints([3, 4])
+    assert len((await sampler.sample(prompt, 1, tc.SamplingParams(max_tokens=2))).sequences) == 1
+    rest = service.create_rest_client()
+    again = await rest.copy_weights_async(copy, "proj-z", ttl_seconds=7200)
+    assert again.endswith("/sampler_weights/aw") and again != copy

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import InvalidInputError
+from .._rest import check_copy
 from ._futures import APIFuture
 from ._runtime import runtime
 from ._session import Session
@@ -64,6 +65,46 @@ class RestClient:
         """Close the connection a standalone ``RestClient()`` opened."""
         if self._owned is not None:
             self._owned.close()
+
+    def copy_weights(
+        self,
+        path: str,
+        destination_project_id: str | None = None,
+        *,
+        ttl_seconds: int | None = None,
+        weights_access_token: str | None = None,
+    ) -> APIFuture[str]:
+        """Copy a checkpoint into a project (default: ``project_id`` / ``TINKER_PROJECT_ID``).
+
+        The future gives the copy's ``tinker://`` path. Bad input (a
+        ``weights_access_token``, a TTL outside 3600 s..10 years, a malformed path)
+        raises InvalidInputError here, before anything is sent; no project at all
+        (argument, client's ``project_id``, ``MINT_PROJECT_ID``/``TINKER_PROJECT_ID``)
+        fails the future with InvalidInputError, nothing sent.
+        """
+        check_copy(path, ttl_seconds, weights_access_token)
+        inner = self._inner
+        return APIFuture(
+            runtime().spawn(
+                lambda: inner.copy_weights(path, destination_project_id, ttl_seconds=ttl_seconds)
+            )
+        )
+
+    async def copy_weights_async(
+        self,
+        path: str,
+        destination_project_id: str | None = None,
+        *,
+        ttl_seconds: int | None = None,
+        weights_access_token: str | None = None,
+    ) -> str:
+        """Deprecated in tinker 0.38: await :meth:`copy_weights` instead."""
+        return await self.copy_weights(
+            path,
+            destination_project_id,
+            ttl_seconds=ttl_seconds,
+            weights_access_token=weights_access_token,
+        )
 
     def __dir__(self) -> list[str]:
         names = [n for n in dir(self._inner) if not n.startswith("_")]

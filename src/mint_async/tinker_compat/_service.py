@@ -9,6 +9,7 @@ from typing import Any
 from .. import types as t
 from .._exceptions import InvalidInputError
 from .._foreign import as_optimizer_config
+from .._rest import check_copy
 from .._service import ServiceClient as AsyncServiceClient
 from ._custom_loss import LossHandle, PerDatumLossFn, create_loss_handle
 from ._futures import APIFuture, ClientFuture, completed
@@ -189,6 +190,24 @@ class ServiceClient:
     ) -> APIFuture[LossHandle]:
         """A per-datum loss for ``forward_backward_custom`` (runs client-side; see LossHandle)."""
         return completed(create_loss_handle(fn, input_ranks))
+
+    def copy_weights(
+        self,
+        path: str,
+        *,
+        ttl_seconds: int | None = None,
+        weights_access_token: str | None = None,
+    ) -> APIFuture[str]:
+        """Copy a checkpoint (yours or a published one); the future gives the copy's path.
+
+        Into this client's ``project_id`` (or ``TINKER_PROJECT_ID``) as tinker 0.38 does;
+        without a project, into this session as its next training run (where tinker
+        raises). Bad input (a ``weights_access_token``, a TTL outside 3600 s..10
+        years, a malformed path) raises InvalidInputError here, before anything is sent.
+        """
+        check_copy(path, ttl_seconds, weights_access_token)
+        inner = self._inner
+        return APIFuture(runtime().spawn(lambda: inner.copy_weights(path, ttl_seconds=ttl_seconds)))
 
     def create_rest_client(self) -> RestClient:
         """A REST client sharing this session's connections."""
