@@ -160,6 +160,8 @@ TEMPLATES: dict[str, Json] = {
     },
     "cancel_future": {"request_id": f"{MODEL}:0"},
     "weights_info": {"tinker_path": CHECKPOINT},
+    "copy_weights": {"source_path": CHECKPOINT, "destination_project_id": "p", "ttl_seconds": 3600},
+    "copy_weights#session": {"source_path": CHECKPOINT, "session_id": SESSION, "model_seq_id": 7},
     "local/statistics/reset_peaks": {},
     f"sessions/{SESSION}/finish": {"reason": {"type": "user"}, "detail": "done"},
 }
