@@ -10,7 +10,8 @@ sampling clients from saved weights, sampling with ``num_samples > 1`` and
 prompt / top-k logprobs (``sample_sequence_ids`` stamped), every 0.38 sampling
 field (``topk_sample_logprobs``, ``target_prompt_logprobs``, ``prompt_alt_tokens_k``,
 ``prompt_logprobs_last_n``), ``gspo``, ``stable_reinforce`` over provenance spans of
-samples drawn with ``record_stability_info``, REST reads and ``close()``
+samples drawn with ``record_stability_info``, REST reads, ``copy_weights``
+(ServiceClient and RestClient; the copy loads and samples) and ``close()``
 (``sessions/{id}/finish``) — checks the answers and that every body and result
 went as protobuf, and exits non-zero on the first failure. The server runs with
 its default keys: the SDK connects with the documented ``tml-mint-async-local``,
@@ -336,6 +337,39 @@ class Flows:
         }
         check({self.state_path, self.sampler_path} <= saved, f"audit log {log.entries}")
 
+    def copy_weights(self) -> None:
+        # ServiceClient.copy_weights copies into the client's project, RestClient's into the
+        # one named; the SDK sends one idempotency key for all retries, and the token as a header.
+        archive = self.tinker.ServiceClient(
+            project_id="proj-copies", base_url=self.server.base_url, api_key=API_KEY
+        )
+        copy = archive.copy_weights(self.state_path, ttl_seconds=3600).result()
+        check(copy.endswith("/weights/ckpt-1") and copy != self.state_path, f"copy {copy}")
+        from_copy = self.service.create_training_client_from_state(copy).result()
+        from_source = self.service.create_training_client_from_state(self.state_path).result()
+        check(
+            math.isclose(self.loss(from_copy), self.loss(from_source), rel_tol=1e-6),
+            "the copy holds the source's weights",
+        )
+        rest = self.rest_client()
+        copy_s = rest.copy_weights(self.sampler_path, "proj-b").result()
+        check(copy_s.endswith("/sampler_weights/sampler-1"), f"sampler copy {copy_s}")
+        sampler = self.service.create_sampling_client(model_path=copy_s).result()
+        prompt = self.types.ModelInput.from_ints(self.tokenizer.encode("What is 2 + 2?"))
+        params = self.types.SamplingParams(max_tokens=4, temperature=0.0)
+        check(len(sampler.sample(prompt, 1, params).result().sequences) == 1, "sample the copy")
+        expiring = [
+            c for c in rest.list_user_checkpoints().result().checkpoints if c.tinker_path == copy
+        ]
+        check(len(expiring) == 1 and expiring[0].expires_at is not None, f"ttl {expiring}")
+        try:
+            rest.copy_weights(self.state_path, "proj-b", weights_access_token="tok").result()
+        except self.tinker.BadRequestError as exc:
+            check("weights_access_token" in str(exc), f"refusal {exc}")
+        else:
+            raise AssertionError("weights_access_token was not refused")
+        archive.close("success").result()
+
     def wire(self) -> None:
         stats = self.server.statistics()
         bodies, results = dict(stats.fwdbwd_bodies), dict(stats.results_sent)
@@ -365,6 +399,7 @@ def run(server: LoopbackServer, *, zstd: bool) -> None:
         "sampling_038",
         "losses_038",
         "rest",
+        "copy_weights",
         "wire",
         "close",
     ):
