@@ -34,7 +34,7 @@ def server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server_url_038() -> Iterator[str]:
-    """The same on the 0.38 wire, which carries what stable_reinforce needs (record_stability_info)."""
+    """The same on the 0.38 wire (protobuf bodies required): the default loss runs there too."""
     yield from _serve("--wire", "0.38")
 
 
@@ -125,8 +125,9 @@ def test_supervised_train_test_nll_falls(sdk: str, server_url: str, tmp_path: Pa
 
 @pytest.mark.parametrize("sdk", ["compat", "real"])
 def test_math_rl_arithmetic_steps_complete(sdk: str, server_url: str, tmp_path: Path) -> None:
-    # importance_sampling on the default (0.22) wire, which cannot carry record_stability_info.
-    report = _run(sdk, "rl", server_url, tmp_path, "--loss-fn", "importance_sampling")
+    # math_rl's default loss (stable_reinforce, samples drawn with record_stability_info)
+    # on the server started with no flags: its default wire serves every 0.38 field.
+    report = _run(sdk, "rl", server_url, tmp_path)
     _check_rl(report)
 
 
@@ -134,8 +135,8 @@ def test_math_rl_arithmetic_steps_complete(sdk: str, server_url: str, tmp_path: 
 def test_math_rl_default_loss_stable_reinforce(
     sdk: str, server_url_038: str, tmp_path: Path
 ) -> None:
-    # math_rl's default loss: samples recorded with record_stability_info, provenance
-    # spans built from SampledSequence.sequence_id, checked by the server.
+    # math_rl's default loss on the 0.38 wire: samples recorded with record_stability_info,
+    # provenance spans built from SampledSequence.sequence_id, checked by the server.
     report = _run(sdk, "rl", server_url_038, tmp_path, "--loss-fn", "stable_reinforce")
     _check_rl(report)
 
