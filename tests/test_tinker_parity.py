@@ -186,3 +186,43 @@ def test_dataclass_objects_convert_by_their_fields() -> None:
     assert datum.loss_fn_inputs["target_tokens"].tolist() == [2, 3]
     with pytest.raises(mint_async.InvalidInputError, match="cannot convert"):
         as_data([Datum(prompt, {"weights": "nope"})])
+
+
+def _weighted_nll(logprobs: Any, weights: Any) -> tuple[Any, dict[str, Any]]:
+    """A per-datum loss: -sum(w * logprob), with a :sum and a :mean metric."""
+    loss = -(logprobs * weights).sum()
+    return loss, {"custom/nll:sum": loss.detach(), "custom/one:mean": loss.detach() * 0 + 1}
+
+
+@pytest.mark.anyio
+async def test_create_custom_loss_on_the_async_clients() -> None:
+    """ServiceClient.create_custom_loss gives a handle forward_backward_custom runs per datum."""
+    pytest.importorskip("torch")
+    async with (
+        serve_in_process(ServerConfig()) as srv,
+        mint_async.ServiceClient(
+            base_url=srv.base_url, api_key=srv.api_key, transport=srv.transport
+        ) as svc,
+    ):
+        handle = svc.create_custom_loss(_weighted_nll, {"weights": 1})
+        assert handle.input_names == ("weights",) and handle.loss_id is None
+        tc = await svc.create_lora_training_client(BASE, rank=4)
+        batch = [as_data([tinker_datum()])[0]] * 2
+        out = await (await tc.forward_backward_custom(batch, handle))
+        # The server's loss is -sum(w' * logprob) with w' = -dloss/dlogprob = w: the same number.
+        assert out.metrics["custom/nll:sum"] == pytest.approx(out.metrics["loss:sum"], rel=1e-5)
+        assert out.metrics["custom/one:mean"] == pytest.approx(1.0)
+        with pytest.raises(mint_async.InvalidInputError, match="input name"):
+            svc.create_custom_loss(_weighted_nll, {"Bad-Name": 1})
+        wrong = svc.create_custom_loss(_weighted_nll, {"weights": 2})
+        with pytest.raises(mint_async.InvalidInputError, match="rank 1, declared 2"):
+            await tc.forward_backward_custom(batch, wrong)
+
+
+def test_create_custom_loss_on_the_sync_facade(server: LoopbackServer) -> None:
+    pytest.importorskip("torch")
+    with mint.ServiceClient(base_url=server.base_url, api_key=server.api_key) as svc:
+        handle = svc.create_custom_loss(_weighted_nll, {"weights": 1})
+        tc = svc.create_lora_training_client(BASE, rank=4)
+        out = tc.forward_backward_custom(as_data([tinker_datum()]), handle).result()
+        assert out.metrics["custom/nll:sum"] == pytest.approx(out.metrics["loss:sum"], rel=1e-5)

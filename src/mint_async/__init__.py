@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ._futures import APIFuture as APIFuture
     from ._futures import QueueStateObserver as QueueStateObserver
     from ._futures import QueueStatus as QueueStatus
+    from ._loss_handle import LossHandle as LossHandle
     from ._pipeline import Handle as Handle
     from ._pipeline import PipelineStatistics as PipelineStatistics
     from ._pipeline import SamplePipeline as SamplePipeline
@@ -84,6 +85,7 @@ _LAZY: Final[dict[str, tuple[str, str]]] = {
     "APIFuture": ("._futures", "APIFuture"),
     "QueueStateObserver": ("._futures", "QueueStateObserver"),
     "QueueStatus": ("._futures", "QueueStatus"),
+    "LossHandle": ("._loss_handle", "LossHandle"),
     "Handle": ("._pipeline", "Handle"),
     "PipelineStatistics": ("._pipeline", "PipelineStatistics"),
     "SamplePipeline": ("._pipeline", "SamplePipeline"),
@@ -127,6 +129,7 @@ __all__ = [
     "TrainingClient",
     "SamplingClient",
     "RestClient",
+    "LossHandle",
     # pipelines
     "SamplePipeline",
     "TrainingPipeline",

@@ -17,6 +17,7 @@ from . import types as t
 from ._arrays import import_torch
 from ._exceptions import InvalidInputError
 from ._futures import APIFuture, MapFuture
+from ._loss_handle import LossHandle
 
 if TYPE_CHECKING:
     import torch
@@ -41,9 +42,15 @@ class ForwardClient(Protocol):
 
 
 async def run_custom_loss(
-    tc: ForwardClient, data: Sequence[t.Datum], loss_fn: CustomLossFn
+    tc: ForwardClient, data: Sequence[t.Datum], loss_fn: CustomLossFn | LossHandle
 ) -> APIFuture[t.ForwardBackwardOutput]:
-    """Run the three steps above; returns the backward pass's future (metrics from ``loss_fn``)."""
+    """Run the three steps above; returns the backward pass's future (metrics from ``loss_fn``).
+
+    A :class:`~mint_async._loss_handle.LossHandle` (``ServiceClient.create_custom_loss``) runs
+    per datum and its losses are summed; a plain callable takes the whole batch.
+    """
+    if isinstance(loss_fn, LossHandle):
+        loss_fn = loss_fn.batch_loss
     torch_mod: Any = import_torch()
     forward_data: list[t.Datum] = []
     for i, datum in enumerate(data):

@@ -16,6 +16,7 @@ from ._config import PROTOCOL_SDK_VERSION, ClientConfig
 from ._context import ClientContext, call, start_operation
 from ._exceptions import APIConnectionError, APIStatusError, ClientClosedError, InvalidInputError
 from ._foreign import as_optimizer_config
+from ._loss_handle import LossHandle, PerDatumLossFn, create_loss_handle
 from ._rest import RestClient, check_copy, send_copy_weights
 from ._sampling import SamplingClient
 from ._sampling_session import open_sampling_session
@@ -374,6 +375,16 @@ class ServiceClient:
         return await open_sampling_session(
             self._context(), model_path=model_path, base_model=base_model
         )
+
+    def create_custom_loss(self, fn: PerDatumLossFn, input_ranks: Mapping[str, int]) -> LossHandle:
+        """A per-datum loss for :meth:`TrainingClient.forward_backward_custom` (tinker 0.38).
+
+        ``fn(logprobs, *inputs) -> (loss, metrics)`` runs once per datum on the client, with
+        the datum's target logprobs and the ``loss_fn_inputs`` named in ``input_ranks`` (name
+        -> tensor rank) as torch tensors; the batch loss is the sum, ``custom/<name>:sum``
+        metrics add up and ``:mean`` ones are averaged. Checked here, before anything is sent.
+        """
+        return create_loss_handle(fn, input_ranks)
 
     async def get_server_capabilities(self) -> t.GetServerCapabilitiesResponse:
         """The base models the server can train and sample."""

@@ -31,6 +31,7 @@ from ._training_ops import OrderedSender
 
 if TYPE_CHECKING:
     from ._config import ClientConfig
+    from ._loss_handle import LossHandle
     from ._pipeline import TrainingPipeline
 
 __all__ = ["ForwardBackwardFuture", "MetricsSink", "TrainingClient"]
@@ -198,14 +199,15 @@ class TrainingClient(QueueStateObservable):
         return await self._forward(data, loss_fn, loss_fn_config, backward=True)
 
     async def forward_backward_custom(
-        self, data: Sequence[t.Datum], loss_fn: CustomLossFn
+        self, data: Sequence[t.Datum], loss_fn: CustomLossFn | LossHandle
     ) -> APIFuture[t.ForwardBackwardOutput]:
         """Train on a loss computed client-side with torch from the model's logprobs.
 
         ``loss_fn(data, logprobs)`` gets one float32 tensor of per-token logprobs per
         datum (requires_grad) and returns ``(loss, metrics)``. The client runs a
         forward pass, differentiates ``loss`` and submits a ``cross_entropy``
-        forward_backward whose weights are ``-dloss/dlogprobs``. Needs torch.
+        forward_backward whose weights are ``-dloss/dlogprobs``. Needs torch. ``loss_fn`` may
+        also be a per-datum loss from :meth:`ServiceClient.create_custom_loss`.
         """
         return await run_custom_loss(self, data, loss_fn)
 

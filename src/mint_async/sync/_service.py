@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .. import types as t
+from .._loss_handle import LossHandle, PerDatumLossFn
 from .._service import ServiceClient as AsyncServiceClient
 from ._bridge import Bridge, Twin
 from ._rest import RestClient
@@ -198,6 +199,10 @@ class ServiceClient(Twin[AsyncServiceClient]):
             self._bridge,
             self._bridge.call(self._inner.create_sampling_client, model_path, base_model),
         )
+
+    def create_custom_loss(self, fn: PerDatumLossFn, input_ranks: Mapping[str, int]) -> LossHandle:
+        """A per-datum loss for ``forward_backward_custom`` (runs client-side; nothing is sent)."""
+        return self._inner.create_custom_loss(fn, input_ranks)
 
     def get_server_capabilities(self) -> t.GetServerCapabilitiesResponse:
         """Supported base models."""

@@ -14,6 +14,7 @@ from ._sampling import SamplingClient
 
 if TYPE_CHECKING:
     from .._custom_loss import CustomLossFn
+    from .._loss_handle import LossHandle
 
 __all__ = ["TrainingClient"]
 
@@ -67,7 +68,7 @@ class TrainingClient(ObservedTwin[AsyncTrainingClient]):
         return self._future(self._inner.forward_backward, data, loss_fn, loss_fn_config)
 
     def forward_backward_custom(
-        self, data: Sequence[t.Datum], loss_fn: CustomLossFn
+        self, data: Sequence[t.Datum], loss_fn: CustomLossFn | LossHandle
     ) -> APIFuture[t.ForwardBackwardOutput]:
         """Train on a client-side torch loss; returns a future.
 

@@ -24,9 +24,9 @@ clients underneath are mint_async's async clients (``.aio`` on each).
 
 from __future__ import annotations
 
+from .._loss_handle import LossHandle as LossHandle
+from .._loss_handle import PerDatumLossFn as PerDatumLossFn
 from . import types as types
-from ._custom_loss import LossHandle as LossHandle
-from ._custom_loss import PerDatumLossFn as PerDatumLossFn
 from ._errors import APIConnectionError as APIConnectionError
 from ._errors import APIError as APIError
 from ._errors import APIResponseValidationError as APIResponseValidationError

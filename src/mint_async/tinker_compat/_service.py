@@ -9,9 +9,9 @@ from typing import Any
 from .. import types as t
 from .._exceptions import InvalidInputError
 from .._foreign import as_optimizer_config
+from .._loss_handle import LossHandle, PerDatumLossFn, create_loss_handle
 from .._rest import check_copy
 from .._service import ServiceClient as AsyncServiceClient
-from ._custom_loss import LossHandle, PerDatumLossFn, create_loss_handle
 from ._futures import APIFuture, ClientFuture, completed
 from ._rest import RestClient
 from ._runtime import runtime

@@ -11,7 +11,7 @@ import anyio
 from .. import types as t
 from .._exceptions import InvalidInputError
 from .._foreign import as_adam_params, as_data
-from ._custom_loss import LossHandle
+from .._loss_handle import LossHandle
 from ._futures import APIFuture, ClientFuture
 from ._runtime import runtime
 from ._sampling import SamplingClient

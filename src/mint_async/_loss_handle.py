@@ -1,10 +1,10 @@
-"""tinker 0.38's per-datum custom losses (``ServiceClient.create_custom_loss``), run client-side.
+"""Per-datum custom losses (tinker 0.38's ``ServiceClient.create_custom_loss``), run client-side.
 
 A per-datum loss takes the datum's logprobs and the ``loss_fn_inputs`` it
 names (as torch tensors, in ``input_ranks`` order) and returns ``(scalar loss,
 {"custom/<name>:sum" | ":mean": scalar})``. tinker may upload a traced loss to
 the server; a handle without a server id runs on the client, which is how this
-layer runs every one: :meth:`LossHandle.batch_loss` adapts it to
+client runs every one: :meth:`LossHandle.batch_loss` adapts it to
 ``forward_backward_custom`` (the batch loss is the sum of the per-datum losses;
 ``:sum`` metrics add up, ``:mean`` metrics are averaged over the batch).
 """
@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import types as t
-from .._exceptions import InvalidInputError
+from . import types as t
+from ._exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     import torch
