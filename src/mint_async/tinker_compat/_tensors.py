@@ -64,7 +64,7 @@ class TensorData(WireTensorData, eq=False, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.data = np.asarray(self.data).view(PyScalarArray)
+        _set_field(self, "data", np.asarray(self.data).view(PyScalarArray))
 
 
 class EncodedTextChunk(WireEncodedTextChunk, kw_only=True):
@@ -75,8 +75,18 @@ class EncodedTextChunk(WireEncodedTextChunk, kw_only=True):
 
     def __post_init__(self) -> None:
         if isinstance(self.tokens, list):
-            self.tokens = list(self.tokens)
+            _set_field(self, "tokens", list(self.tokens))
         super().__post_init__()
+
+
+def _set_field(struct: object, name: str, value: object) -> None:
+    """Replace an inherited field's value in ``__post_init__``.
+
+    A plain ``self.x = ...`` in a subclass reads, to ``pyright --verifytypes``, as a second
+    declaration of the base class's field ("ambiguous base class override"); the field and
+    its declared type stay the base's.
+    """
+    setattr(struct, name, value)
 
 
 def _dataclass_fields(struct: type[Any]) -> dict[str, dataclasses.Field[Any]]:
