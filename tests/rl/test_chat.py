@@ -81,3 +81,56 @@ async def test_multi_turn_chat_adds_replies_and_sums_rewards() -> None:
     assert group.rewards == [2.0]
     assert [m["content"] for m in env.conversation] == ["4", "yes 4"]
     assert len(sampler.prompts) == 2 and len(sampler.prompts[1]) > len(sampler.prompts[0])
+
+
+WEATHER: recipe.ToolSpec = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def weather_result(conversation: list[Message]) -> dict[str, str] | None:
+    """Answers the model's tool call with a tool result, once."""
+    calls = conversation[-1].get("tool_calls") or []
+    if len(conversation) == 1 and calls:
+        return {"role": "tool", "content": '{"sky": "clear"}', "tool_call_id": "call_0"}
+    return None
+
+
+def called_then_answered(message: Message, ok: bool) -> float:
+    """1 for a parsed tool call, 1 for a final answer mentioning the tool's result."""
+    if message.get("tool_calls"):
+        return 1.0
+    return float(ok and "clear" in str(message["content"]))
+
+
+async def test_chat_env_with_tools_renders_specs_and_sees_tool_calls() -> None:
+    """tools= reach every prompt; the parsed tool call reaches reward_fn and reply."""
+    async with digits_run() as run:
+        tokenizer = await run.tc.get_tokenizer()
+    renderer = recipe.get_renderer("qwen3_disable_thinking", tokenizer)
+    messages = ({"role": "user", "content": "Weather in Paris?"},)
+    builder = rl.ChatGroupBuilder(
+        renderer,
+        messages,
+        called_then_answered,
+        group_size=1,
+        reply=weather_result,
+        max_turns=2,
+        tools=(WEATHER,),
+    )
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    sampler = TextSampler(tokenizer, [call + "<|im_end|>", "It is clear.<|im_end|>"])
+    group = await rl.rollout_group(builder, sampler, t.SamplingParams(), index=0, version=0)
+    first = renderer.build_generation_prompt(list(messages), tools=[WEATHER]).to_ints()
+    assert sampler.prompts[0] == first
+    assert first != renderer.build_generation_prompt(list(messages)).to_ints()
+    assert len(sampler.prompts) == 2
+    second = tokenizer.decode(sampler.prompts[1])
+    assert "<tool_response>" in second and '"sky": "clear"' in second  # the reply went in
+    assert "get_weather" in second.split("<|im_start|>user")[0]  # the specs stay in the system turn
+    assert group.rewards == [2.0]

@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from .. import types as t
 from .._exceptions import InvalidInputError
-from ..recipe import Message, MessageLike, Renderer
+from ..recipe import Message, MessageLike, Renderer, ToolSpecLike
 
 __all__ = [
     "Action",
@@ -164,6 +164,9 @@ class ChatEnv:
     ``renderer.parse_response`` finds in the action. With ``reply``, the episode
     goes on: ``reply(conversation)`` adds the next message (e.g. a tool result)
     until it returns ``None`` or ``max_turns`` is reached; rewards add up.
+    ``tools`` (JSON-schema function specs) are rendered into every prompt as the
+    model's chat template does; the parsed message carries the ``tool_calls``
+    the model made, so ``reward_fn`` and ``reply`` can act on them.
 
     Example::
 
@@ -180,6 +183,7 @@ class ChatEnv:
         reply: ChatReply | None = None,
         max_turns: int = 1,
         max_tokens: int | None = None,
+        tools: Sequence[ToolSpecLike] | None = None,
     ) -> None:
         if max_turns < 1:
             msg = f"max_turns must be >= 1, got {max_turns}"
@@ -190,12 +194,13 @@ class ChatEnv:
         self._reply = reply
         self._max_turns = max_turns
         self._max_tokens = max_tokens
+        self._tools = list(tools) if tools is not None else None
         self._turns = 0
         self.conversation: list[Message] = []
         """The assistant (and reply) messages of this episode so far."""
 
     def _observation(self) -> Observation:
-        prompt = self._renderer.build_generation_prompt([*self._messages])
+        prompt = self._renderer.build_generation_prompt([*self._messages], tools=self._tools)
         return Observation(prompt, self._renderer.get_stop_sequences(), self._max_tokens)
 
     async def initial_observation(self) -> Observation:
@@ -229,6 +234,7 @@ class ChatGroupBuilder:
     reply: ChatReply | None = None
     max_turns: int = 1
     max_tokens: int | None = None
+    tools: tuple[ToolSpecLike, ...] | None = None
 
     async def make_envs(self) -> Sequence[Env]:
         """``group_size`` fresh chat environments."""
@@ -240,6 +246,7 @@ class ChatGroupBuilder:
                 reply=self.reply,
                 max_turns=self.max_turns,
                 max_tokens=self.max_tokens,
+                tools=self.tools,
             )
             for _ in range(self.group_size)
         ]
