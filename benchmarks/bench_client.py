@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import emit, machine, table
+from _common import closed_loop, emit, machine, table
 
 HERE = Path(__file__).resolve().parent
 MINT_CLIENTS = (
@@ -148,29 +148,6 @@ class Window:
         }
 
 
-async def _closed_loop(
-    one: Callable[[], Awaitable[None]], requests: int, concurrency: int
-) -> list[float]:
-    """``requests`` calls of ``one``, ``concurrency`` tasks each running them back to back."""
-    import anyio
-
-    latencies: list[float] = []
-    left = requests
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            start = time.perf_counter()
-            await one()
-            latencies.append(time.perf_counter() - start)
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(concurrency, requests)):
-            tg.start_soon(worker)
-    return latencies
-
-
 # ---------------------------------------------------------------------------------
 # workers (one process each)
 # ---------------------------------------------------------------------------------
@@ -194,7 +171,7 @@ async def _mint_async_worker(
         async def one() -> None:
             await sc.sample(prompt, 1, params)
 
-        await _closed_loop(one, WARMUP, min(args.concurrency, WARMUP))
+        await closed_loop(one, WARMUP, min(args.concurrency, WARMUP))
         window = Window(args.server_pid)
         if pipeline:
             latencies: list[float] = []
@@ -214,7 +191,7 @@ async def _mint_async_worker(
                         assert handle.latency is not None
                         latencies.append(handle.latency)
         else:
-            latencies = await _closed_loop(one, args.requests, args.concurrency)
+            latencies = await closed_loop(one, args.requests, args.concurrency)
         return window.result(latencies, args.concurrency)
 
 
@@ -234,9 +211,9 @@ async def _tinker_worker(args: argparse.Namespace) -> dict[str, Any]:
     async def one() -> None:
         await sc.sample_async(prompt=prompt, num_samples=1, sampling_params=params)
 
-    await _closed_loop(one, WARMUP, min(args.concurrency, WARMUP))
+    await closed_loop(one, WARMUP, min(args.concurrency, WARMUP))
     window = Window(args.server_pid)
-    latencies = await _closed_loop(one, args.requests, args.concurrency)
+    latencies = await closed_loop(one, args.requests, args.concurrency)
     return window.result(latencies, args.concurrency)
 
 
@@ -297,9 +274,9 @@ async def _raw_worker(args: argparse.Namespace) -> dict[str, Any]:
                     assert len(answer["sequences"]) == 1
                     return
 
-        await _closed_loop(one, WARMUP, min(args.concurrency, WARMUP))
+        await closed_loop(one, WARMUP, min(args.concurrency, WARMUP))
         window = Window(args.server_pid)
-        latencies = await _closed_loop(one, args.requests, args.concurrency)
+        latencies = await closed_loop(one, args.requests, args.concurrency)
         return window.result(latencies, args.concurrency)
 
 

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
-from _common import emit, machine, table
+from _common import closed_loop, emit, machine, table
 
 HERE = Path(__file__).resolve().parent
 PROMPT = list(range(1, 33))
@@ -85,26 +85,9 @@ work (scheduling, socket readiness, garbage collection between frames)."""
 async def _closed_loop(
     one: Callable[[], Awaitable[None]], requests: int, concurrency: int
 ) -> float:
-    """Run ``requests`` calls of ``one``: ``concurrency`` tasks, each running them back to back.
-
-    The same harness as ``bench_client.py``. An earlier version started one task per
-    request behind an ``anyio.CapacityLimiter``; that cost the raw loop ~140 µs of CPU per
-    request on this machine and flattered every ratio to it.
-    """
-    import anyio
-
-    left = requests
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            await one()
-
+    """``_common.closed_loop`` (bench_client's harness), timed: returns the wall time."""
     start = time.perf_counter()
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(concurrency, requests)):
-            tg.start_soon(worker)
+    await closed_loop(one, requests, concurrency)
     return time.perf_counter() - start
 
 
