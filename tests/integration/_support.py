@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from mint_async import ServiceClient
 from mint_async import types as t
 from mint_async._config import WireMode
-from mint_async.server import ServerConfig, ServerStatistics, WireVersion
-from mint_async.testing import LoopbackServer
+from mint_async.server import DEFAULT_API_KEY, ServerConfig, ServerStatistics, WireVersion
+from mint_async.testing import LoopbackServer, serve_loopback
+
+OTHER_KEY = "sk-other-user"
+"""A second user's API key on :func:`serve_two_users`' server."""
+
+
+@contextmanager
+def serve_two_users() -> Generator[LoopbackServer]:
+    """A loopback server accepting the default key and :data:`OTHER_KEY` (another user)."""
+    with serve_loopback(ServerConfig(api_keys=(DEFAULT_API_KEY, OTHER_KEY), poll_hold=5.0)) as srv:
+        yield srv
+
+
+def service(server: LoopbackServer, api_key: str | None = None, **kwargs: Any) -> ServiceClient:
+    """A client of ``server`` (its own key unless ``api_key`` is given)."""
+    return ServiceClient(base_url=server.base_url, api_key=api_key or server.api_key, **kwargs)
 
 
 def sft_datum(prompt: list[int], answer: list[int]) -> t.Datum:

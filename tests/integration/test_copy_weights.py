@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -12,27 +11,21 @@ import mint_async
 from mint_async import ServiceClient
 from mint_async import sync as mint_sync
 from mint_async import types as t
-from mint_async.server import DEFAULT_API_KEY, ServerConfig
-from mint_async.testing import LoopbackServer, serve_loopback
+from mint_async.testing import LoopbackServer
 
-from ._support import sft_datum
+from ._support import OTHER_KEY, serve_two_users, service, sft_datum
 
 pytestmark = pytest.mark.anyio
 
 BASE = "Qwen/Qwen3-0.6B"
-OTHER_KEY = "sk-other-copier"
 PROMPT = t.ModelInput.from_ints([1, 2, 3, 4, 5])
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LoopbackServer]:
     """One loopback server for the module, with a second user's key."""
-    with serve_loopback(ServerConfig(api_keys=(DEFAULT_API_KEY, OTHER_KEY), poll_hold=5.0)) as srv:
+    with serve_two_users() as srv:
         yield srv
-
-
-def service(server: LoopbackServer, api_key: str | None = None, **kwargs: Any) -> ServiceClient:
-    return ServiceClient(base_url=server.base_url, api_key=api_key or server.api_key, **kwargs)
 
 
 class RecordingTransport(httpx.AsyncHTTPTransport):
