@@ -46,6 +46,7 @@ class SamplingClientLike(QueueStateSource, Protocol):
         *,
         include_prompt_logprobs: bool = False,
         topk_prompt_logprobs: int = 0,
+        record_stability_info: bool = False,
     ) -> t.SampleRequest: ...
     def request_id_of(self, request: t.SampleRequest) -> str: ...
     async def submit(self, request: t.SampleRequest) -> APIFuture[t.SampleResponse]: ...
@@ -99,12 +100,14 @@ class SamplePipeline(Pipeline[t.SampleResponse]):
         *,
         include_prompt_logprobs: bool = False,
         topk_prompt_logprobs: int = 0,
+        record_stability_info: bool = False,
         tag: object = None,
     ) -> Handle[t.SampleResponse]:
         """Queue a sample request; blocks only while the pipeline is full.
 
         The returned handle's ``request_id`` (``<sampling_session_id>:<seq_id>``) is
-        known before the request is sent.
+        known before the request is sent. ``record_stability_info`` records the
+        sampled sequences for ``stable_reinforce`` (tinker 0.38).
         """
         request = self._client.build_request(
             prompt,
@@ -112,6 +115,7 @@ class SamplePipeline(Pipeline[t.SampleResponse]):
             sampling_params,
             include_prompt_logprobs=include_prompt_logprobs,
             topk_prompt_logprobs=topk_prompt_logprobs,
+            record_stability_info=record_stability_info,
         )
         handle = self._new_handle(
             request_id=self._client.request_id_of(request),

@@ -131,7 +131,6 @@ async def test_checkpoint_and_resume_continue_exactly(tmp_path: Path) -> None:
         ({"max_steps_off_policy": -1}, "max_steps_off_policy"),
         ({"stale": "keep"}, "stale"),
         ({"loss_fn": "cross_entropy"}, "RL loss"),
-        ({"loss_fn": "stable_reinforce"}, "provenance"),
         ({"checkpoint_every": 2}, "run_dir"),
         ({"advantage": "median"}, "advantage"),
         ({"stale_weight": 2.0}, "stale_weight"),

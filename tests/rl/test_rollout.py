@@ -8,6 +8,7 @@ import pytest
 
 from mint_async import InvalidInputError, rl
 from mint_async import types as t
+from mint_async.rl._rollout import single_error
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +110,61 @@ async def test_continuing_without_observation_is_an_error() -> None:
         await rl.rollout_group(
             BrokenGroup(), ScriptedSampler(), t.SamplingParams(), index=0, version=0
         )
+
+
+def test_single_error_unwraps_one_error_or_identical_ones() -> None:
+    """One failure, or many alike (same type and message), surface as that typed error."""
+    alike = BaseExceptionGroup("g", [InvalidInputError("bad"), InvalidInputError("bad")])
+    nested = BaseExceptionGroup("g", [BaseExceptionGroup("h", [InvalidInputError("bad")])])
+    assert isinstance(single_error(alike), InvalidInputError)
+    assert isinstance(single_error(nested), InvalidInputError)
+    different = BaseExceptionGroup("g", [InvalidInputError("bad"), InvalidInputError("worse")])
+    assert single_error(different) is different
+    mixed = BaseExceptionGroup("g", [InvalidInputError("bad"), ValueError("bad")])
+    assert single_error(mixed) is mixed
+
+
+class NamingSampler(ScriptedSampler):
+    """A ScriptedSampler that names each sequence ``call:i`` as a recording server does."""
+
+    async def __call__(
+        self, prompt: t.ModelInput, n: int, params: t.SamplingParams
+    ) -> t.SampleResponse:
+        resp = await super().__call__(prompt, n, params)
+        for i, seq in enumerate(resp.sequences):
+            seq.sequence_id = f"{len(self.calls)}:{i}"
+        return resp
+
+
+async def test_recorded_rollouts_keep_each_sequence_id() -> None:
+    """With record_stability_info every action names its sequence and the group is recorded."""
+    group = await rl.rollout_group(
+        TwoTurnGroup(),
+        NamingSampler(),
+        t.SamplingParams(),
+        index=0,
+        version=0,
+        record_stability_info=True,
+    )
+    assert group.recorded
+    ids = [[str(tr.action.sequence_id) for tr in traj.transitions] for traj in group.trajectories]
+    # One shared first request (two samples), then one request per environment.
+    assert sorted(i[0] for i in ids) == ["1:0", "1:1"]
+    assert sorted(i[1] for i in ids) == ["2:0", "3:0"]
+
+
+async def test_recorded_rollouts_need_sequence_ids() -> None:
+    """A sampler that names no sequence cannot serve stable_reinforce: InvalidInputError."""
+    with pytest.raises(InvalidInputError, match="sequence_id"):
+        await rl.rollout_group(
+            TwoTurnGroup(),
+            ScriptedSampler(),
+            t.SamplingParams(),
+            index=0,
+            version=0,
+            record_stability_info=True,
+        )
+    plain = await rl.rollout_group(
+        TwoTurnGroup(), ScriptedSampler(), t.SamplingParams(), index=0, version=0
+    )
+    assert not plain.recorded

@@ -28,11 +28,16 @@ def server() -> Iterator[LoopbackServer]:
         yield srv
 
 
-async def _train(server: LoopbackServer, executor: rl.RolloutExecutor) -> list[rl.StepMetrics]:
+async def _train(
+    server: LoopbackServer,
+    executor: rl.RolloutExecutor,
+    loss_fn: t.LossFnType = "importance_sampling",
+    group_size: int = 4,
+) -> list[rl.StepMetrics]:
     async with ServiceClient(base_url=server.base_url, api_key=server.api_key) as svc:
         tc = await svc.create_lora_training_client("Qwen/Qwen3-0.6B", rank=8, seed=0)
         dataset = rl.DigitsDataset.from_tokenizer(
-            await tc.get_tokenizer(), prompts=8, group_size=4, max_tokens=6
+            await tc.get_tokenizer(), prompts=8, group_size=group_size, max_tokens=6
         )
         config = rl.RLConfig(
             steps=3,
@@ -40,6 +45,7 @@ async def _train(server: LoopbackServer, executor: rl.RolloutExecutor) -> list[r
             max_steps_off_policy=1,
             sampling_params=t.SamplingParams(max_tokens=6, temperature=1.0),
             adam=t.AdamParams(learning_rate=0.05),
+            loss_fn=loss_fn,
         )
         return await rl.RLLoop(tc, dataset, config, executor=executor).run()
 
@@ -66,6 +72,24 @@ async def test_process_pool_rollouts(server: LoopbackServer) -> None:
     _check(history, _sample_namespaces(server, before))
 
 
+def _check_trained(history: list[rl.StepMetrics]) -> None:
+    # A refused forward_backward fails the run; so does a worker's group without records.
+    trained = [h for h in history if h.datums > 0]
+    assert trained, "every group had equal rewards"
+    assert all(h.loss is not None for h in trained)
+
+
+async def test_process_pool_rollouts_stable_reinforce(server: LoopbackServer) -> None:
+    """Workers sample with record_stability_info; sequence ids come back pickled; steps train."""
+    before = set(server.execution_counts())
+    # Groups of 8: all-equal rewards in every one of the 6 groups is ~1e-4 likely.
+    history = await _train(
+        server, rl.ProcessPoolRollouts(workers=2), "stable_reinforce", group_size=8
+    )
+    _check(history, _sample_namespaces(server, before))
+    _check_trained(history)
+
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
     """A local Ray instance with two CPUs (skipped when ray is not installed)."""
@@ -87,3 +111,12 @@ async def test_ray_rollouts_on_two_local_workers(server: LoopbackServer, ray_clu
     executor = rl.RayRollouts(num_workers=2, concurrency=4)
     history = await _train(server, executor)
     _check(history, _sample_namespaces(server, before))
+
+
+async def test_ray_rollouts_stable_reinforce(server: LoopbackServer, ray_cluster: Any) -> None:
+    """Ray actors sample with record_stability_info; sequence ids survive the transport."""
+    before = set(server.execution_counts())
+    executor = rl.RayRollouts(num_workers=2, concurrency=4)
+    history = await _train(server, executor, "stable_reinforce", group_size=8)
+    _check(history, _sample_namespaces(server, before))
+    _check_trained(history)

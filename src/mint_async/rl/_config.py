@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from .. import types as t
 from .._exceptions import InvalidInputError
 from ._data import AdvantageMode
 
 __all__ = ["RLConfig"]
+
+_RL_LOSSES: Final = ("importance_sampling", "ppo", "cispo", "dro", "gspo", "stable_reinforce")
+"""The losses the engine builds datums for (``stable_reinforce`` with provenance spans)."""
 
 
 def _default_params() -> t.SamplingParams:
@@ -51,6 +54,8 @@ class RLConfig:
     """Hard cap on group rollouts in flight (``None``: only the staleness budget)."""
     sampling_params: t.SamplingParams = field(default_factory=_default_params)
     loss_fn: t.LossFnType = "importance_sampling"
+    """``stable_reinforce`` makes rollouts sample with ``record_stability_info=True`` and
+    every datum carry provenance spans naming those samples (the server checks them)."""
     loss_fn_config: dict[str, float] | None = None
     advantage: AdvantageMode = "mean"
     adam: t.AdamParams = field(default_factory=_default_adam)
@@ -90,11 +95,8 @@ class RLConfig:
                 "max_rollouts_in_flight must be >= 1 or None",
             ),
             (
-                self.loss_fn in ("importance_sampling", "ppo", "cispo", "dro", "gspo"),
-                (
-                    "loss_fn must be an RL loss (importance_sampling, ppo, cispo, dro, gspo;"
-                    f" stable_reinforce's provenance spans are not built yet), got {self.loss_fn!r}"
-                ),
+                self.loss_fn in _RL_LOSSES,
+                f"loss_fn must be an RL loss ({', '.join(_RL_LOSSES)}), got {self.loss_fn!r}",
             ),
             (
                 self.advantage in ("mean", "mean_std"),

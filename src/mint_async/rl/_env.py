@@ -56,6 +56,9 @@ class Action:
     tokens: list[int]
     logprobs: list[float]
     stop_reason: str
+    sequence_id: str | None = None
+    """The sampled sequence's id (``SampledSequence.sequence_id``): with samples drawn with
+    ``record_stability_info``, it names the server's record in ``stable_reinforce`` provenance."""
 
 
 @dataclass(frozen=True, slots=True)

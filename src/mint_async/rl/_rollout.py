@@ -6,6 +6,12 @@ the loop, a worker's own sampling client copy elsewhere). When every
 environment of the group opens with the same observation, the first turn is
 *one* request with ``num_samples = group size`` (as the hand-written loop does);
 later turns of multi-turn episodes go one request per environment.
+
+For ``stable_reinforce`` the ``sample`` function draws with
+``record_stability_info=True`` and ``rollout_group(..., record_stability_info=True)``
+keeps each action's ``sequence_id`` (required) and marks the group ``recorded``:
+its datums then carry provenance spans (:mod:`._data`). A turn's prompt is its
+transition's ``observation``.
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ class TrajectoryGroup:
     """Policy version of the sampler that produced every sample of the group."""
     trajectories: list[Trajectory]
     metrics: dict[str, float] = field(default_factory=dict[str, float])
+    recorded: bool = False
+    """Every sample was drawn with ``record_stability_info=True`` and every action names its
+    sequence: the group's datums carry ``stable_reinforce`` provenance spans."""
 
     @property
     def rewards(self) -> list[float]:
@@ -69,14 +78,26 @@ class TrajectoryGroup:
         return [tr.total_reward for tr in self.trajectories]
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            out += _leaves(error)  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            out.append(error)
+    return out
+
+
 def single_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one error of a task group that failed once (so callers see a typed error), else the group."""
-    errors = group.exceptions
-    if len(errors) == 1:
-        inner: BaseException = errors[0]
-        if isinstance(inner, BaseExceptionGroup):
-            return single_error(inner)  # pyright: ignore[reportUnknownArgumentType]
-        return inner
+    """The one error of a task group (so callers see a typed error), else the group.
+
+    Several rollouts that fail alike in the same tick (a bad executor, a bad
+    environment) are one error too: same type and message.
+    """
+    leaves = _leaves(group)
+    first = leaves[0]
+    if all(type(e) is type(first) and e.args == first.args for e in leaves[1:]):
+        return first
     return group
 
 
@@ -89,19 +110,33 @@ def _params(base: t.SamplingParams, ob: Observation) -> t.SamplingParams:
     return msgspec.structs.replace(base, **changes) if changes else base
 
 
-def _action(seq: t.SampledSequence) -> Action:
+def _action(seq: t.SampledSequence, recorded: bool) -> Action:
     tokens = seq.tokens
     logprobs = seq.logprobs
     if logprobs is None:
         msg = "the sampler returned no logprobs; RL needs them for exact off-policy corrections"
         raise InvalidInputError(msg)
+    if recorded and seq.sequence_id is None:
+        msg = (
+            "the sampler returned a sequence without a sequence_id; stable_reinforce names "
+            "each sampled sequence in its provenance spans"
+        )
+        raise InvalidInputError(msg)
     return Action(
-        tokens=list(tokens), logprobs=[float(x) for x in logprobs], stop_reason=seq.stop_reason
+        tokens=list(tokens),
+        logprobs=[float(x) for x in logprobs],
+        stop_reason=seq.stop_reason,
+        sequence_id=seq.sequence_id,
     )
 
 
 async def _episode(
-    env: Env, first: Observation, action: Action, sample: SampleFn, base: t.SamplingParams
+    env: Env,
+    first: Observation,
+    action: Action,
+    sample: SampleFn,
+    base: t.SamplingParams,
+    recorded: bool,
 ) -> Trajectory:
     """Finish an episode whose first action is known."""
     transitions: list[Transition] = []
@@ -117,7 +152,7 @@ async def _episode(
             raise InvalidInputError(msg)
         ob = result.next_observation
         resp = await sample(ob.model_input, 1, _params(base, ob))
-        action = _action(resp.sequences[0])
+        action = _action(resp.sequences[0], recorded)
 
 
 async def rollout_group(
@@ -127,8 +162,14 @@ async def rollout_group(
     *,
     index: int,
     version: int,
+    record_stability_info: bool = False,
 ) -> TrajectoryGroup:
-    """Run one group's environments to the end; every sample comes from ``sample``."""
+    """Run one group's environments to the end; every sample comes from ``sample``.
+
+    ``record_stability_info``: ``sample`` draws with ``record_stability_info=True``;
+    every sequence must come back with its ``sequence_id`` and the group is ``recorded``.
+    """
+    recorded = record_stability_info
     envs: Sequence[Env] = await builder.make_envs()
     if not envs:
         msg = f"group {index}: make_envs() returned no environments"
@@ -146,15 +187,15 @@ async def rollout_group(
         if len(resp.sequences) != len(envs):
             msg = f"asked for {len(envs)} samples, got {len(resp.sequences)}"
             raise InvalidInputError(msg)
-        actions = [_action(seq) for seq in resp.sequences]
+        actions = [_action(seq, recorded) for seq in resp.sequences]
     trajectories: list[Trajectory | None] = [None] * len(envs)
 
     async def run(i: int) -> None:
         first_action = actions[i]
         if first_action is None:
             resp = await sample(firsts[i].model_input, 1, _params(params, firsts[i]))
-            first_action = _action(resp.sequences[0])
-        trajectories[i] = await _episode(envs[i], firsts[i], first_action, sample, params)
+            first_action = _action(resp.sequences[0], recorded)
+        trajectories[i] = await _episode(envs[i], firsts[i], first_action, sample, params, recorded)
 
     try:
         async with anyio.create_task_group() as tg:
@@ -163,4 +204,4 @@ async def rollout_group(
     except BaseExceptionGroup as group:
         raise single_error(group) from None
     done = [tr for tr in trajectories if tr is not None]
-    return TrajectoryGroup(index=index, version=version, trajectories=done)
+    return TrajectoryGroup(index=index, version=version, trajectories=done, recorded=recorded)

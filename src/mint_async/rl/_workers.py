@@ -6,10 +6,16 @@ CPU-bound rewards stall an event loop. :class:`ProcessPoolRollouts` and
 pickled copy of the current sampling client pinned to its own seq-id namespace
 (``data position + 1``), so every worker samples through its own client copy and
 request ids stay deterministic and never collide, whoever runs the job.
+
+A job with ``record_stability_info`` (``stable_reinforce``) samples with
+``record_stability_info=True`` wherever it runs: the worker's client copy names
+the engine's sampling session, so the server's records belong to the training
+run's session, and each action's ``sequence_id`` travels back in the pickled group.
 """
 
 from __future__ import annotations
 
+import functools
 import pickle
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +36,7 @@ __all__ = [
     "RayRollouts",
     "RolloutExecutor",
     "RolloutJob",
+    "check_recorded",
     "rollout_namespace",
     "run_payload",
 ]
@@ -53,6 +60,24 @@ class RolloutJob:
     sampler: SamplingClient
     sample: SampleFn
     """The engine's own path to the sampler (its pipeline); workers use ``sampler`` instead."""
+    record_stability_info: bool = False
+    """Sample with ``record_stability_info=True`` and keep each sequence id (``stable_reinforce``);
+    ``sample`` already does, a worker's ``sampler`` is asked to."""
+
+
+def check_recorded(job: RolloutJob, group: TrajectoryGroup, executor: object) -> None:
+    """InvalidInputError unless a job that asked for stability records got a ``recorded`` group.
+
+    Checked before the group can reach a batch, so nothing is sent for it.
+    """
+    if job.record_stability_info and not group.recorded:
+        msg = (
+            f"{type(executor).__name__} returned a group without stability records: "
+            "stable_reinforce needs every sample drawn with record_stability_info=True "
+            "(honour RolloutJob.record_stability_info: rollout_group(..., "
+            "record_stability_info=True) with a sample function that records)"
+        )
+        raise InvalidInputError(msg)
 
 
 class RolloutExecutor(Protocol):
@@ -73,7 +98,12 @@ class InLoopRollouts:
     async def rollout(self, job: RolloutJob) -> TrajectoryGroup:
         """Run the group here."""
         return await rollout_group(
-            job.builder, job.sample, job.params, index=job.index, version=job.version
+            job.builder,
+            job.sample,
+            job.params,
+            index=job.index,
+            version=job.version,
+            record_stability_info=job.record_stability_info,
         )
 
     async def aclose(self) -> None:
@@ -82,13 +112,17 @@ class InLoopRollouts:
 
 def _payload(job: RolloutJob) -> bytes:
     sampler = job.sampler.with_seq_namespace(rollout_namespace(job.index))
-    return pickle.dumps((sampler, job.builder, job.params, job.index, job.version))
+    record = job.record_stability_info
+    return pickle.dumps((sampler, job.builder, job.params, job.index, job.version, record))
 
 
 async def _run_payload(payload: bytes) -> bytes:
-    sampler, builder, params, index, version = pickle.loads(payload)  # noqa: S301 - our own jobs
+    sampler, builder, params, index, version, record = pickle.loads(payload)  # noqa: S301 - our own jobs
+    sample: SampleFn = functools.partial(sampler.sample, record_stability_info=record)
     async with sampler:  # closes the copy's own connections
-        group = await rollout_group(builder, sampler.sample, params, index=index, version=version)
+        group = await rollout_group(
+            builder, sample, params, index=index, version=version, record_stability_info=record
+        )
     return pickle.dumps(group)
 
 
