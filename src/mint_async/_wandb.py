@@ -16,11 +16,12 @@ __all__ = ["open_wandb_sink"]
 
 
 async def open_wandb_sink(
-    config: t.WandbConfig, run_config: dict[str, Any]
+    config: t.WandbConfig, run_config: dict[str, Any], *, first_step: int = 0
 ) -> tuple[Callable[[str, dict[str, float]], None], Callable[[], None]]:
     """Start a W&B run; returns ``(sink, close)``: the metrics sink and the run's finisher.
 
-    Each call of the sink logs one step: ``{"<operation>/<metric>": value}``.
+    Each call of the sink logs one step, numbered from ``first_step``:
+    ``{"<operation>/<metric>": value}``.
     """
     try:
         wb: Any = importlib.import_module("wandb")
@@ -32,7 +33,7 @@ async def open_wandb_sink(
             project=config.project, name=config.name, config=run_config, reinit="create_new"
         )
     )
-    steps = itertools.count()
+    steps = itertools.count(first_step)
 
     def sink(operation: str, metrics: dict[str, float]) -> None:
         run.log({f"{operation}/{k}": v for k, v in metrics.items()}, step=next(steps))

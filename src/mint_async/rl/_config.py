@@ -50,6 +50,12 @@ class RLConfig:
     capacity they spare the trainer the wait for the slowest group; the extra results
     go stale and are dropped (or down-weighted). 0 with ``max_steps_off_policy=0`` is
     exactly the synchronous loop."""
+    sync_weights_every: int = 1
+    """Export the trained weights to the samplers every N steps (and before every
+    checkpoint and after the last step). 1 exports after every step; N > 1 takes N - 1
+    of every N exports off the trainer's critical path, at the price of samples up to
+    N - 1 versions older. Needs ``N <= max(1, max_steps_off_policy)``: with fewer steps
+    of staleness allowed, a step would wait for data of a version that is never exported."""
     max_rollouts_in_flight: int | None = None
     """Hard cap on group rollouts in flight (``None``: only the staleness budget)."""
     sampling_params: t.SamplingParams = field(default_factory=_default_params)
@@ -88,6 +94,13 @@ class RLConfig:
             (
                 0.0 <= self.stale_weight <= 1.0,
                 f"stale_weight must be in [0, 1], got {self.stale_weight}",
+            ),
+            (
+                1 <= self.sync_weights_every <= max(1, self.max_steps_off_policy),
+                (
+                    "sync_weights_every must be between 1 and max(1, max_steps_off_policy)"
+                    f" = {max(1, self.max_steps_off_policy)}, got {self.sync_weights_every}"
+                ),
             ),
             (self.oversample >= 0, f"oversample must be >= 0, got {self.oversample}"),
             (

@@ -15,7 +15,9 @@ One code path for every ``max_steps_off_policy`` (``K``):
   queued behind the weight export, and step 0's batch overlaps step 1's sampling.
 * **Weights** reach the samplers without stopping them: a finisher task awaits
   the export, opens a sampling client on it and switches new rollouts to it;
-  rollouts in flight finish on the version they started with.
+  rollouts in flight finish on the version they started with. With
+  ``sync_weights_every = N > 1`` only every N-th step exports (the trainer skips
+  N - 1 exports of every N), so versions between exports are never sampled.
 
 With ``K = 0`` the budget is exactly one batch per version and nothing starts
 until the new version is live: synchronous on-policy training.
@@ -33,14 +35,14 @@ import anyio
 import anyio.abc
 import numpy as np
 
-from .. import SamplePipeline, SamplingClient, TrainingClient
+from .. import MetricsSink, SamplePipeline, SamplingClient, TrainingClient
 from .. import types as t
 from ._config import RLConfig
 from ._data import group_datums
 from ._env import RLDataset
 from ._ops import BusyClock, Checkpoint, MetricsLog, SerialClock, StepMetrics
 from ._rollout import TrajectoryGroup, single_error
-from ._workers import InLoopRollouts, RolloutExecutor, RolloutJob
+from ._workers import InLoopRollouts, RolloutExecutor, RolloutJob, check_recorded
 
 __all__ = ["RLLoop", "StepCallback"]
 
@@ -76,6 +78,8 @@ class RLLoop:
     """Runs :class:`RLConfig` over an :class:`RLDataset` with one training client.
 
     Use :func:`mint_async.rl.train` unless you already hold the training client.
+    ``metrics_sink`` (a :data:`mint_async.MetricsSink`) gets each step's
+    :meth:`StepMetrics.scalars` as ``("rl", {...})``; ``on_step`` gets the record itself.
     """
 
     def __init__(
@@ -87,8 +91,10 @@ class RLLoop:
         executor: RolloutExecutor | None = None,
         checkpoint: Checkpoint | None = None,
         on_step: StepCallback | None = None,
+        metrics_sink: MetricsSink | None = None,
     ) -> None:
         self._tc = training_client
+        self._sink = metrics_sink
         self._dataset = dataset
         self._config = config
         self._executor: RolloutExecutor = executor or InLoopRollouts()
@@ -154,11 +160,13 @@ class RLLoop:
     async def _rollout(self, index: int, version: _Version) -> None:
         pipe = version.pipe
         assert pipe is not None
+        # stable_reinforce trains on the server's records of the samples, named by sequence id.
+        record = self._config.loss_fn == "stable_reinforce"
 
         async def sample(
             prompt: t.ModelInput, n: int, params: t.SamplingParams
         ) -> t.SampleResponse:
-            return await (await pipe.submit(prompt, n, params))
+            return await (await pipe.submit(prompt, n, params, record_stability_info=record))
 
         job = RolloutJob(
             builder=self._dataset.group_builder(index),
@@ -167,6 +175,7 @@ class RLLoop:
             version=version.number,
             sampler=version.client,
             sample=sample,
+            record_stability_info=record,
         )
         try:
             group = await self._executor.rollout(job)
@@ -176,6 +185,7 @@ class RLLoop:
             version.active -= 1
             if version.active == 0 and version.number < self._version:
                 version.retired.set()
+        check_recorded(job, group, self._executor)
         self._tokens += sum(tr.sampled_tokens for tr in group.trajectories)
         self._pool.append((self._completed, group))
         self._completed += 1
@@ -271,9 +281,12 @@ class RLLoop:
                 ("fb", await self._tc.forward_backward(datums, c.loss_fn, c.loss_fn_config))
             )
             futures.append(("opt", await self._tc.optim_step(c.adam)))
-        futures.append(
-            ("save", await self._tc.save_weights_for_sampler(f"{c.name}-{step + 1:06d}"))
-        )
+        # Every ``sync_weights_every`` steps, before a checkpoint (which names a sampler),
+        # and after the last step, the samplers get the new weights.
+        if (step + 1) % c.sync_weights_every == 0 or snapshot is not None or step + 1 == c.steps:
+            futures.append(
+                ("save", await self._tc.save_weights_for_sampler(f"{c.name}-{step + 1:06d}"))
+            )
         if snapshot is not None:
             futures.append(("state", await self._tc.save_state(f"{c.name}-state-{step + 1:06d}")))
         downweighted = sum(1 for w in weights if w < 1.0)
@@ -374,6 +387,8 @@ class RLLoop:
         self.history.append(metrics)
         if self._log is not None:
             self._log.write(metrics)
+        if self._sink is not None:
+            self._sink("rl", metrics.scalars())
         if self._on_step is not None:
             self._on_step(metrics)
 

@@ -105,6 +105,19 @@ class StepMetrics:
     loss: float | None = None
     extra: dict[str, float] = field(default_factory=dict[str, float])
 
+    def scalars(self) -> dict[str, float]:
+        """The step's numbers flat, for a metrics sink (W&B): ``staleness/<k>`` per bucket,
+        ``extra`` entries as they are, no data indices, no loss for a step that trained nothing."""
+        out: dict[str, float] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, bool) or key in ("staleness", "extra", "data_indices"):
+                continue
+            if isinstance(value, int | float):
+                out[key] = float(value)
+        out.update({f"staleness/{k}": float(v) for k, v in self.staleness.items()})
+        out.update(self.extra)
+        return out
+
 
 class MetricsLog:
     """Appends one JSON line per step; on resume keeps only the steps before the checkpoint."""
