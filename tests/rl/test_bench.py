@@ -12,6 +12,9 @@ KEYS = {
     "max_steps_off_policy",
     "seconds_per_step",
     "speedup_vs_sync",
+    "steady_seconds_per_step",
+    "steady_speedup_vs_sync",
+    "eval_reward",
     "trainer_busy_fraction",
     "sampler_busy_fraction",
     "mean_staleness",
@@ -22,7 +25,7 @@ KEYS = {
 
 
 def test_bench_rl_prints_one_json_line_per_mode_and_a_table() -> None:
-    """Three modes (a compressed latency model, few steps): JSON lines with the issue's keys, staleness <= K."""
+    """Four modes (a compressed latency model, few steps): JSON lines with the issue's keys, staleness <= K."""
     args = [
         "--steps",
         "3",
@@ -44,12 +47,19 @@ def test_bench_rl_prints_one_json_line_per_mode_and_a_table() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert [r["max_steps_off_policy"] for r in records] == [0, 1, 2]
+    assert [(r["max_steps_off_policy"], r["sync_weights_every"]) for r in records] == [
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (2, 2),
+    ]
     for r in records:
         assert set(r) >= KEYS, r
         assert 0.0 < r["trainer_busy_fraction"] <= 1.0
         assert r["mean_staleness"] <= r["max_steps_off_policy"]
         assert len(r["rewards"]) == 3
+        assert 0.0 <= r["eval_reward"] <= 1.0
     assert records[0]["mean_staleness"] == 0.0 and records[0]["dropped"] == 0
     assert "trainer-bound limit 0.13 s/step" in proc.stderr
-    assert "async-k2" in proc.stderr and "speedup" in proc.stderr
+    assert "async-k2" in proc.stderr and "async-k2-every2" in proc.stderr
+    assert "speedup" in proc.stderr
