@@ -63,3 +63,23 @@ def test_bench_rl_prints_one_json_line_per_mode_and_a_table() -> None:
     assert "trainer-bound limit 0.13 s/step" in proc.stderr
     assert "async-k2" in proc.stderr and "async-k2-every2" in proc.stderr
     assert "speedup" in proc.stderr
+
+
+def test_bench_rl_quality_pairs_the_modes_by_seed() -> None:
+    """Two seeds of a tiny run: one summary per mode, the synchronous one paired with itself."""
+    bench = BENCH.parent / "bench_rl_quality.py"
+    args = ["--seeds", "2", "--steps", "3", "--modes", "0,1", "--time-scale", "0.02"]
+    args += ["--eval-groups", "4"]
+    proc = subprocess.run(
+        [sys.executable, str(bench), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["mode"] for r in records] == ["sync", "async-k1"]
+    assert records[0]["eval_minus_sync"] == [0.0, 0.0]
+    assert all(0.0 <= r["eval_reward"][0] <= 1.0 and r["seeds"] == 2 for r in records)
+    assert "paired" in proc.stderr
