@@ -61,6 +61,10 @@ class Connection:
                 raise WouldWait
             self.waits -= 1
 
+    async def send(self, data: bytes) -> None:
+        """Write ``data`` (a whole request)."""
+        await self.stream.send(data)
+
     async def _fill(self) -> None:
         self._may_wait()
         try:
