@@ -1,7 +1,7 @@
 """HTTP transport: sends the client's requests, with the protocol's retries, to one server.
 
 It owns one connection pool per traffic class (session, train, sample,
-retrieve; :mod:`._pools` picks them), each behind an anyio ``CapacityLimiter``
+retrieve; :mod:`._pools` picks them), each behind a first-come-first-served limit (:class:`._pools.Slots`)
 so that, e.g., a thousand held ``retrieve_future`` long polls queue among
 themselves and never starve a submission. Each request is built by
 :mod:`._request_builder` (URL, headers, framing), with the credential
@@ -53,8 +53,8 @@ from ._errors import map_transport_errors
 from ._errors import status_error as status_error
 from ._exceptions import APIConnectionError, ClientClosedError
 from ._http11 import Http11Transport
+from ._pools import Slots, open_pool
 from ._pools import environment_proxy as environment_proxy
-from ._pools import open_pool
 from ._redaction import redact_bytes
 from ._request_builder import USER_AGENT as USER_AGENT
 from ._request_builder import RequestBuilder
@@ -99,7 +99,7 @@ class Transport:
         self.config = config
         self._user_transport = transport
         self._pools: dict[TrafficClass, httpx.AsyncBaseTransport] = {}
-        self._limiters = {tc: anyio.CapacityLimiter(config.limits.for_class(tc)) for tc in _TRAFFIC}
+        self._limiters = {tc: Slots(config.limits.for_class(tc)) for tc in _TRAFFIC}
         self._credentials = Credentials(config.api_key, self._session_post)
         self._closed = False
         self._billing = BillingWindow()
@@ -201,12 +201,10 @@ class Transport:
         limit = timeout if timeout is not None else self.config.timeouts.request
         subject = f"{method} /{path.split('?', 1)[0]}"
         limiter = self._limiters[traffic]
-        try:
-            # A free slot is taken without a checkpoint (``async with`` yields to the
-            # loop once per request, a large share of a small request's CPU).
-            limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            await limiter.acquire()
+        # A free slot is taken without a checkpoint (``async with`` yields to the
+        # loop once per request, a large share of a small request's CPU).
+        if not limiter.take_nowait():
+            await limiter.take()
         try:
             with map_transport_errors(subject, self.secrets):
                 # One deadline for the whole attempt: httpx's read timeout bounds each
