@@ -26,6 +26,13 @@ response; the client's total deadline per attempt lives in ``_transport``. A
 deadline that an enclosing cancel scope already enforces sooner is not set
 again (a cancel scope is a large share of a small request's CPU).
 
+The client's own transport calls :meth:`Http11Transport.send_raw` with the
+request's bytes and gets ``(status, fields, body)`` back — no httpx Request,
+Response or Headers per exchange; ``handle_async_request`` (the httpx
+interface, for downloads and for users who plug the pool in) wraps it. On a
+plain TCP connection the bytes go straight to and from the socket, waiting
+with ``anyio.wait_readable`` only when none is there (:mod:`._http11_conn`).
+
 Modules: the grammar in :mod:`._http11_parse`, the connection and body readers
 in :mod:`._http11_conn`, the pool here.
 """

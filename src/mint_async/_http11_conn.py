@@ -7,17 +7,24 @@ of a body that streams, one read deadline per piece (httpx's ``read``
 timeout semantics). Deadlines are cancel scopes, which cost CPU on every
 request: :func:`read_scope` opens one only when no enclosing scope already
 ends sooner (the client's per-attempt deadline usually does).
+
+A plain TCP connection (POSIX) is read and written through a duplicate of its
+socket (:func:`_direct_socket`), not through the anyio stream: on asyncio the
+stream resumes and pauses the transport's reading around every wait (two
+system calls) and adds checkpoints to every send; TLS keeps the stream.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import httpx
 
 from ._http11_parse import MAX_HEAD, Framing, ProtocolError, chunk_size, parse_fields, parse_head
@@ -35,10 +42,6 @@ _STREAM_ERRORS: Final = (
 )
 
 
-class _HasFileno(Protocol):
-    def fileno(self) -> int: ...
-
-
 class WouldWait(Exception):  # noqa: N818 - a signal, named like anyio.WouldBlock
     """A read needed the socket while :attr:`Connection.waits` allowed no more waits."""
 
@@ -46,18 +49,13 @@ class WouldWait(Exception):  # noqa: N818 - a signal, named like anyio.WouldBloc
 class Connection:
     """One HTTP/1.1 connection: write a request, read an answer, report reusability."""
 
-    __slots__ = ("_socket", "answered", "buffer", "key", "reusable", "stream", "waits")
+    __slots__ = ("_sent", "_socket", "answered", "buffer", "key", "reusable", "stream", "waits")
 
     def __init__(self, stream: anyio.abc.ByteStream, key: tuple[str, str, int]) -> None:
         self.stream = stream
         self.key = key
-        # The socket under a plain TCP stream (not TLS, not a test's scripted stream);
-        # POSIX only: os.write takes a file descriptor, which a Windows socket is not.
-        self._socket: _HasFileno | None = (
-            stream.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610 - anyio, not Django
-            if _POSIX and isinstance(stream, anyio.abc.SocketStream)
-            else None
-        )
+        self._socket = _direct_socket(stream)
+        self._sent = False
         self.buffer = bytearray()
         self.reusable = False
         self.answered = False
@@ -77,20 +75,20 @@ class Connection:
     async def send(self, data: bytes) -> None:
         """Write ``data`` (a whole request).
 
-        On a plain TCP stream the bytes are first written straight to the socket:
-        a request fits in the kernel's send buffer, and the stream's ``send`` would
-        add two checkpoints (one a yield to the event loop) per request, a large
-        share of a small request's CPU. This is safe because the stream is idle
-        here: a previous ``send`` returned only once its bytes were written (on
-        asyncio anyio waits for the transport's buffer to drain; a send cut short
-        discards the connection), so nothing queued can be overtaken. What the
-        socket did not take goes through the stream, which waits for room.
+        On a plain TCP stream the bytes are written straight to the socket (see
+        :func:`_direct_socket`): a request fits in the kernel's send buffer, and
+        the stream's ``send`` would add two checkpoints (one a yield to the event
+        loop) per request. The stream is idle here — a previous ``send`` returned
+        only once its bytes were written (on asyncio anyio waits for the
+        transport's buffer to drain; a send cut short discards the connection) —
+        so nothing queued can be overtaken. What the socket did not take goes
+        through the stream, which waits for room.
         """
         sock = self._socket
         if sock is not None:
+            self._sent = True
             try:
-                # fileno() each time: -1 once the socket is closed (never a reused fd).
-                sent = os.write(sock.fileno(), data)
+                sent = sock.send(data)
             except BlockingIOError:
                 sent = 0
             if sent == len(data):
@@ -98,15 +96,38 @@ class Connection:
             data = data[sent:]
         await self.stream.send(data)
 
+    async def _receive(self) -> bytes:
+        """The next bytes from the server, b"" at a clean end of stream (errors raise)."""
+        sock = self._socket
+        if sock is None:
+            try:
+                return await self.stream.receive(_READ_SIZE)
+            except anyio.EndOfStream:
+                return b""
+        if self._sent:
+            # Let the event loop run once first: the answer is then often in already
+            # (a busy client is behind its server), and a read that needs no wait
+            # skips registering the socket with the loop and unregistering it
+            # (two system calls, and on asyncio a future).
+            self._sent = False
+            await anyio.lowlevel.checkpoint()
+        while True:
+            try:
+                return sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                await anyio.wait_readable(sock)
+
     async def _fill(self) -> None:
         self._may_wait()
         try:
-            chunk = await self.stream.receive(_READ_SIZE)
+            chunk = await self._receive()
         except _STREAM_ERRORS as exc:
             msg = "the server closed the connection"
             raise ProtocolError(msg) from exc
-        if chunk:
-            self.answered = True
+        if not chunk:
+            msg = "the server closed the connection"
+            raise ProtocolError(msg)
+        self.answered = True
         self.buffer += chunk
 
     async def read_block(self) -> list[bytes]:
@@ -177,12 +198,12 @@ class Connection:
         if not self.buffer:
             self._may_wait()
             try:
-                chunk = await self.stream.receive(_READ_SIZE)
-            except anyio.EndOfStream:
-                return b""
+                chunk = await self._receive()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 msg = "the connection was reset mid-body"
                 raise ProtocolError(msg) from exc
+            if not chunk:
+                return b""
             self.buffer += chunk
         if limit is None or limit >= len(self.buffer):
             data = bytes(self.buffer)
@@ -194,7 +215,30 @@ class Connection:
 
     async def aclose(self) -> None:
         """Close the socket at once (never waits for the peer)."""
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            anyio.notify_closing(sock)  # trio must forget it before it is closed
+            sock.close()
         await anyio.aclose_forcefully(self.stream)
+
+
+def _direct_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
+    """A second handle on the socket of a plain TCP stream, for direct reads and writes.
+
+    The built-in pool reads and writes a plain TCP connection through this
+    duplicate (non-blocking, like the original: they share one open file),
+    waiting with ``anyio.wait_readable`` only when no byte is there: anyio's
+    asyncio stream instead resumes and pauses the transport's reading around
+    every wait. anyio pauses reading as it connects, and the stream is never
+    read, so no byte goes to it. None for TLS, for other streams (tests' scripted
+    ones) and off POSIX (where waiting on a socket is not the event loop's own).
+    """
+    if not (_POSIX and isinstance(stream, anyio.abc.SocketStream)):
+        return None
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610 - anyio, not Django
+    dup = socket.socket(fileno=os.dup(raw.fileno()))
+    dup.setblocking(False)
+    return dup
 
 
 class BodyReader:
