@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mint_async._config import ClientConfig
-from mint_async._http11 import Http11Transport
+from mint_async._http11 import DeadlinePassed, Http11Transport
 from mint_async._http11_conn import Connection
 from mint_async._request_builder import RequestBuilder
 from mint_async._response_body import RawHeaders
@@ -172,5 +172,40 @@ async def test_a_request_larger_than_the_socket_buffer_is_sent_whole() -> None:
             answer = await pool.send_raw("POST", url, payload)
         assert (answer.status, answer.body) == (200, b"ok")
         assert received == [body]
+        await pool.aclose()
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("stall", ["head", "body"])
+async def test_a_stalled_exchange_ends_at_its_deadline(stall: str) -> None:
+    """send_raw's deadline bounds every wait: a silent head, or a streamed body that stops."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            if stall == "body":
+                # Larger than the pool reads inline: the body streams, then stops.
+                await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nxx")
+            await anyio.sleep_forever()
+
+    config = ClientConfig.resolve(base_url=f"http://127.0.0.1:{port}", api_key="tml-key")
+    builder = RequestBuilder(config)
+    pool = Http11Transport(max_inline=1000)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        url, payload = builder.wire("POST", "x", body=b"{}", headers=None, key="tml-key")
+        started = anyio.current_time()
+
+        async def exchange() -> None:
+            answer = await pool.send_raw("POST", url, payload, deadline=started + 0.3)
+            assert not isinstance(answer.body, bytes)
+            async for _ in answer.body:
+                pass
+
+        with anyio.fail_after(10), pytest.raises(DeadlinePassed):
+            await exchange()
+        assert 0.3 <= anyio.current_time() - started < 5
         await pool.aclose()
         tg.cancel_scope.cancel()

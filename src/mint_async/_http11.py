@@ -39,6 +39,7 @@ in :mod:`._http11_conn`, the pool here.
 
 from __future__ import annotations
 
+import math
 import ssl
 from typing import Final, NamedTuple
 
@@ -46,10 +47,18 @@ import anyio
 import anyio.abc
 import httpx
 
-from ._http11_conn import BodyReader, BodyStream, Connection, ReadErrors, WouldWait, read_scope
+from ._http11_conn import (
+    BodyReader,
+    BodyStream,
+    Connection,
+    DeadlinePassed,
+    ReadErrors,
+    WouldWait,
+    read_scope,
+)
 from ._http11_parse import framing as _framing
 
-__all__ = ["STREAM_BODY", "Http11Transport", "RawAnswer"]
+__all__ = ["STREAM_BODY", "DeadlinePassed", "Http11Transport", "RawAnswer"]
 
 _INLINE_BODY: Final = 8 * 1024 * 1024
 """Bodies up to this size (with a Content-Length) are read before returning; larger ones stream."""
@@ -131,6 +140,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
         return Connection(stream, key)
 
+    async def _connect_by(self, key: Key, timeout: float | None, deadline: float) -> Connection:
+        """:meth:`_connect`, cut off at ``deadline`` (DeadlinePassed) as well as by ``timeout``."""
+        if deadline == math.inf:
+            return await self._connect(key, timeout)
+        with anyio.CancelScope(deadline=deadline):
+            return await self._connect(key, timeout)
+        raise DeadlinePassed  # reached only when the deadline cancelled the connect
+
     def _key(self, url: httpx.URL) -> Key:
         known = self._keys.get(id(url))
         if known is not None and known[0] is url:
@@ -197,13 +214,16 @@ class Http11Transport(httpx.AsyncBaseTransport):
         read_timeout: float | None = None,
         write_timeout: float | None = None,
         stream_body: bool = False,
+        deadline: float = math.inf,
     ) -> RawAnswer:
         """Send a request already on the wire format (head and body) and return its answer.
 
         The direct path of the client's own transport: no httpx Request or
         Response is built. The answer's body is bytes when it was read inline,
         else a :class:`BodyStream` the caller must read to its end or close.
-        ``stream_body``: always stream the body (downloads).
+        ``stream_body``: always stream the body (downloads). ``deadline``
+        (``anyio.current_time()``) ends the exchange, connecting and a streamed
+        body included: a wait past it raises :class:`DeadlinePassed`.
         """
         if self._closed:
             msg = "transport is closed"
@@ -212,7 +232,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         for attempt in range(2):
             idle = self._idle.get(key)
             reused = bool(idle)
-            conn = idle.pop() if idle else await self._connect(key, connect_timeout)
+            conn = idle.pop() if idle else await self._connect_by(key, connect_timeout, deadline)
+            conn.deadline = deadline
             conn.answered = False
             try:
                 return await self._exchange(

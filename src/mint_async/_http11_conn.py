@@ -16,6 +16,7 @@ system calls) and adds checkpoints to every send; TLS keeps the stream.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -29,7 +30,15 @@ import httpx
 
 from ._http11_parse import MAX_HEAD, Framing, ProtocolError, chunk_size, parse_fields, parse_head
 
-__all__ = ["BodyReader", "BodyStream", "Connection", "ReadErrors", "WouldWait", "read_scope"]
+__all__ = [
+    "BodyReader",
+    "BodyStream",
+    "Connection",
+    "DeadlinePassed",
+    "ReadErrors",
+    "WouldWait",
+    "read_scope",
+]
 
 _READ_SIZE: Final = 65536
 _BLANK_LINE: Final = re.compile(rb"\n\r?\n")
@@ -42,6 +51,16 @@ _STREAM_ERRORS: Final = (
 )
 
 
+class DeadlinePassed(Exception):  # noqa: N818 - a signal, like WouldWait
+    """A wait for the socket reached :attr:`Connection.deadline` (the exchange is over).
+
+    The pool's caller sets the deadline of a whole attempt; a wait past it is
+    cancelled and this raised, which the caller reports as its timeout. Waits
+    are the only places an exchange can stall, so bounding each of them bounds
+    the exchange — and one that never waits costs no cancel scope.
+    """
+
+
 class WouldWait(Exception):  # noqa: N818 - a signal, named like anyio.WouldBlock
     """A read needed the socket while :attr:`Connection.waits` allowed no more waits."""
 
@@ -49,13 +68,25 @@ class WouldWait(Exception):  # noqa: N818 - a signal, named like anyio.WouldBloc
 class Connection:
     """One HTTP/1.1 connection: write a request, read an answer, report reusability."""
 
-    __slots__ = ("_sent", "_socket", "answered", "buffer", "key", "reusable", "stream", "waits")
+    __slots__ = (
+        "_sent",
+        "_socket",
+        "answered",
+        "buffer",
+        "deadline",
+        "key",
+        "reusable",
+        "stream",
+        "waits",
+    )
 
     def __init__(self, stream: anyio.abc.ByteStream, key: tuple[str, str, int]) -> None:
         self.stream = stream
         self.key = key
         self._socket = _direct_socket(stream)
         self._sent = False
+        self.deadline = math.inf
+        """When the current exchange must end (``anyio.current_time()``; see DeadlinePassed)."""
         self.buffer = bytearray()
         self.reusable = False
         self.answered = False
@@ -94,16 +125,29 @@ class Connection:
             if sent == len(data):
                 return
             data = data[sent:]
-        await self.stream.send(data)
+        if self.deadline == math.inf:
+            await self.stream.send(data)
+            return
+        with anyio.CancelScope(deadline=self.deadline) as scope:
+            await self.stream.send(data)
+        if scope.cancelled_caught:
+            raise DeadlinePassed
 
     async def _receive(self) -> bytes:
         """The next bytes from the server, b"" at a clean end of stream (errors raise)."""
         sock = self._socket
         if sock is None:
-            try:
-                return await self.stream.receive(_READ_SIZE)
-            except anyio.EndOfStream:
-                return b""
+            if self.deadline == math.inf:
+                try:
+                    return await self.stream.receive(_READ_SIZE)
+                except anyio.EndOfStream:
+                    return b""
+            with anyio.CancelScope(deadline=self.deadline):
+                try:
+                    return await self.stream.receive(_READ_SIZE)
+                except anyio.EndOfStream:
+                    return b""
+            raise DeadlinePassed  # reached only when the deadline cancelled the receive
         if self._sent:
             # Let the event loop run once first: the answer is then often in already
             # (a busy client is behind its server), and a read that needs no wait
@@ -115,7 +159,15 @@ class Connection:
             try:
                 return sock.recv(_READ_SIZE)
             except BlockingIOError:
+                pass
+            # Only a read that must wait pays for the deadline's cancel scope.
+            if self.deadline == math.inf:
                 await anyio.wait_readable(sock)
+                continue
+            with anyio.CancelScope(deadline=self.deadline) as scope:
+                await anyio.wait_readable(sock)
+            if scope.cancelled_caught:
+                raise DeadlinePassed
 
     async def _fill(self) -> None:
         self._may_wait()

@@ -52,7 +52,7 @@ from ._errors import log_decision as log_decision
 from ._errors import map_transport_errors
 from ._errors import status_error as status_error
 from ._exceptions import APIConnectionError, ClientClosedError
-from ._http11 import Http11Transport
+from ._http11 import DeadlinePassed, Http11Transport
 from ._pools import Slots, open_pool
 from ._pools import environment_proxy as environment_proxy
 from ._redaction import redact_bytes
@@ -212,11 +212,20 @@ class Transport:
                 # otherwise hold the call forever (issue 12). It starts once the
                 # limiter admits the request: queueing behind our own traffic is not
                 # the server's slowness.
-                with anyio.move_on_after(limit):
-                    if direct is not None:
-                        return await self._exchange_direct(*direct, method.upper(), subject)
+                if direct is not None:
+                    # The built-in pool bounds each of its waits by the deadline (an
+                    # exchange that never waits costs no cancel scope).
+                    deadline = anyio.current_time() + limit
+                    try:
+                        return await self._exchange_direct(
+                            *direct, method.upper(), subject, deadline
+                        )
+                    except DeadlinePassed:
+                        pass
+                else:
                     assert request is not None
-                    return await self._exchange(pool, request, subject)
+                    with anyio.move_on_after(limit):
+                        return await self._exchange(pool, request, subject)
                 # A deadline hit is reported as a read timeout (is_read_timeout): the
                 # connect timeout, shorter, fires first inside the transport.
                 msg = f"the response did not complete within {limit:g} s"
@@ -225,12 +234,18 @@ class Transport:
             limiter.release()
 
     async def _exchange_direct(
-        self, pool: Http11Transport, url: httpx.URL, payload: bytes, method: str, subject: str
+        self,
+        pool: Http11Transport,
+        url: httpx.URL,
+        payload: bytes,
+        method: str,
+        subject: str,
+        deadline: float,
     ) -> Response:
-        # The pool gets only a connect timeout: the caller's deadline covers the whole
-        # attempt and always ends first (no read or write deadlines of its own).
+        # The pool gets only a connect timeout and the attempt's deadline, which covers
+        # the whole exchange (a streamed body too: its reads wait on the connection).
         status, raw, body = await pool.send_raw(
-            method, url, payload, connect_timeout=self.config.timeouts.connect
+            method, url, payload, connect_timeout=self.config.timeouts.connect, deadline=deadline
         )
         headers = RawHeaders(raw)
         content = await read_raw_capped(
