@@ -20,7 +20,10 @@ from hypothesis import strategies as st
 
 from mint_async._config import ClientConfig
 from mint_async._http11 import DeadlinePassed, Http11Transport
-from mint_async._http11_conn import Connection
+from mint_async._http11_conn import (
+    Connection,
+    _duplicates,  # pyright: ignore[reportPrivateUsage]
+)
 from mint_async._request_builder import RequestBuilder
 from mint_async._response_body import RawHeaders
 
@@ -176,9 +179,17 @@ async def test_a_request_larger_than_the_socket_buffer_is_sent_whole() -> None:
         tg.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("socket_duplicate", [True, False])
 @pytest.mark.parametrize("stall", ["head", "body"])
-async def test_a_stalled_exchange_ends_at_its_deadline(stall: str) -> None:
-    """send_raw's deadline bounds every wait: a silent head, or a streamed body that stops."""
+async def test_a_stalled_exchange_ends_at_its_deadline(
+    stall: str, socket_duplicate: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """send_raw's deadline bounds every wait: a silent head, or a streamed body that stops.
+
+    Through a socket duplicate and through the stream (TLS, or past the fd budget).
+    """
+    if not socket_duplicate:
+        monkeypatch.setattr(_duplicates, "budget", 0)
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
 
@@ -208,4 +219,36 @@ async def test_a_stalled_exchange_ends_at_its_deadline(stall: str) -> None:
             await exchange()
         assert 0.3 <= anyio.current_time() - started < 5
         await pool.aclose()
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("budget_left", [True, False])
+async def test_socket_duplicates_stay_within_their_fd_budget(
+    budget_left: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its fd budget a connection uses the stream; either way the count is given back."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            while b"\r\n\r\n" not in await stream.receive():
+                pass
+            await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await anyio.sleep_forever()
+
+    live = _duplicates.live
+    monkeypatch.setattr(_duplicates, "budget", live + 10 if budget_left else live)
+    config = ClientConfig.resolve(base_url=f"http://127.0.0.1:{port}", api_key="tml-key")
+    builder = RequestBuilder(config)
+    pool = Http11Transport()
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        url, payload = builder.wire("POST", "x", body=b"{}", headers=None, key="tml-key")
+        with anyio.fail_after(10):
+            answer = await pool.send_raw("POST", url, payload)
+        assert (answer.status, answer.body) == (200, b"ok")
+        assert _duplicates.live == (live + 1 if budget_left else live)
+        await pool.aclose()
+        assert _duplicates.live == live
         tg.cancel_scope.cancel()

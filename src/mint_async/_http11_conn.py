@@ -271,6 +271,7 @@ class Connection:
         if sock is not None:
             anyio.notify_closing(sock)  # trio must forget it before it is closed
             sock.close()
+            _duplicates.live -= 1
         await anyio.aclose_forcefully(self.stream)
 
 
@@ -287,10 +288,37 @@ def _direct_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
     """
     if not (_POSIX and isinstance(stream, anyio.abc.SocketStream)):
         return None
+    # A duplicate is a second file descriptor per connection: at most a quarter of the
+    # process's limit goes to them, so that a low limit still leaves room for as many
+    # connections as before (past it, or if dup fails, the stream serves).
+    if _duplicates.live >= _duplicates.budget:
+        return None
     raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610 - anyio, not Django
-    dup = socket.socket(fileno=os.dup(raw.fileno()))
-    dup.setblocking(False)
+    try:
+        dup = socket.socket(fileno=os.dup(raw.fileno()))
+        dup.setblocking(False)
+    except OSError:
+        return None
+    _duplicates.live += 1
     return dup
+
+
+class _Duplicates:
+    """How many socket duplicates are open, and how many may be (per process: the fd limit is)."""
+
+    __slots__ = ("budget", "live")
+
+    def __init__(self) -> None:
+        self.live = 0
+        self.budget = 0
+        if _POSIX:
+            import resource  # noqa: PLC0415 - POSIX only
+
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            self.budget = 1 << 30 if soft == resource.RLIM_INFINITY else soft // 4
+
+
+_duplicates: Final = _Duplicates()
 
 
 class BodyReader:

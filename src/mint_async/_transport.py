@@ -1,9 +1,10 @@
 """HTTP transport: sends the client's requests, with the protocol's retries, to one server.
 
 It owns one connection pool per traffic class (session, train, sample,
-retrieve; :mod:`._pools` picks them), each behind a first-come-first-served limit (:class:`._pools.Slots`)
-so that, e.g., a thousand held ``retrieve_future`` long polls queue among
-themselves and never starve a submission. Each request is built by
+retrieve; :mod:`._pools` picks them), each behind a first-come-first-served
+limit (:class:`._pools.Slots`) so that, e.g., a thousand held
+``retrieve_future`` long polls queue among themselves and never starve a
+submission. Each request is built by
 :mod:`._request_builder` (URL, headers, framing), with the credential
 :mod:`._auth` gives it (it also bootstraps ``client/config``); the transport
 retries per protocol §6, waits out billing pauses, and lets only our exceptions
