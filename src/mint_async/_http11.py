@@ -26,23 +26,39 @@ response; the client's total deadline per attempt lives in ``_transport``. A
 deadline that an enclosing cancel scope already enforces sooner is not set
 again (a cancel scope is a large share of a small request's CPU).
 
+The client's own transport calls :meth:`Http11Transport.send_raw` with the
+request's bytes and gets ``(status, fields, body)`` back — no httpx Request,
+Response or Headers per exchange; ``handle_async_request`` (the httpx
+interface, for downloads and for users who plug the pool in) wraps it. On a
+plain TCP connection the bytes go straight to and from the socket, waiting
+with ``anyio.wait_readable`` only when none is there (:mod:`._http11_conn`).
+
 Modules: the grammar in :mod:`._http11_parse`, the connection and body readers
 in :mod:`._http11_conn`, the pool here.
 """
 
 from __future__ import annotations
 
+import math
 import ssl
-from typing import Final
+from typing import Final, NamedTuple
 
 import anyio
 import anyio.abc
 import httpx
 
-from ._http11_conn import BodyReader, BodyStream, Connection, ReadErrors, WouldWait, read_scope
+from ._http11_conn import (
+    BodyReader,
+    BodyStream,
+    Connection,
+    DeadlinePassed,
+    ReadErrors,
+    WouldWait,
+    read_scope,
+)
 from ._http11_parse import framing as _framing
 
-__all__ = ["STREAM_BODY", "Http11Transport"]
+__all__ = ["STREAM_BODY", "DeadlinePassed", "Http11Transport", "RawAnswer"]
 
 _INLINE_BODY: Final = 8 * 1024 * 1024
 """Bodies up to this size (with a Content-Length) are read before returning; larger ones stream."""
@@ -56,6 +72,16 @@ _Connection = Connection
 """The connection class under its old name (tests script connections through ``_connect``)."""
 
 Key = tuple[str, str, int]
+
+
+class RawAnswer(NamedTuple):
+    """An answer as the pool read it: no httpx objects (see :meth:`Http11Transport.send_raw`)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    """The header fields as received (names in the server's case)."""
+    body: bytes | BodyStream
+    """The whole body, or a stream of it (large, slow, or ``stream_body``)."""
 
 
 def _timeouts(request: httpx.Request) -> tuple[float | None, float | None, float | None]:
@@ -114,6 +140,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
         return Connection(stream, key)
 
+    async def _connect_by(self, key: Key, timeout: float | None, deadline: float) -> Connection:
+        """:meth:`_connect`, cut off at ``deadline`` (DeadlinePassed) as well as by ``timeout``."""
+        if deadline == math.inf:
+            return await self._connect(key, timeout)
+        with anyio.CancelScope(deadline=deadline):
+            return await self._connect(key, timeout)
+        raise DeadlinePassed  # reached only when the deadline cancelled the connect
+
     def _key(self, url: httpx.URL) -> Key:
         known = self._keys.get(id(url))
         if known is not None and known[0] is url:
@@ -144,8 +178,6 @@ class Http11Transport(httpx.AsyncBaseTransport):
         if self._closed:
             msg = "transport is closed"
             raise httpx.ConnectError(msg, request=request)
-        url = request.url
-        key = self._key(url)
         connect_timeout, read_timeout, write_timeout = _timeouts(request)
         # A ByteStream is in memory (read it without httpx's bookkeeping); others are read.
         body = (
@@ -153,19 +185,60 @@ class Http11Transport(httpx.AsyncBaseTransport):
             if isinstance(request.stream, httpx.ByteStream)
             else await request.aread()
         )
-        head = [f"{request.method} ".encode(), url.raw_path, b" HTTP/1.1\r\n"]
+        head = [f"{request.method} ".encode(), request.url.raw_path, b" HTTP/1.1\r\n"]
         for name, value in request.headers.raw:
             head += (name, b": ", value, b"\r\n")
         head.append(b"\r\n")
         head.append(body)
-        payload = b"".join(head)
+        status, headers, content = await self.send_raw(
+            request.method,
+            request.url,
+            b"".join(head),
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            stream_body=bool(request.extensions.get(STREAM_BODY)),
+        )
+        # stream=, not content=: httpx would decode a Content-Encoding (unbounded)
+        # and re-derive headers; the caller reads (and caps) the raw body.
+        stream = httpx.ByteStream(content) if isinstance(content, bytes) else content
+        return httpx.Response(status, headers=headers, stream=stream, request=request)
+
+    async def send_raw(
+        self,
+        method: str,
+        url: httpx.URL,
+        payload: bytes,
+        *,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+        stream_body: bool = False,
+        deadline: float = math.inf,
+    ) -> RawAnswer:
+        """Send a request already on the wire format (head and body) and return its answer.
+
+        The direct path of the client's own transport: no httpx Request or
+        Response is built. The answer's body is bytes when it was read inline,
+        else a :class:`BodyStream` the caller must read to its end or close.
+        ``stream_body``: always stream the body (downloads). ``deadline``
+        (``anyio.current_time()``) ends the exchange, connecting and a streamed
+        body included: a wait past it raises :class:`DeadlinePassed`.
+        """
+        if self._closed:
+            msg = "transport is closed"
+            raise httpx.ConnectError(msg)
+        key = self._key(url)
         for attempt in range(2):
             idle = self._idle.get(key)
             reused = bool(idle)
-            conn = idle.pop() if idle else await self._connect(key, connect_timeout)
+            conn = idle.pop() if idle else await self._connect_by(key, connect_timeout, deadline)
+            conn.deadline = deadline
             conn.answered = False
             try:
-                return await self._exchange(conn, request, payload, read_timeout, write_timeout)
+                return await self._exchange(
+                    conn, method, payload, read_timeout, write_timeout, stream_body
+                )
             except (httpx.RemoteProtocolError, httpx.WriteError) as exc:
                 await _discard(conn)
                 # A keep-alive connection the server had closed: nothing was answered, retry once.
@@ -181,11 +254,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def _exchange(
         self,
         conn: Connection,
-        request: httpx.Request,
+        method: str,
         payload: bytes,
         read_timeout: float | None,
         write_timeout: float | None,
-    ) -> httpx.Response:
+        stream_body: bool,
+    ) -> RawAnswer:
         enclosing = (
             float("inf")
             if read_timeout is None and write_timeout is None
@@ -194,10 +268,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
         scope = read_scope(write_timeout, enclosing)
         try:
             if scope is None:
-                await conn.stream.send(payload)
+                await conn.send(payload)
             else:
                 with scope:
-                    await conn.stream.send(payload)
+                    await conn.send(payload)
                 if scope.cancelled_caught:
                     raise httpx.WriteTimeout("timed out sending the request")
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
@@ -208,11 +282,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
         # One deadline for the head and a small body (one cancel scope, if any: speed).
         with ReadErrors(read_scope(read_timeout, enclosing)):
             status, version, headers = await conn.read_head()
-            framing, conn.reusable = _framing(request.method, status, version, headers)
+            framing, conn.reusable = _framing(method, status, version, headers)
             kind, length = framing
             # STREAM_BODY (downloads) always streams: a per-read timeout and the caller's
             # own rate floor bound it, not one deadline for the whole body.
-            if request.extensions.get(STREAM_BODY):
+            if stream_body:
                 reader = BodyReader(conn, framing)
             elif kind == "length" and length <= self._max_inline:
                 content = await conn.read_exactly(length) if length else b""
@@ -242,14 +316,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         if content is not None:
             if not (conn.reusable and self._keep(conn)):
                 await _discard(conn)
-            # stream=, not content=: httpx would decode a Content-Encoding (unbounded)
-            # and re-derive headers; the caller reads (and caps) the raw body.
-            return httpx.Response(
-                status, headers=headers, stream=httpx.ByteStream(content), request=request
-            )
+            return RawAnswer(status, headers, content)
         assert reader is not None
-        stream = BodyStream(reader, self.release, read_timeout, parts)
-        return httpx.Response(status, headers=headers, stream=stream, request=request)
+        return RawAnswer(status, headers, BodyStream(reader, self.release, read_timeout, parts))
 
     async def aclose(self) -> None:
         """Close every idle connection."""

@@ -7,30 +7,58 @@ of a body that streams, one read deadline per piece (httpx's ``read``
 timeout semantics). Deadlines are cancel scopes, which cost CPU on every
 request: :func:`read_scope` opens one only when no enclosing scope already
 ends sooner (the client's per-attempt deadline usually does).
+
+A plain TCP connection (POSIX) is read and written through a duplicate of its
+socket (:func:`_direct_socket`), not through the anyio stream: on asyncio the
+stream resumes and pauses the transport's reading around every wait (two
+system calls) and adds checkpoints to every send; TLS keeps the stream.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import httpx
 
 from ._http11_parse import MAX_HEAD, Framing, ProtocolError, chunk_size, parse_fields, parse_head
 
-__all__ = ["BodyReader", "BodyStream", "Connection", "ReadErrors", "WouldWait", "read_scope"]
+__all__ = [
+    "BodyReader",
+    "BodyStream",
+    "Connection",
+    "DeadlinePassed",
+    "ReadErrors",
+    "WouldWait",
+    "read_scope",
+]
 
 _READ_SIZE: Final = 65536
 _BLANK_LINE: Final = re.compile(rb"\n\r?\n")
+_POSIX: Final = os.name == "posix"
 _STREAM_ERRORS: Final = (
     anyio.EndOfStream,
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
     OSError,
 )
+
+
+class DeadlinePassed(Exception):  # noqa: N818 - a signal, like WouldWait
+    """A wait for the socket reached :attr:`Connection.deadline` (the exchange is over).
+
+    The pool's caller sets the deadline of a whole attempt; a wait past it is
+    cancelled and this raised, which the caller reports as its timeout. Waits
+    are the only places an exchange can stall, so bounding each of them bounds
+    the exchange — and one that never waits costs no cancel scope.
+    """
 
 
 class WouldWait(Exception):  # noqa: N818 - a signal, named like anyio.WouldBlock
@@ -40,11 +68,25 @@ class WouldWait(Exception):  # noqa: N818 - a signal, named like anyio.WouldBloc
 class Connection:
     """One HTTP/1.1 connection: write a request, read an answer, report reusability."""
 
-    __slots__ = ("answered", "buffer", "key", "reusable", "stream", "waits")
+    __slots__ = (
+        "_sent",
+        "_socket",
+        "answered",
+        "buffer",
+        "deadline",
+        "key",
+        "reusable",
+        "stream",
+        "waits",
+    )
 
     def __init__(self, stream: anyio.abc.ByteStream, key: tuple[str, str, int]) -> None:
         self.stream = stream
         self.key = key
+        self._socket = _direct_socket(stream)
+        self._sent = False
+        self.deadline = math.inf
+        """When the current exchange must end (``anyio.current_time()``; see DeadlinePassed)."""
         self.buffer = bytearray()
         self.reusable = False
         self.answered = False
@@ -61,15 +103,83 @@ class Connection:
                 raise WouldWait
             self.waits -= 1
 
+    async def send(self, data: bytes) -> None:
+        """Write ``data`` (a whole request).
+
+        On a plain TCP stream the bytes are written straight to the socket (see
+        :func:`_direct_socket`): a request fits in the kernel's send buffer, and
+        the stream's ``send`` would add two checkpoints (one a yield to the event
+        loop) per request. The stream is idle here — a previous ``send`` returned
+        only once its bytes were written (on asyncio anyio waits for the
+        transport's buffer to drain; a send cut short discards the connection) —
+        so nothing queued can be overtaken. What the socket did not take goes
+        through the stream, which waits for room.
+        """
+        sock = self._socket
+        if sock is not None:
+            self._sent = True
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        if self.deadline == math.inf:
+            await self.stream.send(data)
+            return
+        with anyio.CancelScope(deadline=self.deadline) as scope:
+            await self.stream.send(data)
+        if scope.cancelled_caught:
+            raise DeadlinePassed
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the server, b"" at a clean end of stream (errors raise)."""
+        sock = self._socket
+        if sock is None:
+            if self.deadline == math.inf:
+                try:
+                    return await self.stream.receive(_READ_SIZE)
+                except anyio.EndOfStream:
+                    return b""
+            with anyio.CancelScope(deadline=self.deadline):
+                try:
+                    return await self.stream.receive(_READ_SIZE)
+                except anyio.EndOfStream:
+                    return b""
+            raise DeadlinePassed  # reached only when the deadline cancelled the receive
+        if self._sent:
+            # Let the event loop run once first: the answer is then often in already
+            # (a busy client is behind its server), and a read that needs no wait
+            # skips registering the socket with the loop and unregistering it
+            # (two system calls, and on asyncio a future).
+            self._sent = False
+            await anyio.lowlevel.checkpoint()
+        while True:
+            try:
+                return sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                pass
+            # Only a read that must wait pays for the deadline's cancel scope.
+            if self.deadline == math.inf:
+                await anyio.wait_readable(sock)
+                continue
+            with anyio.CancelScope(deadline=self.deadline) as scope:
+                await anyio.wait_readable(sock)
+            if scope.cancelled_caught:
+                raise DeadlinePassed
+
     async def _fill(self) -> None:
         self._may_wait()
         try:
-            chunk = await self.stream.receive(_READ_SIZE)
+            chunk = await self._receive()
         except _STREAM_ERRORS as exc:
             msg = "the server closed the connection"
             raise ProtocolError(msg) from exc
-        if chunk:
-            self.answered = True
+        if not chunk:
+            msg = "the server closed the connection"
+            raise ProtocolError(msg)
+        self.answered = True
         self.buffer += chunk
 
     async def read_block(self) -> list[bytes]:
@@ -140,12 +250,12 @@ class Connection:
         if not self.buffer:
             self._may_wait()
             try:
-                chunk = await self.stream.receive(_READ_SIZE)
-            except anyio.EndOfStream:
-                return b""
+                chunk = await self._receive()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
                 msg = "the connection was reset mid-body"
                 raise ProtocolError(msg) from exc
+            if not chunk:
+                return b""
             self.buffer += chunk
         if limit is None or limit >= len(self.buffer):
             data = bytes(self.buffer)
@@ -157,7 +267,58 @@ class Connection:
 
     async def aclose(self) -> None:
         """Close the socket at once (never waits for the peer)."""
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            anyio.notify_closing(sock)  # trio must forget it before it is closed
+            sock.close()
+            _duplicates.live -= 1
         await anyio.aclose_forcefully(self.stream)
+
+
+def _direct_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
+    """A second handle on the socket of a plain TCP stream, for direct reads and writes.
+
+    The built-in pool reads and writes a plain TCP connection through this
+    duplicate (non-blocking, like the original: they share one open file),
+    waiting with ``anyio.wait_readable`` only when no byte is there: anyio's
+    asyncio stream instead resumes and pauses the transport's reading around
+    every wait. anyio pauses reading as it connects, and the stream is never
+    read, so no byte goes to it. None for TLS, for other streams (tests' scripted
+    ones) and off POSIX (where waiting on a socket is not the event loop's own).
+    """
+    if not (_POSIX and isinstance(stream, anyio.abc.SocketStream)):
+        return None
+    # A duplicate is a second file descriptor per connection: at most a quarter of the
+    # process's limit goes to them, so that a low limit still leaves room for as many
+    # connections as before (past it, or if dup fails, the stream serves).
+    if _duplicates.live >= _duplicates.budget:
+        return None
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610 - anyio, not Django
+    try:
+        dup = socket.socket(fileno=os.dup(raw.fileno()))
+        dup.setblocking(False)
+    except OSError:
+        return None
+    _duplicates.live += 1
+    return dup
+
+
+class _Duplicates:
+    """How many socket duplicates are open, and how many may be (per process: the fd limit is)."""
+
+    __slots__ = ("budget", "live")
+
+    def __init__(self) -> None:
+        self.live = 0
+        self.budget = 0
+        if _POSIX:
+            import resource  # noqa: PLC0415 - POSIX only
+
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            self.budget = 1 << 30 if soft == resource.RLIM_INFINITY else soft // 4
+
+
+_duplicates: Final = _Duplicates()
 
 
 class BodyReader:

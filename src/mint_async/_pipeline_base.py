@@ -48,11 +48,13 @@ class _Window:
         self.decreases = 0
         self._boundary = -1
         """Requests submitted before this index don't shrink the window again."""
-        self._changed = anyio.Event()
+        self._changed: anyio.Event | None = None
+        """Set on the next change; made only when someone waits (most changes have no waiter)."""
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     def _fits(self, nbytes: int) -> bool:
         if self.in_flight == 0:
@@ -63,6 +65,8 @@ class _Window:
         self.waiting += 1
         try:
             while not self._fits(nbytes):
+                if self._changed is None:
+                    self._changed = anyio.Event()
                 await self._changed.wait()
         finally:
             self.waiting -= 1
@@ -124,7 +128,7 @@ class Pipeline(Generic[T]):
         self._handles: list[Handle[T]] = []
         self._completed: list[Handle[T]] = []
         self._closed_for_submissions = False
-        self._changed = anyio.Event()
+        self._changed: anyio.Event | None = None
         self._failed = 0
         self._cancelled = 0
         self._retries = 0
@@ -189,8 +193,15 @@ class Pipeline(Generic[T]):
     # -- bookkeeping ------------------------------------------------------------------
 
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    async def _wait_change(self) -> None:
+        """Wait for the next :meth:`_wake` (the Event is made only when someone waits)."""
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
 
     def _new_handle(self, *, request_id: str | None, tag: object, nbytes: int) -> Handle[T]:
         if self._closed_for_submissions:
@@ -279,7 +290,7 @@ class Pipeline(Generic[T]):
                 return
             if self._state != "open" and cursor >= len(self._completed):
                 return
-            await self._changed.wait()
+            await self._wait_change()
 
     async def in_order(self, *, until_closed: bool = False) -> AsyncIterator[Handle[T]]:
         """Handles in submission order, each once it is done (same ending rule as as_completed)."""
@@ -290,14 +301,14 @@ class Pipeline(Generic[T]):
                 while not handle.done():
                     if self._state != "open":
                         return
-                    await self._changed.wait()
+                    await self._wait_change()
                 cursor += 1
                 yield handle
             if self._window.waiting == 0 and (not until_closed or self._closed_for_submissions):
                 return
             if self._state != "open":
                 return
-            await self._changed.wait()
+            await self._wait_change()
 
     async def results(self) -> list[T]:
         """Every result so far, in submission order (raises the first error met)."""

@@ -61,7 +61,11 @@ class Handle(Generic[T]):
         self.nbytes: int = nbytes
         self.submitted_at: float = time.monotonic()
         self.completed_at: float | None = None
-        self._done = anyio.Event()
+        # A pipeline keeps every handle until it closes: a done handle holds only its
+        # outcome (not its future, nor an Event unless someone waited), so that
+        # thousands of them cost the garbage collector little.
+        self._done = False
+        self._event: anyio.Event | None = None
         self._value: T | None = None
         self._error: BaseException | None = None
 
@@ -86,7 +90,7 @@ class Handle(Generic[T]):
 
     def done(self) -> bool:
         """Whether the result (or error) is known."""
-        return self._done.is_set()
+        return self._done
 
     @property
     def latency(self) -> float | None:
@@ -108,7 +112,12 @@ class Handle(Generic[T]):
 
     async def wait(self) -> T:
         """Wait for the result (or raise the request's error)."""
-        await self._done.wait()
+        if not self._done:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+        else:
+            await anyio.lowlevel.checkpoint()
         return self.result()
 
     def __await__(self) -> Generator[Any, None, T]:
@@ -118,4 +127,10 @@ class Handle(Generic[T]):
         """Record the result or error (called by the pipeline that owns the handle)."""
         self._value, self._error = value, error
         self.completed_at = time.monotonic()
-        self._done.set()
+        self._done = True
+        if self._future is not None:
+            self._request_id = self._future.request_id
+            self._future = None
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()

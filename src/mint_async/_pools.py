@@ -12,15 +12,17 @@ retrieve) and asks :func:`open_pool` for each on first use:
 
 from __future__ import annotations
 
+import collections
 import urllib.request
 from collections.abc import Iterable
 
+import anyio
 import httpx
 
 from ._config import ClientConfig, TrafficClass
 from ._http11 import Http11Transport
 
-__all__ = ["environment_proxy", "open_pool"]
+__all__ = ["Slots", "environment_proxy", "open_pool"]
 
 _CLASSES: tuple[TrafficClass, ...] = ("session", "train", "sample", "retrieve")
 
@@ -71,3 +73,49 @@ def open_pool(
     caps = config.limits
     idle = sum(min(caps.for_class(tc), caps.keepalive) for tc in _CLASSES)
     return Http11Transport(max_idle=idle, max_inline=most if most is not None else 1 << 62)
+
+
+class Slots:
+    """A traffic class's in-flight limit: first come, first served, like ``anyio.CapacityLimiter``.
+
+    Taking a free slot touches neither the event loop nor the current task
+    (``CapacityLimiter`` looks the task up to record it as the borrower, on
+    every request: a measurable share of a small request's CPU). A released
+    slot goes straight to the longest waiter, so a free slot never coexists
+    with a waiter and a newcomer cannot overtake the queue.
+    """
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, total: int) -> None:
+        self._free = total
+        self._waiters: collections.deque[anyio.Event] = collections.deque()
+
+    def take_nowait(self) -> bool:
+        """Take a slot if one is free (no checkpoint); False when all are taken."""
+        if self._free > 0:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting in line for one when all are taken."""
+        if self.take_nowait():
+            return
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self.release()  # handed a slot while being cancelled: pass it on
+            else:
+                self._waiters.remove(event)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back (to the longest waiter, if any)."""
+        if self._waiters:
+            self._waiters.popleft().set()
+        else:
+            self._free += 1

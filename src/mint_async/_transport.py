@@ -1,9 +1,10 @@
 """HTTP transport: sends the client's requests, with the protocol's retries, to one server.
 
 It owns one connection pool per traffic class (session, train, sample,
-retrieve; :mod:`._pools` picks them), each behind an anyio ``CapacityLimiter``
-so that, e.g., a thousand held ``retrieve_future`` long polls queue among
-themselves and never starve a submission. Each request is built by
+retrieve; :mod:`._pools` picks them), each behind a first-come-first-served
+limit (:class:`._pools.Slots`) so that, e.g., a thousand held
+``retrieve_future`` long polls queue among themselves and never starve a
+submission. Each request is built by
 :mod:`._request_builder` (URL, headers, framing), with the credential
 :mod:`._auth` gives it (it also bootstraps ``client/config``); the transport
 retries per protocol §6, waits out billing pauses, and lets only our exceptions
@@ -52,13 +53,13 @@ from ._errors import log_decision as log_decision
 from ._errors import map_transport_errors
 from ._errors import status_error as status_error
 from ._exceptions import APIConnectionError, ClientClosedError
-from ._http11 import Http11Transport
+from ._http11 import DeadlinePassed, Http11Transport
+from ._pools import Slots, open_pool
 from ._pools import environment_proxy as environment_proxy
-from ._pools import open_pool
 from ._redaction import redact_bytes
 from ._request_builder import USER_AGENT as USER_AGENT
 from ._request_builder import RequestBuilder
-from ._response_body import read_capped
+from ._response_body import RawHeaders, read_capped, read_raw_capped
 from ._retry import BillingWindow, backoff_delay, should_retry_status
 from ._retry import sleep as backoff_sleep
 
@@ -99,7 +100,7 @@ class Transport:
         self.config = config
         self._user_transport = transport
         self._pools: dict[TrafficClass, httpx.AsyncBaseTransport] = {}
-        self._limiters = {tc: anyio.CapacityLimiter(config.limits.for_class(tc)) for tc in _TRAFFIC}
+        self._limiters = {tc: Slots(config.limits.for_class(tc)) for tc in _TRAFFIC}
         self._credentials = Credentials(config.api_key, self._session_post)
         self._closed = False
         self._billing = BillingWindow()
@@ -181,24 +182,30 @@ class Transport:
             if credential is not None
             else (await self._credentials.key() if auth else self.config.api_key)
         )
-        request = self._requests.api(
-            method,
-            path,
-            body=body,
-            headers=headers,
-            key=key,
-            timeout=timeout,
-            deadline_only=isinstance(pool, Http11Transport),
-        )
+        request: httpx.Request | None = None
+        direct: tuple[Http11Transport, httpx.URL, bytes] | None = None
+        if isinstance(pool, Http11Transport):
+            # The built-in pool takes the request's bytes and answers without httpx
+            # objects (building them was a large share of a small request's CPU).
+            url, payload = self._requests.wire(method, path, body=body, headers=headers, key=key)
+            direct = (pool, url, payload)
+        else:
+            request = self._requests.api(
+                method,
+                path,
+                body=body,
+                headers=headers,
+                key=key,
+                timeout=timeout,
+                deadline_only=False,
+            )
         limit = timeout if timeout is not None else self.config.timeouts.request
         subject = f"{method} /{path.split('?', 1)[0]}"
         limiter = self._limiters[traffic]
-        try:
-            # A free slot is taken without a checkpoint (``async with`` yields to the
-            # loop once per request, a large share of a small request's CPU).
-            limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            await limiter.acquire()
+        # A free slot is taken without a checkpoint (``async with`` yields to the
+        # loop once per request, a large share of a small request's CPU).
+        if not limiter.take_nowait():
+            await limiter.take()
         try:
             with map_transport_errors(subject, self.secrets):
                 # One deadline for the whole attempt: httpx's read timeout bounds each
@@ -206,14 +213,49 @@ class Transport:
                 # otherwise hold the call forever (issue 12). It starts once the
                 # limiter admits the request: queueing behind our own traffic is not
                 # the server's slowness.
-                with anyio.move_on_after(limit):
-                    return await self._exchange(pool, request, subject)
+                if direct is not None:
+                    # The built-in pool bounds each of its waits by the deadline (an
+                    # exchange that never waits costs no cancel scope).
+                    deadline = anyio.current_time() + limit
+                    try:
+                        return await self._exchange_direct(
+                            *direct, method.upper(), subject, deadline
+                        )
+                    except DeadlinePassed:
+                        pass
+                else:
+                    assert request is not None
+                    with anyio.move_on_after(limit):
+                        return await self._exchange(pool, request, subject)
                 # A deadline hit is reported as a read timeout (is_read_timeout): the
                 # connect timeout, shorter, fires first inside the transport.
                 msg = f"the response did not complete within {limit:g} s"
                 raise httpx.ReadTimeout(msg, request=request)
         finally:
             limiter.release()
+
+    async def _exchange_direct(
+        self,
+        pool: Http11Transport,
+        url: httpx.URL,
+        payload: bytes,
+        method: str,
+        subject: str,
+        deadline: float,
+    ) -> Response:
+        # The pool gets only a connect timeout and the attempt's deadline, which covers
+        # the whole exchange (a streamed body too: its reads wait on the connection).
+        status, raw, body = await pool.send_raw(
+            method, url, payload, connect_timeout=self.config.timeouts.connect, deadline=deadline
+        )
+        headers = RawHeaders(raw)
+        content = await read_raw_capped(
+            headers, body, self.config.limits.max_response_bytes, subject
+        )
+        if status >= 300:
+            # Error bodies end up in exception messages and logs: no credentials there.
+            content = redact_bytes(content, self.secrets)
+        return Response(status, headers, content)
 
     async def _exchange(
         self, pool: httpx.AsyncBaseTransport, request: httpx.Request, subject: str
