@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from mint_async._config import ClientConfig
 from mint_async._http11 import DeadlinePassed, Http11Transport
 from mint_async._http11_conn import (
+    _DIRECT_IO,  # pyright: ignore[reportPrivateUsage]
     Connection,
     _duplicates,  # pyright: ignore[reportPrivateUsage]
 )
@@ -248,7 +249,8 @@ async def test_socket_duplicates_stay_within_their_fd_budget(
         with anyio.fail_after(10):
             answer = await pool.send_raw("POST", url, payload)
         assert (answer.status, answer.body) == (200, b"ok")
-        assert _duplicates.live == (live + 1 if budget_left else live)
+        # anyio < 4.7 has no wait_readable: every connection uses the stream.
+        assert _duplicates.live == (live + 1 if budget_left and _DIRECT_IO else live)
         await pool.aclose()
         assert _duplicates.live == live
         tg.cancel_scope.cancel()

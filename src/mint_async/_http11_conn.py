@@ -43,6 +43,9 @@ __all__ = [
 _READ_SIZE: Final = 65536
 _BLANK_LINE: Final = re.compile(rb"\n\r?\n")
 _POSIX: Final = os.name == "posix"
+_DIRECT_IO: Final = hasattr(anyio, "wait_readable") and hasattr(anyio, "notify_closing")
+"""anyio >= 4.7 waits on a socket of ours (``wait_readable``) and lets the event loop forget
+it before it is closed (``notify_closing``); older anyio serves through the stream."""
 _STREAM_ERRORS: Final = (
     anyio.EndOfStream,
     anyio.BrokenResourceError,
@@ -284,9 +287,10 @@ def _direct_socket(stream: anyio.abc.ByteStream) -> socket.socket | None:
     asyncio stream instead resumes and pauses the transport's reading around
     every wait. anyio pauses reading as it connects, and the stream is never
     read, so no byte goes to it. None for TLS, for other streams (tests' scripted
-    ones) and off POSIX (where waiting on a socket is not the event loop's own).
+    ones), off POSIX (where waiting on a socket is not the event loop's own) and
+    with anyio older than 4.7 (no ``wait_readable`` / ``notify_closing``).
     """
-    if not (_POSIX and isinstance(stream, anyio.abc.SocketStream)):
+    if not (_POSIX and _DIRECT_IO and isinstance(stream, anyio.abc.SocketStream)):
         return None
     # A duplicate is a second file descriptor per connection: at most a quarter of the
     # process's limit goes to them, so that a low limit still leaves room for as many
