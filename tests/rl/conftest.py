@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from mint_async import ServiceClient, TrainingClient, rl
+from mint_async import types as t
 from mint_async.server import LatencyConfig, ServerConfig
 from mint_async.testing import InProcessServer, serve_in_process
 
@@ -42,3 +44,14 @@ async def digits_run(latency: str = FAST, *, group_size: int = 4) -> AsyncGenera
             tokenizer, prompts=16, group_size=group_size, max_tokens=6
         )
         yield Run(server, svc, tc, dataset)
+
+
+def rl_config(**kwargs: Any) -> rl.RLConfig:
+    """A small RLConfig for the digits task (4 steps of 4 groups, 6 tokens); ``kwargs`` override."""
+    base: dict[str, Any] = {
+        "steps": 4,
+        "groups_per_step": 4,
+        "sampling_params": t.SamplingParams(max_tokens=6, temperature=1.0),
+        "adam": t.AdamParams(learning_rate=0.05),
+    }
+    return rl.RLConfig(**{**base, **kwargs})

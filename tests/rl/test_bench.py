@@ -24,6 +24,16 @@ KEYS = {
 }
 
 
+def _run(script: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def test_bench_rl_prints_one_json_line_per_mode_and_a_table() -> None:
     """Four modes (a compressed latency model, few steps): JSON lines with the issue's keys, staleness <= K."""
     args = [
@@ -38,13 +48,7 @@ def test_bench_rl_prints_one_json_line_per_mode_and_a_table() -> None:
         "--oversample",
         "2",
     ]
-    proc = subprocess.run(
-        [sys.executable, str(BENCH), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = _run(BENCH, args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [(r["max_steps_off_policy"], r["sync_weights_every"]) for r in records] == [
@@ -70,13 +74,7 @@ def test_bench_rl_quality_pairs_the_modes_by_seed() -> None:
     bench = BENCH.parent / "bench_rl_quality.py"
     args = ["--seeds", "2", "--steps", "3", "--modes", "0,1", "--time-scale", "0.02"]
     args += ["--eval-groups", "4"]
-    proc = subprocess.run(
-        [sys.executable, str(bench), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = _run(bench, args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [r["mode"] for r in records] == ["sync", "async-k1"]

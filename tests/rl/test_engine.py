@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mint_async import InvalidInputError, rl
 from mint_async import types as t
 
-from .conftest import digits_run
+from .conftest import digits_run, rl_config
 
 pytestmark = pytest.mark.anyio
 
 
-def _config(**kwargs: object) -> rl.RLConfig:
-    base: dict[str, object] = {
-        "steps": 4,
-        "groups_per_step": 4,
-        "sampling_params": t.SamplingParams(max_tokens=6, temperature=1.0),
-        "adam": t.AdamParams(learning_rate=0.05),
-    }
-    return rl.RLConfig(**{**base, **kwargs})  # type: ignore[arg-type]
+def _config(**kwargs: Any) -> rl.RLConfig:
+    return rl_config(**{"steps": 4, **kwargs})
 
 
 def _all_indices(history: list[rl.StepMetrics]) -> list[int]:

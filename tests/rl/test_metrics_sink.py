@@ -11,19 +11,13 @@ import pytest
 from mint_async import WandbUnavailableError, rl
 from mint_async import types as t
 
-from .conftest import digits_run
+from .conftest import digits_run, rl_config
 
 pytestmark = pytest.mark.anyio
 
 
 def _config(**kwargs: Any) -> rl.RLConfig:
-    base: dict[str, Any] = {
-        "steps": 3,
-        "groups_per_step": 4,
-        "sampling_params": t.SamplingParams(max_tokens=6, temperature=1.0),
-        "adam": t.AdamParams(learning_rate=0.05),
-    }
-    return rl.RLConfig(**{**base, **kwargs})
+    return rl_config(**{"steps": 3, **kwargs})
 
 
 async def test_each_step_reaches_the_sink_as_flat_scalars() -> None:

@@ -7,21 +7,14 @@ from typing import Any
 import pytest
 
 from mint_async import InvalidInputError, rl
-from mint_async import types as t
 
-from .conftest import digits_run
+from .conftest import digits_run, rl_config
 
 pytestmark = pytest.mark.anyio
 
 
 def _config(**kwargs: Any) -> rl.RLConfig:
-    base: dict[str, Any] = {
-        "steps": 6,
-        "groups_per_step": 4,
-        "sampling_params": t.SamplingParams(max_tokens=6, temperature=1.0),
-        "adam": t.AdamParams(learning_rate=0.05),
-    }
-    return rl.RLConfig(**{**base, **kwargs})
+    return rl_config(**{"steps": 6, **kwargs})
 
 
 @pytest.mark.parametrize(("k", "every"), [(1, 1), (2, 1), (2, 2), (3, 3)])
