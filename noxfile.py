@@ -56,7 +56,7 @@ TINKER_038 = "tinker==0.38.0"
 
 # The benchmarks' comparison clients (the raw-limit loop) and the trio rows.
 BENCH_DEPS = ["aiohttp", "trio"]
-TRIO = "trio>=0.25"
+TRIO = "trio>=0.31"
 RUFF = "ruff>=0.6"
 # The import contracts in pyproject.toml ([tool.importlinter]; acyclic_siblings needs a recent one).
 IMPORT_LINTER = "import-linter>=2.17"

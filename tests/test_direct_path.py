@@ -218,7 +218,8 @@ async def test_a_stalled_exchange_ends_at_its_deadline(
 
         with anyio.fail_after(10), pytest.raises(DeadlinePassed):
             await exchange()
-        assert 0.3 <= anyio.current_time() - started < 5
+        # asyncio runs a timer up to its clock resolution early: a millisecond of slack.
+        assert 0.299 <= anyio.current_time() - started < 5
         await pool.aclose()
         tg.cancel_scope.cancel()
 

@@ -182,7 +182,7 @@ class Executor:
         if capacity.available_tokens >= 1:
             # A free slot is taken at once: the record never reads as queued (an awaited
             # acquire yields even then, and a poll in that instant would see paused_capacity).
-            # Checked, not tried: anyio 4.4 (our floor) raises trio's own WouldBlock on trio.
+            # Checked, not tried: anyio 4.4 (an earlier floor) raises trio's own WouldBlock on trio.
             capacity.acquire_nowait()
         else:
             sample = op == "sample"
