@@ -250,7 +250,7 @@ async def test_socket_duplicates_stay_within_their_fd_budget(
         with anyio.fail_after(10):
             answer = await pool.send_raw("POST", url, payload)
         assert (answer.status, answer.body) == (200, b"ok")
-        # anyio < 4.7 has no wait_readable: every connection uses the stream.
+        # anyio < 4.16: every connection uses the stream.
         assert _duplicates.live == (live + 1 if budget_left and _DIRECT_IO else live)
         await pool.aclose()
         assert _duplicates.live == live
