@@ -166,20 +166,22 @@ def trajectory_datums(
             continue
         # Position i predicts token i + 1: shift the per-token columns by one.
         action = np.asarray(mask[1:], dtype=bool)
-        datum = t.Datum(
-            model_input=t.ModelInput.from_ints(tokens[:-1]),
-            loss_fn_inputs={
-                "target_tokens": np.asarray(tokens[1:], dtype=np.int64),
-                "logprobs": np.where(
-                    action, np.asarray(seg.logprobs[1:], dtype=np.float32), 0.0
-                ).astype(np.float32),
-                "advantages": np.where(action, advantage, 0.0).astype(np.float32),
-            },
+        # The spans go in with the rest: one Datum, validated (and its tilings checked) once.
+        input_spans, target_spans = shifted_spans(seg.runs) if provenance else (None, None)
+        datums.append(
+            t.Datum(
+                model_input=t.ModelInput.from_ints(tokens[:-1]),
+                loss_fn_inputs={
+                    "target_tokens": np.asarray(tokens[1:], dtype=np.int64),
+                    "logprobs": np.where(
+                        action, np.asarray(seg.logprobs[1:], dtype=np.float32), 0.0
+                    ).astype(np.float32),
+                    "advantages": np.where(action, advantage, 0.0).astype(np.float32),
+                },
+                model_input_spans=input_spans,
+                loss_fn_input_spans=target_spans,
+            )
         )
-        if provenance:
-            model_input, loss_fn_inputs = shifted_spans(seg.runs)
-            datum = datum.with_provenance(model_input=model_input, loss_fn_inputs=loss_fn_inputs)
-        datums.append(datum)
     return datums
 
 
